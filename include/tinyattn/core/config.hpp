@@ -1,0 +1,60 @@
+// tinyattn/core/config.hpp — the few macros and helpers every other header builds on.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+
+// One host/device macro for code that runs on every backend. nvcc defines __CUDACC__; under a host
+// compiler (g++, clang) CCCL 3 no longer defines __host__/__device__, so we never spell them directly.
+#if defined(__CUDACC__)
+#define TINYATTN_HD __host__ __device__
+#define TINYATTN_DEVICE_COMPILER 1
+#else
+#define TINYATTN_HD
+#define TINYATTN_DEVICE_COMPILER 0
+#endif
+
+#define TINYATTN_FORCEINLINE inline __attribute__((always_inline))
+
+// Ask the host compiler to vectorize the loop that follows (OpenMP SIMD; harmless when unsupported).
+#if !defined(__CUDA_ARCH__) && defined(_OPENMP)
+#define TINYATTN_SIMD _Pragma("omp simd")
+#else
+#define TINYATTN_SIMD
+#endif
+
+namespace tinyattn {
+
+using index_t = std::int32_t;  // sample, row and element indices: every buffer is < 2^31 elements
+
+// For static_assert in a primary template that must never be instantiated.
+template <class...>
+inline constexpr bool dependent_false = false;
+
+// Thrown for every invalid argument or input a user can pass at run time. The message always says
+// what was wrong, where, what was expected and what was found.
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+namespace detail {
+template <class... Parts>
+std::string concat(const Parts&... parts) {
+  std::ostringstream out;
+  (out << ... << parts);
+  return out.str();
+}
+}  // namespace detail
+
+// Throws tinyattn::Error built from the message parts when `ok` is false.
+template <class... Parts>
+void require(bool ok, const Parts&... message_parts) {
+  if (!ok) throw Error(detail::concat(message_parts...));
+}
+
+}  // namespace tinyattn
