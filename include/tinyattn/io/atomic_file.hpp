@@ -7,8 +7,12 @@
 // itself survives a power loss. On any failure the temporary file is removed, the file at `path`
 // (if any) is left exactly as it was, and IoError is thrown.
 //
-// POSIX only (Linux). Not thread-safe per path: two writers of the same path race, the last rename
-// wins, but neither sees a torn file.
+// The replaced file gets fresh permissions (0666 minus the umask), not those of the file it
+// replaces. read_file_bytes, the reading counterpart, lives here too so that every file-system
+// call of tinyattn::io reports failures the same way.
+//
+// POSIX only (Linux). Concurrent writers of one path race and the last rename wins, but no reader
+// ever sees a torn file.
 #pragma once
 
 #include <fcntl.h>
@@ -224,7 +228,8 @@ void write_file_atomically_impl(const std::string& path, Writer&& write_contents
 // sink. An exception thrown by the callback propagates unchanged, after the temporary file is gone.
 // requires: the directory of `path` exists and is writable.
 // ensures:  on return, `path` holds exactly the appended bytes, durably; on throw, `path` is as it
-//           was before the call and no temporary file remains.
+//           was before the call and no temporary file remains — except when only the final
+//           directory fsync fails, after the rename (the message then says "the file was replaced").
 inline void write_file_atomically(const std::string& path,
                                   const std::function<void(ByteSink&)>& write_contents) {
   write_file_atomically_impl(path, write_contents);
@@ -249,8 +254,7 @@ inline void write_file_atomically(const std::string& path, const std::vector<uns
   write_file_atomically(path, contents.data(), contents.size());
 }
 
-// Reads the whole file at `path`. Lives beside the writer so that every file-system call of
-// tinyattn::io reports failures the same way.
+// Reads the whole file at `path`.
 // ensures: returns the file's bytes; throws IoError (naming path, operation, reason) otherwise.
 inline std::vector<unsigned char> read_file_bytes(const std::string& path) {
   int fd;
