@@ -20,11 +20,20 @@
 
 #define TINYATTN_FORCEINLINE inline __attribute__((always_inline))
 
-// Ask the host compiler to vectorize the loop that follows (OpenMP SIMD; harmless when unsupported).
+// Ask the host compiler to vectorize the loop that follows (OpenMP SIMD; nothing in device code or
+// without OpenMP). The _SUM/_MAX forms declare the loop's reduction variable, which lets the compiler
+// split the sum across vector lanes: a fixed, deterministic order for a given binary.
+#define TINYATTN_PRAGMA(x) _Pragma(#x)
 #if !defined(__CUDA_ARCH__) && defined(_OPENMP)
-#define TINYATTN_SIMD _Pragma("omp simd")
+#define TINYATTN_SIMD TINYATTN_PRAGMA(omp simd)
+#define TINYATTN_SIMD_SUM(var) TINYATTN_PRAGMA(omp simd reduction(+ : var))
+#define TINYATTN_SIMD_MAX(var) TINYATTN_PRAGMA(omp simd reduction(max : var))
+#define TINYATTN_SIMD_MIN(var) TINYATTN_PRAGMA(omp simd reduction(min : var))
 #else
 #define TINYATTN_SIMD
+#define TINYATTN_SIMD_SUM(var)
+#define TINYATTN_SIMD_MAX(var)
+#define TINYATTN_SIMD_MIN(var)
 #endif
 
 namespace tinyattn {

@@ -1,0 +1,103 @@
+// tinyattn/backend/primitives.hpp — backend policy tags and the primitive interface they plug into.
+//
+// A backend is an empty tag type. Everything the model does on a backend goes through
+// `Primitives<Backend>`, a handful of operations every backend implements:
+//
+//   buffer<T>                          owning storage in the backend's memory
+//   upload / download / fill / copy    moving data (host <-> backend, backend <-> backend)
+//   for_each(n, f)                     f(i) for i in [0, n), in parallel; f is TINYATTN_HD
+//   for_each_row(rows, cols, f)        f(row, col_begin, col_end) covering every (row, col); the
+//                                      backend picks the column tiling (whole rows on a CPU for
+//                                      SIMD, one column per thread on a GPU for coalescing)
+//   gemm(GemmArgs)                     strided-batched row-major matrix products
+//   gather_sum_rows(GatherSumArgs)     out[s] = sum of weighted src rows listed by segment s (the
+//                                      deterministic building block of scatter-adds)
+//   sum_metrics(loss, correct, n)      deterministic sum of per-sample losses and hits
+//   all_finite(x, n)                   no NaN or infinity in x
+//
+// The model's math (tinyattn/model/) is written once against this interface; a new backend is a new
+// tag plus a specialization of Primitives. Every result is deterministic: a rerun on the same
+// backend gives bit-identical numbers (no atomics; reductions in a fixed order).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+
+#include "tinyattn/core/config.hpp"
+
+namespace tinyattn {
+
+namespace backend {
+// The CPU: Eigen 3.4 for matrix products, OpenMP threads for the rest (tinyattn/backend/cpu.hpp).
+struct cpu {};
+// Thrust: CUDA when compiled by nvcc, Thrust's OpenMP device system when compiled by a host
+// compiler (tinyattn/backend/thrust.hpp).
+struct thrust {};
+}  // namespace backend
+
+template <class B>
+struct is_backend : std::false_type {};
+template <>
+struct is_backend<backend::cpu> : std::true_type {};
+template <>
+struct is_backend<backend::thrust> : std::true_type {};
+template <class B>
+inline constexpr bool is_backend_v = is_backend<B>::value;
+
+// C (m x n) = op(A) (m x k) * op(B) (k x n), all row-major, for `batch` independent products at the
+// given element strides. op(A)(i, l) is a[i * lda + l], or a[l * lda + i] when trans_a.
+// accumulate: C += product instead of C = product. sum_batches: one output, C = sum over the batch
+// (stride_c ignored) — accumulated in batch order.
+template <class T>
+struct GemmArgs {
+  index_t m = 0, n = 0, k = 0;
+  const T* a = nullptr;
+  index_t lda = 0;
+  bool trans_a = false;
+  std::ptrdiff_t stride_a = 0;
+  const T* b = nullptr;
+  index_t ldb = 0;
+  bool trans_b = false;
+  std::ptrdiff_t stride_b = 0;
+  T* c = nullptr;
+  index_t ldc = 0;
+  std::ptrdiff_t stride_c = 0;
+  index_t batch = 1;
+  bool accumulate = false;
+  bool sum_batches = false;
+};
+
+// For every segment s in [0, segments), columns [0, width):
+//   out[s, c] = (accumulate ? out[s, c] : 0) + sum over e in [begin[s], begin[s+1]) of w(e) * src[item(e), c]
+// with item(e) = entry_item ? entry_item[e] : e and w(e) = weight ? weight[entry_slot[e]] : 1, summed in
+// increasing e. Rows: src row i starts at src + i * src_ld, out row s at out + s * width.
+template <class T>
+struct GatherSumArgs {
+  index_t segments = 0, width = 0;
+  const index_t* begin = nullptr;       // (segments + 1)
+  const index_t* entry_item = nullptr;  // (entries) or null
+  const index_t* entry_slot = nullptr;  // (entries), used with weight
+  const T* weight = nullptr;            // indexed by entry_slot, or null for 1
+  const T* src = nullptr;
+  index_t src_ld = 0;
+  T* out = nullptr;
+  bool accumulate = false;
+};
+
+struct BatchTotals {
+  double loss_sum = 0.0;       // sum of per-sample cross-entropy losses
+  std::int64_t correct = 0;    // samples whose argmax equals the target
+};
+
+// The primary template is never instantiated: a tag without a specialization is a compile error
+// that names the problem instead of a cascade of missing members.
+template <class Backend>
+struct Primitives {
+  static_assert(dependent_false<Backend>,
+                "tinyattn: no Primitives<Backend> for this backend. Use tinyattn::backend::cpu "
+                "(include tinyattn/backend/cpu.hpp) or tinyattn::backend::thrust (include "
+                "tinyattn/backend/thrust.hpp).");
+};
+
+}  // namespace tinyattn

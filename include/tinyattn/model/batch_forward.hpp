@@ -1,0 +1,104 @@
+// tinyattn/model/batch_forward.hpp — a batch's row indices on the backend, and its evaluation
+// (loss and accuracy at the last position, forward only).
+#pragma once
+
+#include <vector>
+
+#include "tinyattn/data/token_batch.hpp"
+#include "tinyattn/model/row_tables.hpp"
+#include "tinyattn/model/sample_kernels.hpp"
+
+namespace tinyattn {
+
+// The fixed indices of one batch into a RowSpace's tables, on the backend. Built once.
+template <class Shape, class Backend, class Scalar>
+class BatchPlan {
+  using P = Primitives<Backend>;
+  static constexpr index_t H = Shape::heads, T = Shape::context, J = kernels::mix_slots<Shape>;
+
+ public:
+  // requires: batch validated against Shape, and every (token, position) of it in `space`.
+  BatchPlan(const TokenBatch& batch, const RowSpace& space) : samples_(batch.size()), rows_(space.size()) {
+    kv_row_host_.resize(static_cast<std::size_t>(samples_) * T);
+    mix_row_host_.resize(static_cast<std::size_t>(samples_) * J);
+    for (index_t b = 0; b < samples_; ++b) {
+      index_t* kv = &kv_row_host_[static_cast<std::size_t>(b) * T];
+      for (index_t t = 0; t < T; ++t) {
+        kv[t] = space.row_of(batch.sample(b)[t], t);
+        require(kv[t] >= 0, "BatchPlan: sample ", b, ", position ", t, ": token ", batch.sample(b)[t],
+                " is not in the row space the tables were built for");
+      }
+      index_t* mix = &mix_row_host_[static_cast<std::size_t>(b) * J];
+      for (index_t h = 0; h < H; ++h)
+        for (index_t k = 0; k < T; ++k) mix[h * T + k] = h * rows_ + kv[k];  // u[h] of key k
+      mix[J - 1] = H * rows_ + kv[T - 1];                                     // x of the last token
+    }
+    P::upload(kv_row_, kv_row_host_.data(), kv_row_host_.size());
+    P::upload(mix_row_, mix_row_host_.data(), mix_row_host_.size());
+    P::upload(targets_, batch.targets.data(), batch.targets.size());
+  }
+
+  index_t samples() const { return samples_; }
+  index_t rows() const { return rows_; }
+  kernels::SampleInputs<Shape, Scalar> inputs(const RowTables<Shape, Backend, Scalar>& tables) const {
+    return {{tables.qkv(), tables.rows()}, P::data(kv_row_), P::data(mix_row_), P::data(targets_)};
+  }
+  // Host copies, for building scatter patterns.
+  const std::vector<index_t>& kv_row_host() const { return kv_row_host_; }    // (N, T)
+  const std::vector<index_t>& mix_row_host() const { return mix_row_host_; }  // (N, J)
+
+ private:
+  index_t samples_, rows_;
+  std::vector<index_t> kv_row_host_, mix_row_host_;
+  typename P::template buffer<index_t> kv_row_, mix_row_, targets_;
+};
+
+// Loss and accuracy of a batch at the last position, forward only. Holds its per-sample buffers, so
+// calling evaluate() every epoch allocates nothing.
+template <class Shape, class Backend, class Scalar>
+class BatchEvaluator {
+  using P = Primitives<Backend>;
+  using Ly = Layers<Shape, Backend, Scalar>;
+  static constexpr index_t V = Shape::vocab, D = Shape::d_model, J = kernels::mix_slots<Shape>;
+
+ public:
+  BatchEvaluator(const TokenBatch& batch, const RowSpace& space, LogitPath path)
+      : plan_(batch, space), path_(resolve<Shape>(path)) {
+    const auto n = static_cast<std::size_t>(plan_.samples());
+    P::allocate(loss_, n);
+    P::allocate(correct_, n);
+    if (path_ == LogitPath::direct) {
+      P::allocate(mix_w_, n * J);
+      P::allocate(resid_, n * D);
+      P::allocate(logits_, n * V);
+    }
+  }
+
+  // requires: tables computed from `params`, with a logit table when the path is logit_table.
+  BatchTotals evaluate(const Scalar* params, const RowTables<Shape, Backend, Scalar>& tables) {
+    const auto in = plan_.inputs(tables);
+    const index_t n = plan_.samples();
+    if (path_ == LogitPath::logit_table) {
+      P::for_each(n, kernels::EvaluateSampleFromLogitTable<Shape, Scalar>{in, tables.logit(), P::data(loss_),
+                                                                            P::data(correct_)});
+    } else {
+      P::for_each(n, kernels::AttendAndMixRows<Shape, Scalar>{in, tables.z(), P::data(mix_w_), nullptr,
+                                                                P::data(resid_)});
+      Ly::unembedding_forward(params, P::data(resid_), n, P::data(logits_));
+      P::for_each(n, kernels::CrossEntropyRows<Shape, Scalar>{P::data(logits_), in.targets, Scalar(0), nullptr,
+                                                                P::data(loss_), P::data(correct_)});
+    }
+    return P::sum_metrics(P::data(loss_), P::data(correct_), n);
+  }
+
+  index_t samples() const { return plan_.samples(); }
+  LogitPath path() const { return path_; }
+
+ private:
+  BatchPlan<Shape, Backend, Scalar> plan_;
+  LogitPath path_;
+  typename P::template buffer<Scalar> loss_, mix_w_, resid_, logits_;
+  typename P::template buffer<index_t> correct_;
+};
+
+}  // namespace tinyattn

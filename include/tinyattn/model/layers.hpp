@@ -1,0 +1,138 @@
+// tinyattn/model/layers.hpp — the per-row half of the network: every layer as a forward/backward pair
+// over the tables of distinct (token, position) rows (see row_space.hpp), written once on top of
+// Primitives<Backend>.
+//
+// Buffers (R = rows of the RowSpace, M = rows given to the unembedding):
+//   x     (R, D)          embedding of each row: W_E[token] + W_pos[position]
+//   qkv   (3, H, R, dh)   query, key and value of each row and head
+//   u     (H, R, D)       value of each row through the output projection: v_h W_O[h]
+//   z     (H + 1, R, D)   u followed by x: the rows whose weighted sum is the residual stream
+//   logit (M, V)          rows (M, D) W_E^T (tied unembedding)
+//
+// Gradient convention: a backward writes (=) the gradient of the tensor it owns, except W_E, which
+// gets two contributions: unembedding_backward writes it, embedding_backward then adds to it.
+#pragma once
+
+#include "tinyattn/backend/primitives.hpp"
+#include "tinyattn/model/parameter_layout.hpp"
+#include "tinyattn/ops/index_add.hpp"
+
+namespace tinyattn {
+
+template <class Shape, class Backend, class Scalar>
+struct Layers {
+  using P = Primitives<Backend>;
+  using L = ParameterLayout<Shape>;
+  static constexpr index_t V = Shape::vocab, D = Shape::d_model, H = Shape::heads, T = Shape::context,
+                           dh = Shape::head_dim;
+
+  // ---- embedding: x (R, D) = W_E[row_token] + W_pos[row_position] ----------------------------------
+  struct EmbedRow {
+    const Scalar* w_e;
+    const Scalar* w_pos;
+    const index_t* row_token;
+    const index_t* row_position;
+    Scalar* x;
+    TINYATTN_HD void operator()(index_t r, index_t c0, index_t c1) const {
+      const Scalar* e = w_e + static_cast<std::ptrdiff_t>(row_token[r]) * D;
+      const Scalar* p = w_pos + static_cast<std::ptrdiff_t>(row_position[r]) * D;
+      Scalar* out = x + static_cast<std::ptrdiff_t>(r) * D;
+      for (index_t c = c0; c < c1; ++c) out[c] = e[c] + p[c];
+    }
+  };
+  static void embedding_forward(const Scalar* params, const index_t* row_token, const index_t* row_position,
+                                index_t rows, Scalar* x) {
+    P::for_each_row(rows, D, EmbedRow{params + L::token_embedding, params + L::positional_embedding, row_token,
+                                      row_position, x});
+  }
+  // dW_E[row_token] += dx; dW_pos[row_position] = sum of dx over its rows. Plans: items R, 1 slot,
+  // out rows V (by_token) and T (by_position), width D.
+  static void embedding_backward(ScatterPlan<Backend, Scalar>& by_token, ScatterPlan<Backend, Scalar>& by_position,
+                                 const Scalar* dx, Scalar* grads) {
+    by_token.apply(nullptr, dx, D, grads + L::token_embedding, /*accumulate=*/true);
+    by_position.apply(nullptr, dx, D, grads + L::positional_embedding, /*accumulate=*/false);
+  }
+
+  // ---- projections: qkv[m, h] (R, dh) = x W_m[h], m in {Q, K, V} ------------------------------------
+  // W_Q, W_K, W_V are adjacent (3, H, D, dh) in the parameter buffer: one batched product of 3H.
+  static void projection_forward(const Scalar* params, const Scalar* x, index_t rows, Scalar* qkv) {
+    GemmArgs<Scalar> g;
+    g.m = rows, g.n = dh, g.k = D, g.batch = 3 * H;
+    g.a = x, g.lda = D, g.stride_a = 0;
+    g.b = params + L::query, g.ldb = dh, g.stride_b = D * dh;
+    g.c = qkv, g.ldc = dh, g.stride_c = static_cast<std::ptrdiff_t>(rows) * dh;
+    P::gemm(g);
+  }
+  // dW_m[h] = x^T dqkv[m, h];  dx += sum over (m, h) of dqkv[m, h] W_m[h]^T.
+  static void projection_backward(const Scalar* params, const Scalar* x, const Scalar* dqkv, index_t rows,
+                                  Scalar* grads, Scalar* dx) {
+    GemmArgs<Scalar> w;
+    w.m = D, w.n = dh, w.k = rows, w.batch = 3 * H;
+    w.a = x, w.lda = D, w.trans_a = true, w.stride_a = 0;
+    w.b = dqkv, w.ldb = dh, w.stride_b = static_cast<std::ptrdiff_t>(rows) * dh;
+    w.c = grads + L::query, w.ldc = dh, w.stride_c = D * dh;
+    P::gemm(w);
+    GemmArgs<Scalar> in;
+    in.m = rows, in.n = D, in.k = dh, in.batch = 3 * H, in.sum_batches = true, in.accumulate = true;
+    in.a = dqkv, in.lda = dh, in.stride_a = static_cast<std::ptrdiff_t>(rows) * dh;
+    in.b = params + L::query, in.ldb = dh, in.trans_b = true, in.stride_b = D * dh;
+    in.c = dx, in.ldc = D;
+    P::gemm(in);
+  }
+
+  // ---- output projection: u[h] (R, D) = v[h] W_O[h] -----------------------------------------------------
+  static void output_forward(const Scalar* params, const Scalar* qkv, index_t rows, Scalar* u) {
+    GemmArgs<Scalar> g;
+    g.m = rows, g.n = D, g.k = dh, g.batch = H;
+    g.a = qkv + 2 * H * static_cast<std::ptrdiff_t>(rows) * dh, g.lda = dh,
+    g.stride_a = static_cast<std::ptrdiff_t>(rows) * dh;
+    g.b = params + L::output, g.ldb = D, g.stride_b = dh * D;
+    g.c = u, g.ldc = D, g.stride_c = static_cast<std::ptrdiff_t>(rows) * D;
+    P::gemm(g);
+  }
+  // dW_O[h] = v[h]^T du[h];  dv[h] = du[h] W_O[h]^T, written into the value block of dqkv.
+  static void output_backward(const Scalar* params, const Scalar* qkv, const Scalar* du, index_t rows,
+                              Scalar* grads, Scalar* dqkv) {
+    const std::ptrdiff_t value_block = 2 * H * static_cast<std::ptrdiff_t>(rows) * dh;
+    GemmArgs<Scalar> w;
+    w.m = dh, w.n = D, w.k = rows, w.batch = H;
+    w.a = qkv + value_block, w.lda = dh, w.trans_a = true, w.stride_a = static_cast<std::ptrdiff_t>(rows) * dh;
+    w.b = du, w.ldb = D, w.stride_b = static_cast<std::ptrdiff_t>(rows) * D;
+    w.c = grads + L::output, w.ldc = D, w.stride_c = dh * D;
+    P::gemm(w);
+    GemmArgs<Scalar> v;
+    v.m = rows, v.n = dh, v.k = D, v.batch = H;
+    v.a = du, v.lda = D, v.stride_a = static_cast<std::ptrdiff_t>(rows) * D;
+    v.b = params + L::output, v.ldb = D, v.trans_b = true, v.stride_b = dh * D;
+    v.c = dqkv + value_block, v.ldc = dh, v.stride_c = static_cast<std::ptrdiff_t>(rows) * dh;
+    P::gemm(v);
+  }
+
+  // ---- tied unembedding: logits (M, V) = rows (M, D) W_E^T ----------------------------------------------
+  static void unembedding_forward(const Scalar* params, const Scalar* rows, index_t m, Scalar* logits) {
+    GemmArgs<Scalar> g;
+    g.m = m, g.n = V, g.k = D;
+    g.a = rows, g.lda = D;
+    g.b = params + L::token_embedding, g.ldb = D, g.trans_b = true;
+    g.c = logits, g.ldc = V;
+    P::gemm(g);
+  }
+  // dW_E = dlogits^T rows (written: the first of W_E's two contributions);  drows = dlogits W_E.
+  static void unembedding_backward(const Scalar* params, const Scalar* rows, const Scalar* dlogits, index_t m,
+                                   Scalar* grads, Scalar* drows) {
+    GemmArgs<Scalar> w;
+    w.m = V, w.n = D, w.k = m;
+    w.a = dlogits, w.lda = V, w.trans_a = true;
+    w.b = rows, w.ldb = D;
+    w.c = grads + L::token_embedding, w.ldc = D;
+    P::gemm(w);
+    GemmArgs<Scalar> r;
+    r.m = m, r.n = D, r.k = V;
+    r.a = dlogits, r.lda = V;
+    r.b = params + L::token_embedding, r.ldb = D;
+    r.c = drows, r.ldc = D;
+    P::gemm(r);
+  }
+};
+
+}  // namespace tinyattn

@@ -1,0 +1,87 @@
+// tinyattn/model/row_tables.hpp — the per-row tables of one RowSpace, computed from the parameters.
+#pragma once
+
+#include <vector>
+
+#include "tinyattn/model/layers.hpp"
+#include "tinyattn/model/row_space.hpp"
+
+namespace tinyattn {
+
+// Which way the logits are computed (both exact; they differ in cost, see preferred_logit_path):
+//   logit_table  tabulate rows W_E^T per (head, row): ((H+1) R, V); each sample mixes H*T+1 rows of V.
+//                Per-row logits are the "OV circuit" (and direct path) that interpretability studies.
+//   direct       each sample mixes H*T+1 rows of D into its residual stream, then one (N, D) x (D, V)
+//                product gives the logits.
+enum class LogitPath { automatic, logit_table, direct };
+
+// Multiply-adds per sample and training step (forward mix, backward dots, scatter): the logit table
+// costs 3 H T V, the direct path 3 D V (logits, dresid, dW_E) + 3 H T D. Picked at compile time.
+template <class Shape>
+constexpr LogitPath preferred_logit_path() {
+  constexpr long table = 3L * Shape::heads * Shape::context * Shape::vocab;
+  constexpr long direct = 3L * Shape::d_model * Shape::vocab + 3L * Shape::heads * Shape::context * Shape::d_model;
+  return table < direct ? LogitPath::logit_table : LogitPath::direct;
+}
+
+template <class Shape>
+constexpr LogitPath resolve(LogitPath path) {
+  return path == LogitPath::automatic ? preferred_logit_path<Shape>() : path;
+}
+
+inline const char* to_string(LogitPath path) {
+  switch (path) {
+    case LogitPath::automatic: return "automatic";
+    case LogitPath::logit_table: return "logit_table";
+    case LogitPath::direct: return "direct";
+  }
+  return "?";
+}
+
+template <class Shape, class Backend, class Scalar>
+class RowTables {
+  using P = Primitives<Backend>;
+  using Ly = Layers<Shape, Backend, Scalar>;
+  template <class T>
+  using buffer = typename P::template buffer<T>;
+  static constexpr index_t V = Shape::vocab, D = Shape::d_model, H = Shape::heads, dh = Shape::head_dim;
+
+ public:
+  RowTables(const RowSpace& space, bool with_logit_table) : rows_(space.size()), with_logits_(with_logit_table) {
+    P::upload(row_token_, space.row_token().data(), space.row_token().size());
+    P::upload(row_position_, space.row_position().data(), space.row_position().size());
+    P::allocate(z_, static_cast<std::size_t>(H + 1) * rows_ * D);
+    P::allocate(qkv_, static_cast<std::size_t>(3) * H * rows_ * dh);
+    if (with_logits_) P::allocate(logit_, static_cast<std::size_t>(H + 1) * rows_ * V);
+  }
+
+  // Forward of every per-row layer from the parameters.
+  void compute(const Scalar* params) {
+    Ly::embedding_forward(params, P::data(row_token_), P::data(row_position_), rows_, x());
+    Ly::projection_forward(params, x(), rows_, P::data(qkv_));
+    Ly::output_forward(params, P::data(qkv_), rows_, P::data(z_));
+    if (with_logits_) Ly::unembedding_forward(params, P::data(z_), (H + 1) * rows_, P::data(logit_));
+  }
+
+  index_t rows() const { return rows_; }
+  bool has_logit_table() const { return with_logits_; }
+  const index_t* row_token() const { return P::data(row_token_); }
+  const index_t* row_position() const { return P::data(row_position_); }
+  Scalar* z() { return P::data(z_); }                 // (H+1, R, D): u then x
+  const Scalar* z() const { return P::data(z_); }
+  Scalar* x() { return P::data(z_) + static_cast<std::ptrdiff_t>(H) * rows_ * D; }  // (R, D)
+  const Scalar* x() const { return P::data(z_) + static_cast<std::ptrdiff_t>(H) * rows_ * D; }
+  const Scalar* qkv() const { return P::data(qkv_); }  // (3, H, R, dh)
+  const Scalar* logit() const { return P::data(logit_); }  // ((H+1) R, V)
+  const buffer<Scalar>& z_buffer() const { return z_; }
+  const buffer<Scalar>& qkv_buffer() const { return qkv_; }
+  const buffer<Scalar>& logit_buffer() const { return logit_; }
+
+ private:
+  index_t rows_;
+  bool with_logits_;
+  buffer<index_t> row_token_, row_position_;
+  buffer<Scalar> z_, qkv_, logit_;
+};
+
+}  // namespace tinyattn

@@ -1,0 +1,81 @@
+// Shared helpers for tinyattn's tests: the backends every typed test runs over, fixtures, comparisons.
+#pragma once
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "tinyattn/io/safetensors.hpp"
+#include "tinyattn/tinyattn.hpp"
+#if defined(TINYATTN_HAVE_THRUST)
+#include "tinyattn/backend/thrust.hpp"
+#endif
+
+// Every backend-independent property is checked over this list (TEST_CASE_TEMPLATE).
+#if defined(TINYATTN_HAVE_THRUST)
+#define TINYATTN_TEST_BACKENDS tinyattn::backend::cpu, tinyattn::backend::thrust
+#else
+#define TINYATTN_TEST_BACKENDS tinyattn::backend::cpu
+#endif
+
+namespace tinyattn::test {
+
+inline std::string data_path(const std::string& name) { return std::string(TINYATTN_TEST_DATA_DIR) + "/" + name; }
+
+// Worst deviation of `actual` from `expected` under |a - e| <= abs_tol + rel_tol * |e|; the report
+// names the element so that a failure says where.
+struct Comparison {
+  bool ok = true;
+  std::size_t worst_index = 0;
+  double worst_excess = 0, actual = 0, expected = 0, max_abs_error = 0;
+  std::string describe(const std::string& what) const {
+    std::ostringstream out;
+    out << what << ": element " << worst_index << " is " << actual << ", expected " << expected
+        << " (max |error| " << max_abs_error << ")";
+    return out.str();
+  }
+};
+
+template <class A, class E>
+Comparison compare(const std::vector<A>& actual, const std::vector<E>& expected, double rel_tol, double abs_tol) {
+  Comparison c;
+  REQUIRE(actual.size() == expected.size());
+  for (std::size_t i = 0; i < actual.size(); ++i) {
+    const double a = static_cast<double>(actual[i]), e = static_cast<double>(expected[i]);
+    const double err = std::abs(a - e);
+    c.max_abs_error = std::max(c.max_abs_error, err);
+    const double excess = err - (abs_tol + rel_tol * std::abs(e));
+    if (!(excess <= 0) && (c.ok || excess > c.worst_excess)) {
+      c.ok = false;
+      c.worst_excess = excess;
+      c.worst_index = i;
+      c.actual = a;
+      c.expected = e;
+    }
+  }
+  return c;
+}
+
+#define TINYATTN_CHECK_CLOSE(actual, expected, rel, abs_, what)                            \
+  do {                                                                                      \
+    const auto tinyattn_cmp_ = ::tinyattn::test::compare((actual), (expected), (rel), (abs_)); \
+    CHECK_MESSAGE(tinyattn_cmp_.ok, tinyattn_cmp_.describe(what));                          \
+  } while (0)
+
+// Random token batches for shapes other than the min/max task: tokens uniform in [0, V).
+inline TokenBatch random_batch(index_t vocab, index_t context, index_t samples, std::uint64_t seed) {
+  SplitMix64 bits(seed);
+  TokenBatch batch;
+  batch.context = context;
+  for (index_t n = 0; n < samples; ++n) {
+    for (index_t t = 0; t < context; ++t) batch.tokens.push_back(static_cast<index_t>(bits.next() % vocab));
+    batch.targets.push_back(static_cast<index_t>(bits.next() % vocab));
+  }
+  return batch;
+}
+
+}  // namespace tinyattn::test
