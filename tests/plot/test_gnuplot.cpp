@@ -1,5 +1,7 @@
-// Tests for tinyattn/plot/gnuplot.hpp: script contents, PNG output, error reporting, and the
-// GNUPLOT_IOSTREAM_CMD convention. PNG tests need gnuplot with pngcairo and say so when skipped.
+// Tests for tinyattn/plot/gnuplot.hpp: script contents, PNG output, error reporting, the
+// GNUPLOT_IOSTREAM_CMD convention, and that the PNGs are drawn through gnuplot-iostream's
+// `Gnuplot` pipe (script with <<, heatmap cells as inline binary, curves with send1d). PNG tests
+// need gnuplot with pngcairo and say so when skipped.
 #include "tinyattn/plot/gnuplot.hpp"
 
 #include <doctest/doctest.h>
@@ -12,10 +14,14 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <iterator>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
+
+#include <signal.h>
 
 namespace fs = std::filesystem;
 using namespace tinyattn::plot;
@@ -97,6 +103,35 @@ class ScopedEnv {
   const char* name_;
   std::optional<std::string> old_;
 };
+
+// Captures what is written to std::cerr for one scope (gnuplot-iostream reports there).
+class CaptureCerr {
+ public:
+  CaptureCerr() : old_(std::cerr.rdbuf(text_.rdbuf())) {}
+  ~CaptureCerr() { std::cerr.rdbuf(old_); }
+  CaptureCerr(const CaptureCerr&) = delete;
+  CaptureCerr& operator=(const CaptureCerr&) = delete;
+  std::string text() const { return text_.str(); }
+
+ private:
+  std::ostringstream text_;
+  std::streambuf* old_;
+};
+
+// The current SIGPIPE handler.
+void (*sigpipe_handler())(int) {
+  struct sigaction current {};
+  ::sigaction(SIGPIPE, nullptr, &current);
+  return current.sa_handler;
+}
+
+volatile sig_atomic_t signals_counted = 0;
+void count_signal(int) { signals_counted = signals_counted + 1; }
+
+// The float's bytes as stored in memory (what gnuplot-iostream's sendBinary writes).
+std::string native_bytes(const std::vector<float>& values) {
+  return std::string(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(float));
+}
 
 // 2 heads x 3 keys x 8x8: head 0 sees a diagonal boundary at a = b, head 1 is uniform.
 HeatmapGrid small_weights_grid() {
@@ -347,6 +382,8 @@ TEST_CASE("heatmap PNGs have the PNG signature and the asked-for size and saved 
   const std::string command = "cd / && gnuplot '" + (dir / "saved.gp").string() + "'";
   REQUIRE(std::system(command.c_str()) == 0);
   check_png(rerun_png, heatmap_grid_figure_size(grid));
+  // Data sent inline through the pipe or read from the saved file: the same picture, byte for byte.
+  CHECK(read_file(rerun_png) == read_file(png));
 }
 
 TEST_CASE("curves PNGs have the PNG signature and the asked-for size") {
@@ -365,6 +402,100 @@ TEST_CASE("curves PNGs have the PNG signature and the asked-for size") {
   write_curves_png(tiny, (dir / "tiny.png").string());
   check_png(dir / "tiny.png", curves_figure_size(tiny));
   CHECK(files_in(dir) == std::vector<std::string>{"curves.png", "tiny.png"});
+
+  // The saved script (datablocks) draws the same picture as the piped one (send1d data).
+  const fs::path saved_dir = output_dir("curves_png_saved");
+  write_curves_script_file(curves, (saved_dir / "curves.gp").string(), (saved_dir / "rerun.png").string());
+  const std::string command = "cd / && gnuplot '" + (saved_dir / "curves.gp").string() + "'";
+  REQUIRE(std::system(command.c_str()) == 0);
+  CHECK(read_file(saved_dir / "rerun.png") == read_file(dir / "curves.png"));
+}
+
+TEST_CASE("PNGs are drawn through gnuplot-iostream: script, inline binary cells and send1d curves") {
+  if (!have_gnuplot()) return;
+  const fs::path dir = output_dir("transport");
+  const fs::path record = dir.parent_path() / "transport-stdin.txt";
+  PlotStyle style;
+  // Records gnuplot's standard input (what the Gnuplot object wrote to the pipe) and draws from it.
+  style.gnuplot_command = "tee '" + record.string() + "' | gnuplot";
+
+  const HeatmapGrid grid = small_weights_grid();
+  const fs::path png = dir / "weights.png";
+  write_heatmap_grid_png(grid, png.string(), style);
+  check_png(png, heatmap_grid_figure_size(grid));
+  std::string sent = read_file(record);
+  CHECK(sent.rfind("# tinyattn heatmap grid: 'max \u2014 attention weights from ''='''\n", 0) == 0);
+  CHECK(sent.find("set multiplot layout 2,3") != std::string::npos);
+  CHECK(sent.find("set output '" + png.string() + ".partial-") != std::string::npos);  // renamed afterwards
+  CHECK(sent.find("-persist") == std::string::npos);
+  // gnuplot-iostream's binFmt2d header, then its sendBinary2d data: 8 rows (y) of 8 floats (x).
+  const std::string plot_line = "plot '-' binary format='%float' array=(8,8) with image\n";
+  CHECK(count_of(sent, plot_line) == 6);
+  CHECK(sent.find("with image\nset ") == std::string::npos);  // each plot line is followed by data
+  const std::size_t last = sent.rfind(plot_line);
+  REQUIRE(last != std::string::npos);
+  const std::size_t data_at = last + plot_line.size();
+  const std::vector<float> cell_1_2(grid.values.begin() + static_cast<std::ptrdiff_t>(grid.flat_index(1, 2, 0, 0)),
+                                    grid.values.end());
+  REQUIRE(cell_1_2.size() == 64);
+  CHECK(sent.compare(data_at, 64 * sizeof(float), native_bytes(cell_1_2)) == 0);
+  CHECK(sent.substr(data_at + 64 * sizeof(float)) == "unset multiplot\nunset output\n");
+  const std::vector<float> cell_0_0(grid.values.begin(), grid.values.begin() + 64);
+  CHECK(sent.find(native_bytes(cell_0_0)) != std::string::npos);
+
+  const Curves curves = small_curves();
+  write_curves_png(curves, (dir / "curves.png").string(), style);
+  check_png(dir / "curves.png", curves_figure_size(curves));
+  sent = read_file(record);
+  CHECK(sent.rfind("# tinyattn training curves: 'min/max task'\n", 0) == 0);
+  CHECK(sent.find("<< EOD") == std::string::npos);  // no datablocks: '-' data from send1d
+  CHECK(count_of(sent, "'-' using 1:2 with lines lw 2") == 4);
+  CHECK(sent.find("plot '-' using 1:2 with lines lw 2 lc rgb '#1f77b4' title 'train', \\\n     '-' using 1:2") !=
+        std::string::npos);
+  CHECK(count_of(sent, "\ne\n") == 4);  // gnuplot-iostream's end-of-data token after each curve
+  // send1d writes (epoch, value) pairs in scientific notation: epoch 5 test accuracy = 42.3795...%.
+  CHECK(sent.find("\n5 4.23795") != std::string::npos);
+  CHECK(files_in(dir) == std::vector<std::string>{"curves.png", "weights.png"});
+}
+
+TEST_CASE("a gnuplot that stops reading yields GnuplotFailed, not a SIGPIPE death") {
+  const fs::path dir = output_dir("sigpipe");
+  const fs::path png = dir / "out.png";
+  // 6 cells of 128x128 float32 (384 KiB) cannot fit in a pipe buffer: writing after the reader is
+  // gone fails with EPIPE, which would raise SIGPIPE.
+  HeatmapGrid big = attention_weights_grid("max", 2, 128);
+  big.values.assign(big.values.size(), 0.5f);
+  PlotStyle style;
+
+  // With the default action a SIGPIPE would end this test program.
+  struct sigaction default_action {};
+  default_action.sa_handler = SIG_DFL;
+  sigemptyset(&default_action.sa_mask);
+  struct sigaction before {};
+  REQUIRE(::sigaction(SIGPIPE, &default_action, &before) == 0);
+
+  style.gnuplot_command = "false";  // exits at once without reading
+  std::string message = message_of<GnuplotFailed>([&] { write_heatmap_grid_png(big, png.string(), style); });
+  CHECK(message.find("exit status 1") != std::string::npos);
+  CHECK(message.find("stopped reading its input before all commands and data were sent") != std::string::npos);
+  CHECK((sigpipe_handler() == SIG_DFL));  // restored
+
+  // With a handler installed: not called (the signal is ignored meanwhile), and restored afterwards.
+  struct sigaction mine {};
+  mine.sa_handler = count_signal;
+  sigemptyset(&mine.sa_mask);
+  REQUIRE(::sigaction(SIGPIPE, &mine, nullptr) == 0);
+  signals_counted = 0;
+  style.gnuplot_command = "true";  // exits with status 0 without reading
+  message = message_of<GnuplotFailed>([&] { write_heatmap_grid_png(big, png.string(), style); });
+  CHECK(message.find("wrote no PNG") != std::string::npos);
+  CHECK(message.find("stopped reading its input") != std::string::npos);
+  CHECK(signals_counted == 0);
+  CHECK((sigpipe_handler() == count_signal));
+  CHECK(files_in(dir).empty());
+
+  REQUIRE(::sigaction(SIGPIPE, &before, nullptr) == 0);
+  CHECK((sigpipe_handler() == before.sa_handler));
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -406,6 +537,25 @@ TEST_CASE("a failing gnuplot throws GnuplotFailed and leaves no PNG behind") {
   style.gnuplot_command = "cat >/dev/null";  // exits 0 but draws nothing
   message = message_of<GnuplotFailed>([&] { write_curves_png(small_curves(), png.string(), style); });
   CHECK(message.find("wrote no PNG") != std::string::npos);
+  CHECK(files_in(dir).empty());
+
+  {
+    // The command line is run by a shell in a subshell: a syntax error or a signal still ends with
+    // an exit status, and gnuplot-iostream has no pclose error to print.
+    const CaptureCerr cerr;
+    style.gnuplot_command = "cat >/dev/null; ( echo unbalanced";
+    message = message_of<GnuplotFailed>([&] { write_curves_png(small_curves(), png.string(), style); });
+    CHECK(message.find("exit status 2") != std::string::npos);
+    CHECK(message.find("rror") != std::string::npos);  // the shell's "Syntax error" / "syntax error"
+    style.gnuplot_command = "cat >/dev/null; sh -c 'kill -9 $$'";
+    message = message_of<GnuplotFailed>([&] { write_curves_png(small_curves(), png.string(), style); });
+    CHECK(message.find("exit status 137 (137 = 128 + 9: the shell's status for a program killed by signal 9)") !=
+          std::string::npos);
+    style.gnuplot_command = "cat >/dev/null; exit 5 # a comment";
+    message = message_of<GnuplotFailed>([&] { write_curves_png(small_curves(), png.string(), style); });
+    CHECK(message.find("exit status 5;") != std::string::npos);
+    CHECK(cerr.text().empty());
+  }
   CHECK(files_in(dir).empty());
 
   // A failed plot does not touch an existing figure.

@@ -1,15 +1,23 @@
 // tinyattn/plot/gnuplot.hpp — headless PNG figures drawn by gnuplot: heatmap grids of attention
 // patterns and training curves.
 //
-// The header takes plain data (no model headers), writes a gnuplot script (plus, for heatmaps, one
-// raw float32 data file), runs gnuplot on it and checks that a real PNG came out. It deliberately
-// drives gnuplot through the shell with files instead of gnuplot-iostream's `Gnuplot` pipe class:
-// that class drops gnuplot's exit status (its pclose result is only printed to std::cerr), cannot
-// capture gnuplot's error text, dies of SIGPIPE when gnuplot is missing and defaults to
-// "gnuplot -persist". Its command convention is kept: the command reads gnuplot commands on its
-// standard input, and the environment variable GNUPLOT_IOSTREAM_CMD overrides the default.
+// The header takes plain data (no model headers). gnuplot is driven through gnuplot-iostream: a
+// `Gnuplot` object (a pipe to the command) receives the gnuplot script with `<<`, each heatmap
+// cell as inline binary data (`binFmt2d` + `sendBinary2d`) and each curve as inline text data
+// (`send1d`). The limitations of that class are worked around:
+//   * it drops gnuplot's exit status and output: the command line it is given wraps ours so that
+//     the output goes to a log file and the exit status to a status file, both read after the
+//     `Gnuplot` object is destroyed (its destructor pcloses, i.e. waits for gnuplot);
+//   * a write to a gnuplot that died raises SIGPIPE: the signal is ignored while writing and the
+//     stream's error state is checked instead; availability is checked with `command -v` first;
+//   * an empty command means "gnuplot -persist": the command is always given (never -persist),
+//     chosen as PlotStyle::gnuplot_command, else $GNUPLOT_IOSTREAM_CMD, else "gnuplot".
+// gnuplot writes the PNG to a temporary name that is renamed into place only after the checks
+// (exit status 0, PNG signature, expected size) pass. Standalone scripts for users (with a data
+// file for heatmaps) are written as plain files by write_*_script_file*.
 //
-// POSIX only (Linux, macOS): std::system, mkdtemp, wait-status macros.
+// POSIX only (Linux, macOS): popen via gnuplot-iostream, sigaction, mkdtemp, wait-status macros.
+// Link tinyattn::plot (gnuplot-iostream + Boost.Iostreams).
 #pragma once
 
 #include <algorithm>
@@ -26,15 +34,38 @@
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
+#include <ios>
 #include <limits>
+#include <mutex>
+#include <optional>
+#include <ostream>
 #include <sstream>
 #include <string>
 #include <system_error>
 #include <utility>
 #include <vector>
 
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+// gnuplot-iostream (2014) compiles cleanly with -Wall -Wextra -Wpedantic under g++ 12 and clang 14
+// with Boost 1.74, also when found outside the system include directories; these stricter
+// warnings it would trigger are silenced for it alone.
+#if defined(__GNUC__) || defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wold-style-cast"
+#pragma GCC diagnostic ignored "-Wzero-as-null-pointer-constant"
+#pragma GCC diagnostic ignored "-Wshadow"
+#pragma GCC diagnostic ignored "-Wconversion"
+#pragma GCC diagnostic ignored "-Wsign-conversion"
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+#endif
+#include <gnuplot-iostream.h>
+#if defined(__GNUC__) || defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
 #include "tinyattn/core/config.hpp"
 
@@ -379,48 +410,127 @@ inline PngSize read_png_size(const std::string& path) {
 
 namespace detail {
 
-// Runs gnuplot on the script file `script_path`, which must write a `expected_size` PNG to
-// `partial_png_path`; afterwards checks exit status and PNG. `final_png_path` only names the
-// figure in messages (the script is temporary: to reproduce a failure, save it with
-// write_*_script_file* and run it by hand). Throws GnuplotUnavailable / GnuplotFailed.
-inline void run_gnuplot_script(const std::string& command, const std::string& script_path,
-                               const std::string& partial_png_path, const std::string& final_png_path,
-                               PngSize expected_size, const std::string& log_path) {
+// SIGPIPE ignored from activate() until destruction, so that writing to a gnuplot that has exited
+// fails with EPIPE, which sets the stream's badbit, instead of killing the process. The first of
+// overlapping plot calls (other threads) saves the previous action and the last one restores it.
+// The disposition is process-wide: while a plot call runs, another thread writing to a closed pipe
+// gets EPIPE as well, and a child forked meanwhile starts with SIGPIPE ignored.
+class SigpipeIgnored {
+ public:
+  SigpipeIgnored() = default;
+  ~SigpipeIgnored() {
+    if (!active_) return;
+    const std::lock_guard<std::mutex> lock(state().mutex);
+    if (--state().users == 0) ::sigaction(SIGPIPE, &state().previous, nullptr);
+  }
+  SigpipeIgnored(const SigpipeIgnored&) = delete;
+  SigpipeIgnored& operator=(const SigpipeIgnored&) = delete;
+  void activate() {
+    const std::lock_guard<std::mutex> lock(state().mutex);
+    if (state().users == 0) {
+      struct sigaction ignore {};
+      ignore.sa_handler = SIG_IGN;
+      sigemptyset(&ignore.sa_mask);
+      require(::sigaction(SIGPIPE, &ignore, &state().previous) == 0, "tinyattn::plot: cannot ignore SIGPIPE: ",
+              std::strerror(errno));
+    }
+    ++state().users;
+    active_ = true;
+  }
+
+ private:
+  struct State {
+    std::mutex mutex;
+    int users = 0;
+    struct sigaction previous {};
+  };
+  static State& state() {
+    static State shared;
+    return shared;
+  }
+  bool active_ = false;
+};
+
+// The line given to gnuplot-iostream's `Gnuplot` (which passes it to popen): runs `command` with
+// the pipe as its standard input, its output and errors in `log_path`, then writes its exit status
+// to `status_path`. `exec` first so that even the shell's own complaints land in the log; `eval` in
+// a subshell so that a syntax error, an `exit` or a trailing comment in `command` still ends with a
+// status written (2 for a syntax error) and the popen shell itself exits 0.
+inline std::string wrapped_command(const std::string& command, const std::string& log_path,
+                                   const std::string& status_path) {
+  return "exec > " + shell_quote(log_path) + " 2>&1\n( eval " + shell_quote(command) + "\n)\necho $? > " +
+         shell_quote(status_path) + "\n";
+}
+
+// The exit status recorded by wrapped_command, or nullopt when none was written.
+inline std::optional<int> read_status(const std::string& path) {
+  std::ifstream in(path);
+  int status = -1;
+  if (!(in >> status) || status < 0 || status > 255) return std::nullopt;
+  return status;
+}
+
+// Starts `command` through gnuplot-iostream's `Gnuplot`, lets `send(gp)` write the script and its
+// data, closes the pipe (waiting for gnuplot) and checks exit status and PNG: `partial_png_path`
+// must then hold an `expected_size` PNG. `final_png_path` only names the figure in messages (to
+// reproduce a failure by hand, save the script with write_*_script_file*). The log and status
+// files go to `work`. Throws GnuplotUnavailable / GnuplotFailed.
+template <class Send>
+void run_gnuplot(const std::string& command, const std::string& partial_png_path, const std::string& final_png_path,
+                 PngSize expected_size, const TemporaryDirectory& work, Send&& send) {
   if (!gnuplot_available(command)) {
     throw GnuplotUnavailable("tinyattn::plot: cannot draw '" + final_png_path + "': gnuplot command '" + command +
                              "' is not runnable (program '" + program_of(command) +
                              "' not found by 'command -v'); expected gnuplot 5 with the pngcairo terminal on PATH, "
                              "or a working command in GNUPLOT_IOSTREAM_CMD or PlotStyle::gnuplot_command");
   }
-  // A brace group so that redirections apply to the whole command line; the newline before '}'
-  // protects against a trailing comment in the command.
-  const std::string line = "{ " + command + "\n} < " + shell_quote(script_path) + " > " +
-                           shell_quote(log_path) + " 2>&1";
-  const int status = std::system(line.c_str());
-  const auto where = [&] {
-    return "gnuplot command '" + command + "' drawing '" + final_png_path + "'";
-  };
-  if (status == -1) {
-    throw GnuplotUnavailable("tinyattn::plot: cannot start a shell for " + where() + ": " + std::strerror(errno));
+  const std::string log_path = work.file("gnuplot.log");
+  const std::string status_path = work.file("gnuplot.status");
+  const auto where = [&] { return "gnuplot command '" + command + "' drawing '" + final_png_path + "'"; };
+  bool input_lost = false;  // gnuplot stopped reading before everything was sent
+  {
+    SigpipeIgnored sigpipe;  // declared first: restored only after the pipe is closed
+    std::optional<gnuplotio::Gnuplot> gp;
+    try {
+      gp.emplace(wrapped_command(command, log_path, status_path));
+    } catch (const std::ios_base::failure& e) {  // popen failed: no shell could be started
+      throw GnuplotUnavailable("tinyattn::plot: cannot start a shell for " + where() + ": " + e.what() + " (" +
+                               std::strerror(errno) + ")");
+    }
+    sigpipe.activate();  // after popen, so the shell and gnuplot start with the usual SIGPIPE
+    send(*gp);
+    gp->flush();
+    input_lost = gp->bad();
+    gp.reset();  // Gnuplot's destructor pcloses: gnuplot has exited and the status file is written
   }
-  if (WIFSIGNALED(status)) {
-    throw GnuplotFailed("tinyattn::plot: " + where() + " was killed by signal " + std::to_string(WTERMSIG(status)) +
-                        "; gnuplot output: " + read_tail(log_path));
+  const std::string lost =
+      input_lost ? "; it stopped reading its input before all commands and data were sent" : "";
+  const std::optional<int> status = read_status(status_path);
+  if (!status) {
+    throw GnuplotFailed("tinyattn::plot: " + where() + " ended without recording an exit status" + lost +
+                        "; shell output: " + read_tail(log_path));
   }
-  const int exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  if (exit_status == 126 || exit_status == 127) {  // the shell's "not executable" / "not found"
+  if (*status == 126 || *status == 127) {  // the shell's "not executable" / "not found"
     throw GnuplotUnavailable("tinyattn::plot: " + where() + " could not be started (shell exit status " +
-                             std::to_string(exit_status) + "); expected a runnable gnuplot; shell output: " +
+                             std::to_string(*status) + "); expected a runnable gnuplot; shell output: " +
                              read_tail(log_path));
   }
-  if (exit_status != 0) {
-    throw GnuplotFailed("tinyattn::plot: " + where() + " failed with exit status " + std::to_string(exit_status) +
-                        "; expected 0; gnuplot output: " + read_tail(log_path));
+  if (*status != 0) {
+    const std::string signal =
+        *status > 128 ? " (" + std::to_string(*status) + " = 128 + " + std::to_string(*status - 128) +
+                            ": the shell's status for a program killed by signal " + std::to_string(*status - 128) + ")"
+                      : std::string();
+    throw GnuplotFailed("tinyattn::plot: " + where() + " failed with exit status " + std::to_string(*status) +
+                        signal + "; expected 0" + lost + "; gnuplot output: " + read_tail(log_path));
   }
   std::error_code ec;
   if (!std::filesystem::is_regular_file(partial_png_path, ec)) {
     throw GnuplotFailed("tinyattn::plot: " + where() + " exited with status 0 but wrote no PNG (expected '" +
-                        partial_png_path + "'); gnuplot output: " + read_tail(log_path));
+                        partial_png_path + "')" + lost + "; gnuplot output: " + read_tail(log_path));
+  }
+  if (input_lost) {
+    throw GnuplotFailed("tinyattn::plot: " + where() + " exited with status 0" + lost +
+                        ", so the PNG may be incomplete; gnuplot output: " + read_tail(log_path));
   }
   PngSize found;
   try {
@@ -517,45 +627,36 @@ inline void write_heatmap_grid_data(const HeatmapGrid& grid, const std::string& 
   require(!out.fail(), "tinyattn::plot: writing heatmap data file '", data_path, "' failed (disk full?)");
 }
 
-// The gnuplot script drawing `grid` into `png_path` from the data file `data_path` written by
-// write_heatmap_grid_data (the script holds no data: each cell is read from that file with
-// `binary array=(nx,ny) format='%float32' endian=little skip=<byte offset>`). Paths are written
-// as given; pass absolute paths for a script that runs from any directory.
-// requires: validate(grid) passes. ensures: the script ends with `unset output`, so the PNG is
-// complete when gnuplot exits.
-inline std::string heatmap_grid_script(const HeatmapGrid& grid, const std::string& png_path,
-                                       const std::string& data_path, const PlotStyle& style = {}) {
-  using L = detail::HeatmapLayout;
-  using detail::fraction;
-  using detail::gnuplot_quote;
-  using detail::number;
-  validate(grid);
-  detail::require_plain_path(png_path, "PNG path");
-  detail::require_plain_path(data_path, "heatmap data path");
+namespace detail {
+
+// Writes the heatmap script for `grid` to `s`. `header` is the comment block after the title line
+// (it says where the data come from); `plot_cell(r, c)` writes cell (r, c)'s plot command, and for
+// inline data the data after it: the only part that differs between a saved script and the
+// stream sent to gnuplot. requires: validate(grid) and heatmap_grid_figure_size(grid, style) pass.
+template <class PlotCell>
+void emit_heatmap_grid_script(std::ostream& s, const HeatmapGrid& grid, const std::string& png_path,
+                              const std::string& header, const PlotStyle& style, PlotCell&& plot_cell) {
+  using L = HeatmapLayout;
   const PngSize size = heatmap_grid_figure_size(grid, style);
   const auto [zmin, zmax] = color_range(grid);
   const int grid_width = grid.cols * style.cell_px + (grid.cols - 1) * L::col_gap;
   const int grid_height = grid.rows * style.cell_px + (grid.rows - 1) * L::row_gap;
-  const std::size_t cell_values = static_cast<std::size_t>(grid.nx) * static_cast<std::size_t>(grid.ny);
 
-  std::ostringstream s;
+  // Only strings and integers are streamed (the numbers are formatted by number()), so the stream's
+  // own floating-point format (gnuplot-iostream sets scientific, 18 digits) does not matter.
   s << "# tinyattn heatmap grid: " << gnuplot_quote(grid.title) << "\n"
-    << "# " << grid.rows << "x" << grid.cols << " cells of " << grid.ny << "x" << grid.nx
-    << " (y x) float32 little-endian values from the data file, x fastest,\n"
-    << "# cell (r, c) at byte offset ((r*" << grid.cols << " + c)*" << cell_values << ")*4.\n"
-    << "# Rerun with: gnuplot <this file>\n"
-    << "set encoding utf8\n"
+    << header << "set encoding utf8\n"
     << "set terminal pngcairo size " << size.width << "," << size.height << " enhanced font "
     << gnuplot_quote(style.font) << " background '#ffffff'\n"
     << "set output " << gnuplot_quote(png_path) << "\n"
     << "set palette defined (";
-  for (int i = 0; i < 9; ++i) s << (i ? ", " : "") << i << " '" << detail::yl_gn_bu_colors[i] << "'";
+  for (int i = 0; i < 9; ++i) s << (i ? ", " : "") << i << " '" << yl_gn_bu_colors[i] << "'";
   s << ")\n"
     << "set cbrange [" << number(zmin) << ":" << number(zmax) << "]\n"
     << "set xrange [-0.5:" << number(grid.nx - 0.5) << "]\n"
     << "set yrange [-0.5:" << number(grid.ny - 0.5) << "]\n"
-    << "set xtics 0," << detail::tic_step(grid.nx) << " scale 0.6\n"
-    << "set ytics 0," << detail::tic_step(grid.ny) << " scale 0.6\n"
+    << "set xtics 0," << tic_step(grid.nx) << " scale 0.6\n"
+    << "set ytics 0," << tic_step(grid.ny) << " scale 0.6\n"
     << "set cbtics scale 0.6\nset tics front\n"
     << "unset key\n"
     // Fixed pixel margins make every cell cell_px square; the right margin holds the colour bar.
@@ -595,12 +696,62 @@ inline std::string heatmap_grid_script(const HeatmapGrid& grid, const std::strin
       } else {
         s << "unset colorbox\n";
       }
-      const std::size_t offset = (static_cast<std::size_t>(r) * grid.cols + static_cast<std::size_t>(c)) * cell_values * 4;
-      s << "plot " << gnuplot_quote(data_path) << " binary array=(" << grid.nx << "," << grid.ny
-        << ") format='%float32' endian=little skip=" << offset << " with image\n";
+      plot_cell(r, c);
     }
   }
   s << "unset multiplot\nunset output\n";
+}
+
+// Sends the heatmap script to gnuplot through gnuplot-iostream, each cell's values inline right
+// after its `plot '-' binary ... with image` command: binFmt2d describes an ny-long vector of
+// nx-long rows as `format='%float' array=(nx,ny)` (x fastest, native byte order, which is right
+// for a pipe to a gnuplot on this machine) and sendBinary2d writes them in that order.
+// requires: validate(grid) and heatmap_grid_figure_size(grid, style) pass.
+inline void send_heatmap_grid(gnuplotio::Gnuplot& gp, const HeatmapGrid& grid, const std::string& png_path,
+                              const PlotStyle& style) {
+  std::vector<std::vector<float>> cell(static_cast<std::size_t>(grid.ny),
+                                       std::vector<float>(static_cast<std::size_t>(grid.nx)));
+  const std::string header = "# " + std::to_string(grid.rows) + "x" + std::to_string(grid.cols) + " cells of " +
+                             std::to_string(grid.ny) + "x" + std::to_string(grid.nx) +
+                             " (y x) values, each sent as inline binary data after its plot command.\n";
+  emit_heatmap_grid_script(gp, grid, png_path, header, style, [&](int r, int c) {
+    for (int y = 0; y < grid.ny; ++y) {
+      const auto row = grid.values.begin() + static_cast<std::ptrdiff_t>(grid.flat_index(r, c, y, 0));
+      std::copy(row, row + grid.nx, cell[static_cast<std::size_t>(y)].begin());
+    }
+    gp << "plot '-' binary" << gp.binFmt2d(cell, "array") << "with image\n";
+    gp.sendBinary2d(cell);
+  });
+}
+
+}  // namespace detail
+
+// The gnuplot script drawing `grid` into `png_path` from the data file `data_path` written by
+// write_heatmap_grid_data (the script holds no data: each cell is read from that file with
+// `binary array=(nx,ny) format='%float32' endian=little skip=<byte offset>`). Paths are written
+// as given; pass absolute paths for a script that runs from any directory. (write_heatmap_grid_png
+// sends the same script with the data inline instead.)
+// requires: validate(grid) passes. ensures: the script ends with `unset output`, so the PNG is
+// complete when gnuplot exits.
+inline std::string heatmap_grid_script(const HeatmapGrid& grid, const std::string& png_path,
+                                       const std::string& data_path, const PlotStyle& style = {}) {
+  validate(grid);
+  detail::require_plain_path(png_path, "PNG path");
+  detail::require_plain_path(data_path, "heatmap data path");
+  heatmap_grid_figure_size(grid, style);  // checks the style before anything is written
+  const std::size_t cell_values = static_cast<std::size_t>(grid.nx) * static_cast<std::size_t>(grid.ny);
+  std::ostringstream header;
+  header << "# " << grid.rows << "x" << grid.cols << " cells of " << grid.ny << "x" << grid.nx
+         << " (y x) float32 little-endian values from the data file, x fastest,\n"
+         << "# cell (r, c) at byte offset ((r*" << grid.cols << " + c)*" << cell_values << ")*4.\n"
+         << "# Rerun with: gnuplot <this file>\n";
+  std::ostringstream s;
+  detail::emit_heatmap_grid_script(s, grid, png_path, header.str(), style, [&](int r, int c) {
+    const std::size_t offset = (static_cast<std::size_t>(r) * static_cast<std::size_t>(grid.cols) +
+                                static_cast<std::size_t>(c)) * cell_values * 4;
+    s << "plot " << detail::gnuplot_quote(data_path) << " binary array=(" << grid.nx << "," << grid.ny
+      << ") format='%float32' endian=little skip=" << offset << " with image\n";
+  });
   return s.str();
 }
 
@@ -621,7 +772,8 @@ inline std::string write_heatmap_grid_script_files(const HeatmapGrid& grid, cons
   return data.string();
 }
 
-// Draws `grid` into `png_path`: gnuplot writes a temporary file next to it, which is checked (exit
+// Draws `grid` into `png_path` by sending the script and the data to gnuplot through
+// gnuplot-iostream. gnuplot writes a temporary file next to `png_path`, which is checked (exit
 // status 0, PNG signature, expected size) and then renamed over `png_path`, so a failed plot
 // never leaves a partial PNG. Throws GnuplotUnavailable, GnuplotFailed, or tinyattn::Error for a
 // bad grid or path. ensures: on return, `png_path` is a PNG of heatmap_grid_figure_size(grid, style).
@@ -629,16 +781,13 @@ inline void write_heatmap_grid_png(const HeatmapGrid& grid, const std::string& p
   validate(grid);
   detail::require_plain_path(png_path, "PNG path");
   detail::require_parent_directory(png_path, "PNG path");
+  const PngSize size = heatmap_grid_figure_size(grid, style);
   const std::string final_png = detail::absolute_path(png_path);
   const std::string command = style.gnuplot_command.empty() ? default_gnuplot_command() : style.gnuplot_command;
   const detail::TemporaryDirectory work;
   detail::PartialOutput partial(final_png);
-  const std::string data_path = work.file("heatmap.bin");
-  const std::string script_path = work.file("heatmap.gp");
-  write_heatmap_grid_data(grid, data_path);
-  detail::write_text_file(script_path, heatmap_grid_script(grid, partial.path(), data_path, style), "gnuplot script");
-  detail::run_gnuplot_script(command, script_path, partial.path(), final_png, heatmap_grid_figure_size(grid, style),
-                     work.file("gnuplot.log"));
+  detail::run_gnuplot(command, partial.path(), final_png, size, work,
+                      [&](gnuplotio::Gnuplot& gp) { detail::send_heatmap_grid(gp, grid, partial.path(), style); });
   partial.commit_to(final_png);
 }
 
@@ -721,13 +870,19 @@ inline PngSize curves_figure_size(const Curves& curves, const PlotStyle& style =
   return PngSize{std::max(1, panels) * style.curves_panel_width_px, style.curves_height_px};
 }
 
-// The gnuplot script drawing `curves` into `png_path`. Self-contained: the data are inline
-// datablocks ($train_acc, ...), so the text alone reruns with `gnuplot <file>`.
-// requires: validate(curves) passes.
-inline std::string curves_script(const Curves& curves, const std::string& png_path, const PlotStyle& style = {}) {
-  using detail::gnuplot_quote;
-  validate(curves);
-  detail::require_plain_path(png_path, "PNG path");
+namespace detail {
+
+// One curve as (epoch, value) points: accuracies in %, missing (NaN) points and, on the log-scale
+// loss axis, non-positive losses left out, so that the line stays connected.
+using CurvePoints = std::vector<std::pair<int, double>>;
+
+// Writes the curves script to `s`. With inline_data false the points are datablocks ($train_acc,
+// ...) at the top, so the text alone reruns with `gnuplot <file>`; with inline_data true each plot
+// command reads its curves from '-' and `send_points(points)` is called after the command, once
+// per '-' in order, to send them (gnuplot-iostream's send1d). requires: validate(curves) passes.
+template <class SendPoints>
+void emit_curves_script(std::ostream& s, const Curves& curves, const std::string& png_path, const PlotStyle& style,
+                        bool inline_data, SendPoints&& send_points) {
   const PngSize size = curves_figure_size(curves, style);
 
   struct Series {
@@ -743,27 +898,30 @@ inline std::string curves_script(const Curves& curves, const std::string& png_pa
                         {"$test_acc", "test", "#ff7f0e", &curves.test_acc, 100.0, false},
                         {"$train_loss", "train", "#1f77b4", &curves.train_loss, 1.0, true},
                         {"$test_loss", "test", "#ff7f0e", &curves.test_loss, 1.0, true}};
+  CurvePoints points[4];
+  for (int k = 0; k < 4; ++k) {
+    const Series& series = all[k];
+    for (std::size_t i = 0; i < series.values->size(); ++i) {
+      const double v = (*series.values)[i];
+      if (std::isnan(v) || (series.log_axis && v <= 0.0)) continue;
+      points[k].emplace_back(curves.epoch[i], v * series.scale);
+    }
+  }
 
-  std::ostringstream s;
   s << "# tinyattn training curves: " << gnuplot_quote(curves.title) << "\n"
-    << "# Rerun with: gnuplot <this file>\n"
+    << (inline_data ? "# The points follow each plot command as inline data ('-').\n"
+                    : "# Rerun with: gnuplot <this file>\n")
     << "set encoding utf8\n"
     << "set terminal pngcairo size " << size.width << "," << size.height << " enhanced font "
     << gnuplot_quote(style.font) << " background '#ffffff'\n"
     << "set output " << gnuplot_quote(png_path) << "\n";
-  std::size_t drawable[4] = {0, 0, 0, 0};
-  for (int k = 0; k < 4; ++k) {
-    const Series& series = all[k];
-    if (series.values->empty()) continue;
-    s << series.block << " << EOD\n";
-    for (std::size_t i = 0; i < series.values->size(); ++i) {
-      const double v = (*series.values)[i];
-      // Missing points are left out rather than written as NaN so that the line stays connected.
-      if (std::isnan(v) || (series.log_axis && v <= 0.0)) continue;
-      s << curves.epoch[i] << " " << detail::number(v * series.scale) << "\n";
-      ++drawable[k];
+  if (!inline_data) {
+    for (int k = 0; k < 4; ++k) {
+      if (all[k].values->empty()) continue;
+      s << all[k].block << " << EOD\n";
+      for (const auto& [epoch, value] : points[k]) s << epoch << " " << number(value) << "\n";
+      s << "EOD\n";
     }
-    s << "EOD\n";
   }
   const bool accuracy_panel = !curves.train_acc.empty() || !curves.test_acc.empty();
   const bool loss_panel = !curves.train_loss.empty() || !curves.test_loss.empty();
@@ -778,19 +936,27 @@ inline std::string curves_script(const Curves& curves, const std::string& png_pa
   }
   auto plot_panel = [&](int first, int second) {
     std::string sep = "plot ";
-    bool drew = false;
+    std::vector<int> sent;  // series read from '-', in the order of the plot command
     for (int k : {first, second}) {
       if (all[k].values->empty()) continue;
       // A series with nothing drawable is listed with an unreachable point so the key still
-      // shows it and gnuplot has no empty datablock to complain about.
-      const bool points = drawable[k] < 2;
-      s << sep << (drawable[k] == 0 ? std::string("'+' using (NaN):(NaN)") : std::string(all[k].block) + " using 1:2")
-        << " with " << (points ? "points pt 7 ps 0.8" : "lines lw 2") << " lc rgb '" << all[k].color << "' title '"
-        << all[k].label << "'";
+      // shows it and gnuplot has no empty data set to complain about.
+      const bool no_points = points[k].empty();
+      const bool dots = points[k].size() < 2;
+      std::string source = "'+' using (NaN):(NaN)";
+      if (!no_points) {
+        source = std::string(inline_data ? "'-'" : all[k].block) + " using 1:2";
+        sent.push_back(k);
+      }
+      s << sep << source << " with " << (dots ? "points pt 7 ps 0.8" : "lines lw 2") << " lc rgb '" << all[k].color
+        << "' title '" << all[k].label << "'";
       sep = ", \\\n     ";
-      drew = true;
     }
-    if (drew) s << "\n";
+    if (sep == "plot ") return;  // both series empty: no plot command
+    s << "\n";
+    if (inline_data) {
+      for (int k : sent) send_points(points[k]);
+    }
   };
   if (accuracy_panel) {
     s << "set title 'accuracy'\nset ylabel 'accuracy (%)'\nset yrange [0:102]\nset ytics 0,20,100\n"
@@ -800,10 +966,23 @@ inline std::string curves_script(const Curves& curves, const std::string& png_pa
   if (loss_panel) {
     s << "set title 'loss'\nset ylabel 'loss (log scale)'\nset logscale y\nset autoscale y\nset ytics auto\n"
       << "set format y '10^{%L}'\nset key top right\n";
-    if (drawable[2] + drawable[3] == 0) s << "set yrange [0.01:1]\n";  // nothing positive: any log range
+    if (points[2].empty() && points[3].empty()) s << "set yrange [0.01:1]\n";  // nothing positive: any log range
     plot_panel(2, 3);
   }
   s << "unset multiplot\nunset output\n";
+}
+
+}  // namespace detail
+
+// The gnuplot script drawing `curves` into `png_path`. Self-contained: the data are inline
+// datablocks ($train_acc, ...), so the text alone reruns with `gnuplot <file>`. (write_curves_png
+// sends the same script with '-' data sent by gnuplot-iostream instead of datablocks.)
+// requires: validate(curves) passes.
+inline std::string curves_script(const Curves& curves, const std::string& png_path, const PlotStyle& style = {}) {
+  validate(curves);
+  detail::require_plain_path(png_path, "PNG path");
+  std::ostringstream s;
+  detail::emit_curves_script(s, curves, png_path, style, false, [](const detail::CurvePoints&) {});
   return s.str();
 }
 
@@ -815,21 +994,23 @@ inline void write_curves_script_file(const Curves& curves, const std::string& sc
   detail::write_text_file(script_path, curves_script(curves, detail::absolute_path(png_path), style), "gnuplot script");
 }
 
-// Draws `curves` into `png_path`, atomically as write_heatmap_grid_png does. Throws
+// Draws `curves` into `png_path` through gnuplot-iostream (the script with `gp << ...`, each curve
+// with gp.send1d as '-' inline data), atomically as write_heatmap_grid_png does. Throws
 // GnuplotUnavailable, GnuplotFailed, or tinyattn::Error for bad curves or path.
 // ensures: on return, `png_path` is a PNG of curves_figure_size(curves, style).
 inline void write_curves_png(const Curves& curves, const std::string& png_path, const PlotStyle& style = {}) {
   validate(curves);
   detail::require_plain_path(png_path, "PNG path");
   detail::require_parent_directory(png_path, "PNG path");
+  const PngSize size = curves_figure_size(curves, style);
   const std::string final_png = detail::absolute_path(png_path);
   const std::string command = style.gnuplot_command.empty() ? default_gnuplot_command() : style.gnuplot_command;
   const detail::TemporaryDirectory work;
   detail::PartialOutput partial(final_png);
-  const std::string script_path = work.file("curves.gp");
-  detail::write_text_file(script_path, curves_script(curves, partial.path(), style), "gnuplot script");
-  detail::run_gnuplot_script(command, script_path, partial.path(), final_png, curves_figure_size(curves, style),
-                     work.file("gnuplot.log"));
+  detail::run_gnuplot(command, partial.path(), final_png, size, work, [&](gnuplotio::Gnuplot& gp) {
+    detail::emit_curves_script(gp, curves, partial.path(), style, true,
+                               [&](const detail::CurvePoints& points) { gp.send1d(points); });
+  });
   partial.commit_to(final_png);
 }
 
