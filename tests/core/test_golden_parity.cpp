@@ -37,7 +37,7 @@ void check_tensors(const std::vector<float>& actual, const std::vector<float>& e
 }
 
 template <class Shape, class Backend>
-void check_golden(const std::string& fixture, LogitPath path) {
+void check_golden(const std::string& fixture, LogitPath path, ScorePath scores = ScorePath::automatic) {
   using Net = AttentionNetwork<Shape, Backend, float>;
   const auto golden = io::SafetensorsFile::load(data_path(fixture));
   const std::uint64_t seed = std::stoull(golden.metadata().at("seed"));
@@ -68,6 +68,7 @@ void check_golden(const std::string& fixture, LogitPath path) {
   // Loss and gradients at the initial weights, then the weights after 1 and 5 AdamW steps.
   TrainerOptions options;
   options.logit_path = path;
+  options.score_path = scores;
   Trainer<Net> trainer(net, task.train(), TokenBatch{}, options);
   const Evaluation initial = trainer.compute_gradients();
   const double expected_loss = golden.read<float>("init.train_loss")[0];
@@ -82,8 +83,17 @@ void check_golden(const std::string& fixture, LogitPath path) {
 }
 
 TEST_CASE_TEMPLATE("golden parity with PyTorch, reference shape, both logit paths", Backend, TINYATTN_TEST_BACKENDS) {
-  SUBCASE("logit table") { check_golden<ReferenceShape, Backend>("golden_reference.safetensors", LogitPath::logit_table); }
-  SUBCASE("direct") { check_golden<ReferenceShape, Backend>("golden_reference.safetensors", LogitPath::direct); }
+  const std::string file = "golden_reference.safetensors";
+  SUBCASE("logit table, score table") {
+    check_golden<ReferenceShape, Backend>(file, LogitPath::logit_table, ScorePath::table);
+  }
+  SUBCASE("logit table, per-sample scores") {
+    check_golden<ReferenceShape, Backend>(file, LogitPath::logit_table, ScorePath::per_sample);
+  }
+  SUBCASE("direct, score table") { check_golden<ReferenceShape, Backend>(file, LogitPath::direct, ScorePath::table); }
+  SUBCASE("direct, per-sample scores") {
+    check_golden<ReferenceShape, Backend>(file, LogitPath::direct, ScorePath::per_sample);
+  }
 }
 
 TEST_CASE_TEMPLATE("golden parity with PyTorch, D=24 H=3 seed 7, both logit paths", Backend, TINYATTN_TEST_BACKENDS) {

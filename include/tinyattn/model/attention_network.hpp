@@ -113,9 +113,8 @@ class AttentionNetwork {
   // for tokens outside the vocabulary or a wrong context length (naming sample, position and value).
   AttentionCache<Scalar> inspect(const TokenBatch& batch, unsigned parts = cache_all) const {
     validate_batch(batch, vocab, context, "AttentionNetwork::inspect");
-    RowSpace space(vocab, context);
-    space.add(batch);
-    RowTables<Shape, Backend, Scalar> tables(space, false);
+    const RowSpace space(vocab, context, {batch});
+    RowTables<Shape, Backend, Scalar> tables(space, false, false);
     tables.compute(parameter_data());
     BatchPlan<Shape, Backend, Scalar> plan(batch, space);
 
@@ -154,11 +153,12 @@ class AttentionNetwork {
   }
 
   // Mean cross-entropy and accuracy at the last position.
-  Evaluation evaluate(const TokenBatch& batch, LogitPath path = LogitPath::automatic) const {
+  Evaluation evaluate(const TokenBatch& batch, LogitPath path = LogitPath::automatic,
+                      ScorePath scores = ScorePath::automatic) const {
     validate_batch(batch, vocab, context, "AttentionNetwork::evaluate");
-    RowSpace space(vocab, context);
-    space.add(batch);
-    RowTables<Shape, Backend, Scalar> tables(space, resolve<Shape>(path) == LogitPath::logit_table);
+    const RowSpace space(vocab, context, {batch});
+    RowTables<Shape, Backend, Scalar> tables(space, resolve<Shape>(path) == LogitPath::logit_table,
+                                             resolve(scores, space, batch.size()) == ScorePath::table);
     tables.compute(parameter_data());
     BatchEvaluator<Shape, Backend, Scalar> evaluator(batch, space, path);
     return to_evaluation(evaluator.evaluate(parameter_data(), tables), batch.size());

@@ -4,9 +4,12 @@
 //   per sample (sample_kernels.hpp)  attention of the last query, mixing of table rows, cross-entropy
 //   scatter (index_add.hpp)          gradients of the sample outputs onto the per-row tables
 //   per row (layers.hpp)             unembedding, output projection, projections, embedding
-// All buffers are allocated at construction: compute() allocates nothing.
+// All buffers are allocated at construction: compute() allocates nothing. Samples are processed in
+// tiles (Primitives<B>::kSampleTile, a constant of the backend) so that per-sample gradient rows stay
+// in cache; every scatter adds the tiles in order, so a run is bit-identical for any thread count.
 #pragma once
 
+#include <algorithm>
 #include <vector>
 
 #include "tinyattn/model/batch_forward.hpp"
@@ -18,87 +21,135 @@ class BatchGradient {
   using P = Primitives<Backend>;
   using Ly = Layers<Shape, Backend, Scalar>;
   using Plan = ScatterPlan<Backend, Scalar>;
+  using RowOps = typename P::row_ops;
   template <class T>
   using buffer = typename P::template buffer<T>;
   static constexpr index_t V = Shape::vocab, D = Shape::d_model, H = Shape::heads, T = Shape::context,
-                           dh = Shape::head_dim, J = kernels::mix_slots<Shape>;
+                           dh = Shape::head_dim, J = kernels::mix_slots<Shape>,
+                           Vp = kernels::padded_vocab<Shape, Scalar>;
 
  public:
-  // requires: batch validated; every (token, position) of it in `space`.
-  BatchGradient(const TokenBatch& batch, const RowSpace& space, LogitPath path)
-      : plan_(batch, space), path_(resolve<Shape>(path)), rows_(space.size()) {
-    const index_t n = plan_.samples(), R = rows_;
-    const index_t width = path_ == LogitPath::logit_table ? V : D;
-    // Scatter patterns: sample outputs -> table rows.
-    ScatterPattern mix{n, J, (H + 1) * R, plan_.mix_row_host()};
-    ScatterPattern keys{n * H, T, H * R, {}}, queries{n * H, 1, H * R, {}};
-    keys.out_row_of_slot.resize(static_cast<std::size_t>(n) * H * T);
-    queries.out_row_of_slot.resize(static_cast<std::size_t>(n) * H);
-    for (index_t b = 0; b < n; ++b) {
-      const index_t* kv = &plan_.kv_row_host()[static_cast<std::size_t>(b) * T];
-      for (index_t h = 0; h < H; ++h) {
-        for (index_t k = 0; k < T; ++k) keys.out_row_of_slot[(static_cast<std::size_t>(b) * H + h) * T + k] = h * R + kv[k];
-        queries.out_row_of_slot[static_cast<std::size_t>(b) * H + h] = h * R + kv[T - 1];
+  // requires: batch validated; every (token, position) of it in `space`; `scores` resolved (not
+  // automatic) and matching the tables compute() will get.
+  BatchGradient(const TokenBatch& batch, const RowSpace& space, LogitPath logits, ScorePath scores)
+      : plan_(batch, space),
+        path_(resolve<Shape>(logits)),
+        scores_(scores),
+        rows_(space.size()),
+        query_rows_(space.query_rows()) {
+    require(scores != ScorePath::automatic, "BatchGradient: the score path must be resolved");
+    const index_t n = plan_.samples(), R = rows_, Rq = query_rows_;
+    const index_t width = path_ == LogitPath::logit_table ? Vp : D;
+    const auto N = static_cast<std::size_t>(n);
+    // Scatter patterns, one per tile of samples: sample outputs -> table rows.
+    tile_ = std::min<index_t>(n, P::kSampleTile);
+    for (index_t first = 0; first < n; first += tile_) {
+      const index_t count = std::min(tile_, n - first);
+      const auto kv_of = [&](index_t b) { return &plan_.kv_row_host()[static_cast<std::size_t>(b) * T]; };
+      ScatterPattern mix{count, J, (H + 1) * R, {}};
+      mix.out_row_of_slot.reserve(static_cast<std::size_t>(count) * J);
+      for (std::size_t i = static_cast<std::size_t>(first) * J; i < static_cast<std::size_t>(first + count) * J; ++i)
+        mix.out_row_of_slot.push_back(plan_.mix_row_host()[i]);
+      mix_plans_.emplace_back(mix, width);
+      if (scores_ == ScorePath::table) {
+        // d score[h, query row, key row] += dscores[b, h, k]: one scalar per entry (width 1).
+        ScatterPattern cells{count, H * T, H * Rq * R, {}};
+        for (index_t b = first; b < first + count; ++b)
+          for (index_t h = 0; h < H; ++h)
+            for (index_t k = 0; k < T; ++k) cells.out_row_of_slot.push_back((h * Rq + kv_of(b)[T - 1]) * R + kv_of(b)[k]);
+        score_plans_.emplace_back(cells, 1);
+      } else {
+        ScatterPattern keys{count * H, T, H * R, {}}, queries{count * H, 1, H * R, {}};
+        for (index_t b = first; b < first + count; ++b) {
+          for (index_t h = 0; h < H; ++h) {
+            for (index_t k = 0; k < T; ++k) keys.out_row_of_slot.push_back(h * R + kv_of(b)[k]);
+            queries.out_row_of_slot.push_back(h * R + kv_of(b)[T - 1]);
+          }
+        }
+        key_plans_.emplace_back(keys, dh);
+        query_plans_.emplace_back(queries, dh);
       }
     }
-    mix_plan_ = Plan(mix, width);
-    key_plan_ = Plan(keys, dh);
-    query_plan_ = Plan(queries, dh);
+    if (scores_ == ScorePath::table) {
+      P::allocate(dscore_table_, static_cast<std::size_t>(H) * Rq * R);
+      const Scalar one = 1;
+      P::upload(one_, &one, 1);
+    } else {
+      P::allocate(q_, N * H * dh);
+      P::allocate(dq_, N * H * dh);
+    }
     // Table rows -> embeddings.
-    ScatterPattern by_token{R, 1, V, space.row_token()}, by_position{R, 1, T, space.row_position()};
-    token_plan_ = Plan(by_token, D);
-    position_plan_ = Plan(by_position, D);
+    token_plan_ = Plan(ScatterPattern{R, 1, V, space.row_token()}, D);
+    position_plan_ = Plan(ScatterPattern{R, 1, T, space.row_position()}, D);
 
-    const auto N = static_cast<std::size_t>(n);
+    const auto tile = static_cast<std::size_t>(tile_);
     P::allocate(mix_w_, N * J);
-    P::allocate(q_, N * H * dh);
     P::allocate(dscores_, N * H * T);
-    P::allocate(dq_, N * H * dh);
-    P::allocate(dlogits_, N * V);
+    P::allocate(dlogits_, tile * Vp);
     P::allocate(loss_, N);
     P::allocate(correct_, N);
     if (path_ == LogitPath::direct) {
-      P::allocate(resid_, N * D);
-      P::allocate(logits_, N * V);
-      P::allocate(dresid_, N * D);
+      P::allocate(resid_, tile * D);
+      P::allocate(logits_, tile * Vp);
+      P::allocate(dresid_, tile * D);
     } else {
-      P::allocate(dlogit_table_, static_cast<std::size_t>(H + 1) * R * V);
+      P::allocate(dlogit_table_, static_cast<std::size_t>(H + 1) * R * Vp);
     }
     P::allocate(dz_, static_cast<std::size_t>(H + 1) * R * D);
-    P::allocate(dqkv_, static_cast<std::size_t>(3) * H * R * dh);
+    P::allocate(dqkv_, static_cast<std::size_t>(3) * H * R * dh);  // zero: score-table Q rows past Rq stay 0
   }
 
   // Writes d(mean loss)/d(parameters) into grads (Layout order) and returns the batch totals.
   // requires: tables computed from params (with a logit table on the logit_table path), same space.
   BatchTotals compute(const Scalar* params, const RowTables<Shape, Backend, Scalar>& tables, Scalar* grads) {
     require(tables.rows() == rows_, "BatchGradient: tables have ", tables.rows(), " rows, the plan expects ", rows_);
+    require(tables.has_score_table() == (scores_ == ScorePath::table),
+            "BatchGradient: the tables' score path does not match the plan's");
     const auto in = plan_.inputs(tables);
     const index_t n = plan_.samples(), R = rows_;
     const Scalar grad_scale = Scalar(1) / static_cast<Scalar>(n);
     const kernels::SampleGradients<Shape, Scalar> s{P::data(mix_w_), P::data(q_), P::data(dscores_), P::data(dq_)};
-    BatchTotals totals;
-    if (path_ == LogitPath::logit_table) {
-      P::for_each(n, kernels::TrainSampleFromLogitTable<Shape, Scalar>{in, tables.logit(), grad_scale, s,
-                                                                         P::data(dlogits_), P::data(loss_),
-                                                                         P::data(correct_)});
-      totals = P::sum_metrics(P::data(loss_), P::data(correct_), n);
-      mix_plan_.apply(P::data(mix_w_), P::data(dlogits_), V, P::data(dlogit_table_), false);
-      Ly::unembedding_backward(params, tables.z(), P::data(dlogit_table_), (H + 1) * R, grads, P::data(dz_));
-    } else {
-      P::for_each(n, kernels::AttendAndMixRows<Shape, Scalar>{in, tables.z(), s.mix_w, s.q, P::data(resid_)});
-      Ly::unembedding_forward(params, P::data(resid_), n, P::data(logits_));
-      P::for_each(n, kernels::CrossEntropyRows<Shape, Scalar>{P::data(logits_), in.targets, grad_scale,
-                                                                P::data(dlogits_), P::data(loss_),
-                                                                P::data(correct_)});
-      totals = P::sum_metrics(P::data(loss_), P::data(correct_), n);
-      Ly::unembedding_backward(params, P::data(resid_), P::data(dlogits_), n, grads, P::data(dresid_));
-      P::for_each(n, kernels::AttendAndMixRowsBackward<Shape, Scalar>{in, tables.z(), P::data(dresid_), s});
-      mix_plan_.apply(P::data(mix_w_), P::data(dresid_), D, P::data(dz_), false);
+    for (std::size_t t = 0; t < mix_plans_.size(); ++t) {
+      const index_t first = static_cast<index_t>(t) * tile_, count = std::min(tile_, n - first);
+      const bool accumulate = t > 0;
+      Scalar* mix_w = P::data(mix_w_) + static_cast<std::ptrdiff_t>(first) * J;
+      if (path_ == LogitPath::logit_table) {
+        P::for_each(count, kernels::offset_by(kernels::TrainSampleFromLogitTable<Shape, Scalar, RowOps>{
+                                                  in, tables.logit(), grad_scale, s, P::data(dlogits_),
+                                                  P::data(loss_), P::data(correct_), first},
+                                              first));
+        mix_plans_[t].apply(mix_w, P::data(dlogits_), Vp, P::data(dlogit_table_), accumulate);
+      } else {
+        P::for_each(count, kernels::offset_by(kernels::AttendAndMixRows<Shape, Scalar, RowOps>{
+                                                  in, tables.z(), s.mix_w, s.q, P::data(resid_), first},
+                                              first));
+        Ly::unembedding_forward(params, P::data(resid_), count, P::data(logits_));
+        P::for_each(count, kernels::offset_by(kernels::CrossEntropyRows<Shape, Scalar, RowOps>{
+                                                  P::data(logits_), in.targets, grad_scale, P::data(dlogits_),
+                                                  P::data(loss_), P::data(correct_), first},
+                                              first));
+        Ly::unembedding_backward(params, P::data(resid_), P::data(dlogits_), count, grads, P::data(dresid_),
+                                 accumulate);
+        P::for_each(count, kernels::offset_by(kernels::AttendAndMixRowsBackward<Shape, Scalar, RowOps>{
+                                                  in, tables.z(), P::data(dresid_), s, first},
+                                              first));
+        mix_plans_[t].apply(mix_w, P::data(dresid_), D, P::data(dz_), accumulate);
+      }
+      Scalar* dscores = P::data(dscores_) + static_cast<std::ptrdiff_t>(first) * H * T;
+      if (scores_ == ScorePath::table) {
+        score_plans_[t].apply(dscores, P::data(one_), 0, P::data(dscore_table_), accumulate);
+      } else {
+        const std::ptrdiff_t block = static_cast<std::ptrdiff_t>(H) * R * dh, rows = static_cast<std::ptrdiff_t>(first) * H * dh;
+        query_plans_[t].apply(nullptr, P::data(dq_) + rows, dh, P::data(dqkv_), accumulate);               // dQ block
+        key_plans_[t].apply(dscores, P::data(q_) + rows, dh, P::data(dqkv_) + block, accumulate);          // dK block
+      }
     }
+    const BatchTotals totals = P::sum_metrics(P::data(loss_), P::data(correct_), n);
     Scalar* dqkv = P::data(dqkv_);
-    const std::ptrdiff_t block = static_cast<std::ptrdiff_t>(H) * R * dh;
-    query_plan_.apply(nullptr, P::data(dq_), dh, dqkv, false);                  // dQ block
-    key_plan_.apply(P::data(dscores_), P::data(q_), dh, dqkv + block, false);    // dK block
+    if (path_ == LogitPath::logit_table)
+      Ly::unembedding_backward(params, tables.z(), P::data(dlogit_table_), (H + 1) * R, grads, P::data(dz_));
+    if (scores_ == ScorePath::table)
+      Ly::scores_backward(tables.qkv(), P::data(dscore_table_), R, query_rows_, dqkv);  // dQ, dK blocks
     Ly::output_backward(params, tables.qkv(), P::data(dz_), R, grads, dqkv);   // dW_O, dV block
     Scalar* dx = P::data(dz_) + static_cast<std::ptrdiff_t>(H) * R * D;         // already holds the x rows' share
     Ly::projection_backward(params, tables.x(), dqkv, R, grads, dx);
@@ -108,16 +159,23 @@ class BatchGradient {
 
   index_t samples() const { return plan_.samples(); }
   LogitPath path() const { return path_; }
+  ScorePath score_path() const { return scores_; }
 
  private:
   BatchPlan<Shape, Backend, Scalar> plan_;
   LogitPath path_;
-  index_t rows_;
-  Plan mix_plan_, key_plan_, query_plan_, token_plan_, position_plan_;
-  buffer<Scalar> mix_w_, q_, dscores_, dq_, dlogits_, loss_;   // per sample
-  buffer<Scalar> resid_, logits_, dresid_;                     // per sample, direct path only
+  ScorePath scores_;
+  index_t rows_, query_rows_;
+  index_t tile_ = 0;                                            // samples per tile
+  std::vector<Plan> mix_plans_, key_plans_, query_plans_, score_plans_;  // one per tile
+  Plan token_plan_, position_plan_;
+  buffer<Scalar> mix_w_, dscores_, loss_;             // per sample
+  buffer<Scalar> q_, dq_;                             // per sample, per-sample scores only
+  buffer<Scalar> dlogits_;                            // per sample of a tile
+  buffer<Scalar> resid_, logits_, dresid_;            // per sample of a tile, direct path only
   buffer<index_t> correct_;
-  buffer<Scalar> dlogit_table_, dz_, dqkv_;                    // per row
+  buffer<Scalar> dlogit_table_, dz_, dqkv_;           // per row
+  buffer<Scalar> dscore_table_, one_;                 // score table path only
 };
 
 }  // namespace tinyattn

@@ -2,6 +2,7 @@
 // (loss and accuracy at the last position, forward only).
 #pragma once
 
+#include <algorithm>
 #include <vector>
 
 #include "tinyattn/data/token_batch.hpp"
@@ -41,7 +42,10 @@ class BatchPlan {
   index_t samples() const { return samples_; }
   index_t rows() const { return rows_; }
   kernels::SampleInputs<Shape, Scalar> inputs(const RowTables<Shape, Backend, Scalar>& tables) const {
-    return {{tables.qkv(), tables.rows()}, P::data(kv_row_), P::data(mix_row_), P::data(targets_)};
+    return {{tables.qkv(), tables.rows(), tables.score(), tables.query_rows()},
+            P::data(kv_row_),
+            P::data(mix_row_),
+            P::data(targets_)};
   }
   // Host copies, for building scatter patterns.
   const std::vector<index_t>& kv_row_host() const { return kv_row_host_; }    // (N, T)
@@ -59,7 +63,9 @@ template <class Shape, class Backend, class Scalar>
 class BatchEvaluator {
   using P = Primitives<Backend>;
   using Ly = Layers<Shape, Backend, Scalar>;
-  static constexpr index_t V = Shape::vocab, D = Shape::d_model, J = kernels::mix_slots<Shape>;
+  using RowOps = typename P::row_ops;
+  static constexpr index_t D = Shape::d_model, J = kernels::mix_slots<Shape>,
+                           Vp = kernels::padded_vocab<Shape, Scalar>;
 
  public:
   BatchEvaluator(const TokenBatch& batch, const RowSpace& space, LogitPath path)
@@ -68,9 +74,10 @@ class BatchEvaluator {
     P::allocate(loss_, n);
     P::allocate(correct_, n);
     if (path_ == LogitPath::direct) {
+      tile_ = std::min<index_t>(plan_.samples(), P::kSampleTile);
       P::allocate(mix_w_, n * J);
-      P::allocate(resid_, n * D);
-      P::allocate(logits_, n * V);
+      P::allocate(resid_, static_cast<std::size_t>(tile_) * D);
+      P::allocate(logits_, static_cast<std::size_t>(tile_) * Vp);
     }
   }
 
@@ -79,14 +86,20 @@ class BatchEvaluator {
     const auto in = plan_.inputs(tables);
     const index_t n = plan_.samples();
     if (path_ == LogitPath::logit_table) {
-      P::for_each(n, kernels::EvaluateSampleFromLogitTable<Shape, Scalar>{in, tables.logit(), P::data(loss_),
+      P::for_each(n, kernels::EvaluateSampleFromLogitTable<Shape, Scalar, RowOps>{in, tables.logit(), P::data(loss_),
                                                                             P::data(correct_)});
     } else {
-      P::for_each(n, kernels::AttendAndMixRows<Shape, Scalar>{in, tables.z(), P::data(mix_w_), nullptr,
-                                                                P::data(resid_)});
-      Ly::unembedding_forward(params, P::data(resid_), n, P::data(logits_));
-      P::for_each(n, kernels::CrossEntropyRows<Shape, Scalar>{P::data(logits_), in.targets, Scalar(0), nullptr,
-                                                                P::data(loss_), P::data(correct_)});
+      for (index_t first = 0; first < n; first += tile_) {  // tiles keep the logits rows in cache
+        const index_t count = std::min(tile_, n - first);
+        P::for_each(count, kernels::offset_by(kernels::AttendAndMixRows<Shape, Scalar, RowOps>{
+                                                  in, tables.z(), P::data(mix_w_), nullptr, P::data(resid_), first},
+                                              first));
+        Ly::unembedding_forward(params, P::data(resid_), count, P::data(logits_));
+        P::for_each(count, kernels::offset_by(kernels::CrossEntropyRows<Shape, Scalar, RowOps>{
+                                                  P::data(logits_), in.targets, Scalar(0), nullptr, P::data(loss_),
+                                                  P::data(correct_), first},
+                                              first));
+      }
     }
     return P::sum_metrics(P::data(loss_), P::data(correct_), n);
   }
@@ -97,6 +110,7 @@ class BatchEvaluator {
  private:
   BatchPlan<Shape, Backend, Scalar> plan_;
   LogitPath path_;
+  index_t tile_ = 0;  // direct path: samples per tile
   typename P::template buffer<Scalar> loss_, mix_w_, resid_, logits_;
   typename P::template buffer<index_t> correct_;
 };

@@ -7,7 +7,9 @@
 //   qkv   (3, H, R, dh)   query, key and value of each row and head
 //   u     (H, R, D)       value of each row through the output projection: v_h W_O[h]
 //   z     (H + 1, R, D)   u followed by x: the rows whose weighted sum is the residual stream
-//   logit (M, V)          rows (M, D) W_E^T (tied unembedding)
+//   logit (M, Vp)         rows (M, D) W_E^T (tied unembedding); rows padded to Vp >= V columns
+//                         (kernels::padded_vocab), the pad columns zero
+//   score (H, Rq, R)      q . k of every query row (the first Rq rows: position T-1) with every row
 //
 // Gradient convention: a backward writes (=) the gradient of the tensor it owns, except W_E, which
 // gets two contributions: unembedding_backward writes it, embedding_backward then adds to it.
@@ -15,6 +17,7 @@
 
 #include "tinyattn/backend/primitives.hpp"
 #include "tinyattn/model/parameter_layout.hpp"
+#include "tinyattn/model/sample_kernels.hpp"
 #include "tinyattn/ops/index_add.hpp"
 
 namespace tinyattn {
@@ -108,27 +111,58 @@ struct Layers {
     P::gemm(v);
   }
 
-  // ---- tied unembedding: logits (M, V) = rows (M, D) W_E^T ----------------------------------------------
+  // ---- score table: score[h] (Rq, R) = q[h][0:Rq] k[h]^T ------------------------------------------------
+  static void scores_forward(const Scalar* qkv, index_t rows, index_t query_rows, Scalar* score) {
+    GemmArgs<Scalar> g;
+    g.m = query_rows, g.n = rows, g.k = dh, g.batch = H;
+    g.a = qkv, g.lda = dh, g.stride_a = static_cast<std::ptrdiff_t>(rows) * dh;
+    g.b = qkv + static_cast<std::ptrdiff_t>(H) * rows * dh, g.ldb = dh, g.trans_b = true,
+    g.stride_b = static_cast<std::ptrdiff_t>(rows) * dh;
+    g.c = score, g.ldc = rows, g.stride_c = static_cast<std::ptrdiff_t>(query_rows) * rows;
+    P::gemm(g);
+  }
+  // dq[h][0:Rq] = dscore[h] k[h];  dk[h] = dscore[h]^T q[h][0:Rq]  (the Q and K blocks of dqkv; rows
+  // of the Q block past Rq are never written and must stay zero).
+  static void scores_backward(const Scalar* qkv, const Scalar* dscore, index_t rows, index_t query_rows,
+                              Scalar* dqkv) {
+    const std::ptrdiff_t head = static_cast<std::ptrdiff_t>(rows) * dh, key_block = H * head;
+    GemmArgs<Scalar> q;
+    q.m = query_rows, q.n = dh, q.k = rows, q.batch = H;
+    q.a = dscore, q.lda = rows, q.stride_a = static_cast<std::ptrdiff_t>(query_rows) * rows;
+    q.b = qkv + key_block, q.ldb = dh, q.stride_b = head;
+    q.c = dqkv, q.ldc = dh, q.stride_c = head;
+    P::gemm(q);
+    GemmArgs<Scalar> k;
+    k.m = rows, k.n = dh, k.k = query_rows, k.batch = H;
+    k.a = dscore, k.lda = rows, k.trans_a = true, k.stride_a = static_cast<std::ptrdiff_t>(query_rows) * rows;
+    k.b = qkv, k.ldb = dh, k.stride_b = head;
+    k.c = dqkv + key_block, k.ldc = dh, k.stride_c = head;
+    P::gemm(k);
+  }
+
+  // ---- tied unembedding: logits (M, V; row stride Vp) = rows (M, D) W_E^T -----------------------------
+  static constexpr index_t Vp = kernels::padded_vocab<Shape, Scalar>;
   static void unembedding_forward(const Scalar* params, const Scalar* rows, index_t m, Scalar* logits) {
     GemmArgs<Scalar> g;
     g.m = m, g.n = V, g.k = D;
     g.a = rows, g.lda = D;
     g.b = params + L::token_embedding, g.ldb = D, g.trans_b = true;
-    g.c = logits, g.ldc = V;
+    g.c = logits, g.ldc = Vp;
     P::gemm(g);
   }
-  // dW_E = dlogits^T rows (written: the first of W_E's two contributions);  drows = dlogits W_E.
+  // dW_E = dlogits^T rows (written, or added with accumulate: W_E's first contribution may come in
+  // tiles);  drows = dlogits W_E.  dlogits: (M, V; row stride Vp).
   static void unembedding_backward(const Scalar* params, const Scalar* rows, const Scalar* dlogits, index_t m,
-                                   Scalar* grads, Scalar* drows) {
+                                   Scalar* grads, Scalar* drows, bool accumulate = false) {
     GemmArgs<Scalar> w;
-    w.m = V, w.n = D, w.k = m;
-    w.a = dlogits, w.lda = V, w.trans_a = true;
+    w.m = V, w.n = D, w.k = m, w.accumulate = accumulate;
+    w.a = dlogits, w.lda = Vp, w.trans_a = true;
     w.b = rows, w.ldb = D;
     w.c = grads + L::token_embedding, w.ldc = D;
     P::gemm(w);
     GemmArgs<Scalar> r;
     r.m = m, r.n = D, r.k = V;
-    r.a = dlogits, r.lda = V;
+    r.a = dlogits, r.lda = Vp;
     r.b = params + L::token_embedding, r.ldb = D;
     r.c = drows, r.ldc = D;
     P::gemm(r);

@@ -29,6 +29,29 @@ constexpr LogitPath resolve(LogitPath path) {
   return path == LogitPath::automatic ? preferred_logit_path<Shape>() : path;
 }
 
+// How a sample gets its attention scores (both exact):
+//   table       score (H, Rq, R): every query row against every row, by one product per head; a sample
+//               looks up its H*T scores. Pays when there are few distinct last tokens (the min/max
+//               task has one: '=').
+//   per_sample  each sample computes q . k for its H*T keys from the QKV table.
+enum class ScorePath { automatic, table, per_sample };
+
+// The table costs Rq * R dot products per pass against samples * T per-sample ones (per head).
+inline ScorePath resolve(ScorePath path, const RowSpace& space, std::int64_t samples_per_pass) {
+  if (path != ScorePath::automatic) return path;
+  const std::int64_t table = static_cast<std::int64_t>(space.query_rows()) * space.size();
+  return table <= samples_per_pass * space.context() ? ScorePath::table : ScorePath::per_sample;
+}
+
+inline const char* to_string(ScorePath path) {
+  switch (path) {
+    case ScorePath::automatic: return "automatic";
+    case ScorePath::table: return "table";
+    case ScorePath::per_sample: return "per_sample";
+  }
+  return "?";
+}
+
 inline const char* to_string(LogitPath path) {
   switch (path) {
     case LogitPath::automatic: return "automatic";
@@ -44,15 +67,21 @@ class RowTables {
   using Ly = Layers<Shape, Backend, Scalar>;
   template <class T>
   using buffer = typename P::template buffer<T>;
-  static constexpr index_t V = Shape::vocab, D = Shape::d_model, H = Shape::heads, dh = Shape::head_dim;
+  static constexpr index_t D = Shape::d_model, H = Shape::heads, dh = Shape::head_dim,
+                           Vp = kernels::padded_vocab<Shape, Scalar>;
 
  public:
-  RowTables(const RowSpace& space, bool with_logit_table) : rows_(space.size()), with_logits_(with_logit_table) {
+  RowTables(const RowSpace& space, bool with_logit_table, bool with_score_table)
+      : rows_(space.size()),
+        query_rows_(space.query_rows()),
+        with_logits_(with_logit_table),
+        with_scores_(with_score_table) {
     P::upload(row_token_, space.row_token().data(), space.row_token().size());
     P::upload(row_position_, space.row_position().data(), space.row_position().size());
     P::allocate(z_, static_cast<std::size_t>(H + 1) * rows_ * D);
     P::allocate(qkv_, static_cast<std::size_t>(3) * H * rows_ * dh);
-    if (with_logits_) P::allocate(logit_, static_cast<std::size_t>(H + 1) * rows_ * V);
+    if (with_logits_) P::allocate(logit_, static_cast<std::size_t>(H + 1) * rows_ * Vp);
+    if (with_scores_) P::allocate(score_, static_cast<std::size_t>(H) * query_rows_ * rows_);
   }
 
   // Forward of every per-row layer from the parameters.
@@ -61,10 +90,13 @@ class RowTables {
     Ly::projection_forward(params, x(), rows_, P::data(qkv_));
     Ly::output_forward(params, P::data(qkv_), rows_, P::data(z_));
     if (with_logits_) Ly::unembedding_forward(params, P::data(z_), (H + 1) * rows_, P::data(logit_));
+    if (with_scores_) Ly::scores_forward(P::data(qkv_), rows_, query_rows_, P::data(score_));
   }
 
   index_t rows() const { return rows_; }
+  index_t query_rows() const { return query_rows_; }
   bool has_logit_table() const { return with_logits_; }
+  bool has_score_table() const { return with_scores_; }
   const index_t* row_token() const { return P::data(row_token_); }
   const index_t* row_position() const { return P::data(row_position_); }
   Scalar* z() { return P::data(z_); }                 // (H+1, R, D): u then x
@@ -72,16 +104,17 @@ class RowTables {
   Scalar* x() { return P::data(z_) + static_cast<std::ptrdiff_t>(H) * rows_ * D; }  // (R, D)
   const Scalar* x() const { return P::data(z_) + static_cast<std::ptrdiff_t>(H) * rows_ * D; }
   const Scalar* qkv() const { return P::data(qkv_); }  // (3, H, R, dh)
-  const Scalar* logit() const { return P::data(logit_); }  // ((H+1) R, V)
+  const Scalar* logit() const { return P::data(logit_); }  // ((H+1) R, Vp)
+  const Scalar* score() const { return with_scores_ ? P::data(score_) : nullptr; }  // (H, Rq, R)
   const buffer<Scalar>& z_buffer() const { return z_; }
   const buffer<Scalar>& qkv_buffer() const { return qkv_; }
   const buffer<Scalar>& logit_buffer() const { return logit_; }
 
  private:
-  index_t rows_;
-  bool with_logits_;
+  index_t rows_, query_rows_;
+  bool with_logits_, with_scores_;
   buffer<index_t> row_token_, row_position_;
-  buffer<Scalar> z_, qkv_, logit_;
+  buffer<Scalar> z_, qkv_, logit_, score_;
 };
 
 }  // namespace tinyattn

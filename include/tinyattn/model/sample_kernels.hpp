@@ -15,29 +15,38 @@
 
 #include "tinyattn/core/config.hpp"
 #include "tinyattn/core/math.hpp"
+#include "tinyattn/ops/row_ops.hpp"
 
 namespace tinyattn::kernels {
 
-// The QKV table: (3, H, R, dh) — query, key and value projections of every distinct row.
+// The tables a sample's attention reads: QKV (3, H, R, dh) — query, key and value projections of every
+// distinct row — and, when present, the score table (H, Rq, R): q . k of every query row (rows
+// [0, Rq) are the rows at position T-1) with every row.
 template <class Shape, class Scalar>
 struct QkvTable {
   const Scalar* data;
-  index_t rows;  // R
+  index_t rows;                    // R
+  const Scalar* score = nullptr;   // (H, Rq, R) or null: compute q . k per sample
+  index_t query_rows = 0;          // Rq
   TINYATTN_HD const Scalar* query(index_t head, index_t row) const { return at(0, head, row); }
   TINYATTN_HD const Scalar* key(index_t head, index_t row) const { return at(1, head, row); }
   TINYATTN_HD const Scalar* value(index_t head, index_t row) const { return at(2, head, row); }
   TINYATTN_HD const Scalar* at(index_t which, index_t head, index_t row) const {
     return data + ((static_cast<std::ptrdiff_t>(which) * Shape::heads + head) * rows + row) * Shape::head_dim;
   }
+  // Scores of query row `query_row` (< Rq) against all rows, head h: (R).
+  TINYATTN_HD const Scalar* scores_of(index_t head, index_t query_row) const {
+    return score + (static_cast<std::ptrdiff_t>(head) * query_rows + query_row) * rows;
+  }
 };
 
+// Rows of V logits are stored with V rounded up to whole 64-byte vectors (131 -> 144 floats), the pad
+// columns zero: every loop over a logits row then runs in full vectors, with no scalar remainder.
 template <class Scalar>
-TINYATTN_HD TINYATTN_FORCEINLINE Scalar dot(const Scalar* a, const Scalar* b, index_t n) {
-  Scalar acc = 0;
-  TINYATTN_SIMD_SUM(acc)
-  for (index_t i = 0; i < n; ++i) acc += a[i] * b[i];
-  return acc;
-}
+inline constexpr index_t vector_lanes = 64 / static_cast<index_t>(sizeof(Scalar));
+template <class Shape, class Scalar>
+inline constexpr index_t padded_vocab =
+    (Shape::vocab + vector_lanes<Scalar> - 1) / vector_lanes<Scalar> * vector_lanes<Scalar>;
 
 // Softmax over n scores divided by `divisor` (sqrt(head_dim)), as torch's (s / sqrt(dh)).softmax(-1).
 template <class Scalar>
@@ -54,28 +63,47 @@ TINYATTN_HD TINYATTN_FORCEINLINE void softmax_scaled(const Scalar* scores, Scala
 
 // ---- attention of the last query ----------------------------------------------------------------------
 // scores[h, k] = q_h(T-1) . k_h(k)  (unscaled, as the notebook plots them); pattern = softmax(scores/sqrt(dh)).
-// Writes pattern (H, T); scores (H, T) and q (H, dh) when non-null.
-template <class Shape, class Scalar>
-TINYATTN_HD void attend_last_query(const QkvTable<Shape, Scalar>& qkv, const index_t* kv_row, Scalar* pattern,
-                                   Scalar* scores_out, Scalar* q_out) {
-  constexpr index_t H = Shape::heads, T = Shape::context, dh = Shape::head_dim;
+// Scores come from the score table when there is one, else from q . k. Writes pattern (H, T); scores
+// (H, T) and q (H, dh) when non-null (q only without a score table: the backward then needs it).
+template <class Shape, class Scalar, class RowOps = GenericRowOps>
+TINYATTN_HD TINYATTN_FORCEINLINE void attend_last_query(const QkvTable<Shape, Scalar>& qkv, const index_t* kv_row,
+                                                        Scalar* pattern, Scalar* scores_out, Scalar* q_out) {
+  constexpr index_t H = Shape::heads, T = Shape::context, dh = Shape::head_dim, HT = H * T;
   const Scalar divisor = math::sqrt(static_cast<Scalar>(dh));
+  Scalar scores[HT], top[HT], total[HT];
   for (index_t h = 0; h < H; ++h) {
-    const Scalar* q = qkv.query(h, kv_row[T - 1]);
-    Scalar scores[T];
-    for (index_t k = 0; k < T; ++k) scores[k] = dot(q, qkv.key(h, kv_row[k]), dh);
-    softmax_scaled(scores, divisor, T, pattern + h * T);
-    if (scores_out)
-      for (index_t k = 0; k < T; ++k) scores_out[h * T + k] = scores[k];
-    if (q_out)
-      for (index_t e = 0; e < dh; ++e) q_out[h * dh + e] = q[e];
+    if (qkv.score) {
+      const Scalar* row_scores = qkv.scores_of(h, kv_row[T - 1]);
+      for (index_t k = 0; k < T; ++k) scores[h * T + k] = row_scores[kv_row[k]];
+    } else {
+      const Scalar* q = qkv.query(h, kv_row[T - 1]);
+      for (index_t k = 0; k < T; ++k) scores[h * T + k] = RowOps::template dot<dh>(q, qkv.key(h, kv_row[k]));
+      if (q_out)
+        for (index_t e = 0; e < dh; ++e) q_out[h * dh + e] = q[e];
+    }
+    Scalar m = scores[h * T] / divisor;
+    for (index_t k = 1; k < T; ++k) m = scores[h * T + k] / divisor > m ? scores[h * T + k] / divisor : m;
+    for (index_t k = 0; k < T; ++k) top[h * T + k] = m;
   }
+  // Softmax of every head at once (one vector of H*T lanes), as torch: exp(s - max) / sum.
+  Scalar shifted[HT];
+  for (index_t i = 0; i < HT; ++i) shifted[i] = scores[i] / divisor - top[i];
+  RowOps::template exp<HT>(shifted, pattern);
+  for (index_t h = 0; h < H; ++h) {
+    Scalar sum = 0;
+    for (index_t k = 0; k < T; ++k) sum += pattern[h * T + k];
+    for (index_t k = 0; k < T; ++k) total[h * T + k] = sum;
+  }
+  TINYATTN_SIMD
+  for (index_t i = 0; i < HT; ++i) pattern[i] /= total[i];
+  if (scores_out)
+    for (index_t i = 0; i < HT; ++i) scores_out[i] = scores[i];
 }
 
-// Backward of attend_last_query. dpattern (H, T) in; writes dscores (H, T) = d loss / d scores and
-// dq (H, dh) = d loss / d q. Softmax backward: ds = p * (dp - sum(p * dp)) / sqrt(dh).
+// Backward of attend_last_query. dpattern (H, T) in; writes dscores (H, T) = d loss / d scores and,
+// without a score table, dq (H, dh) = d loss / d q. Softmax backward: ds = p * (dp - sum(p * dp)) / sqrt(dh).
 template <class Shape, class Scalar>
-TINYATTN_HD void attend_last_query_backward(const QkvTable<Shape, Scalar>& qkv, const index_t* kv_row,
+TINYATTN_HD TINYATTN_FORCEINLINE void attend_last_query_backward(const QkvTable<Shape, Scalar>& qkv, const index_t* kv_row,
                                             const Scalar* pattern, const Scalar* dpattern, Scalar* dscores,
                                             Scalar* dq) {
   constexpr index_t H = Shape::heads, T = Shape::context, dh = Shape::head_dim;
@@ -86,6 +114,7 @@ TINYATTN_HD void attend_last_query_backward(const QkvTable<Shape, Scalar>& qkv, 
     Scalar inner = 0;
     for (index_t k = 0; k < T; ++k) inner += p[k] * dp[k];
     for (index_t k = 0; k < T; ++k) dscores[h * T + k] = p[k] * (dp[k] - inner) / divisor;
+    if (qkv.score) continue;  // the score table's backward turns dscores into dq and dk
     Scalar* dq_h = dq + h * dh;
     for (index_t e = 0; e < dh; ++e) dq_h[e] = 0;
     for (index_t k = 0; k < T; ++k) {
@@ -113,52 +142,26 @@ TINYATTN_HD TINYATTN_FORCEINLINE void mix_rows(const Scalar* table, const index_
 
 // Backward of mix_rows with respect to the first `Slots` weights: dw[j] = g . table[row[j]].
 // (The rows' own gradients are scattered later by a ScatterPlan; the last weight is the constant 1.)
-template <index_t Width, index_t Slots, class Scalar>
+template <index_t Width, index_t Slots, class RowOps, class Scalar>
 TINYATTN_HD TINYATTN_FORCEINLINE void mix_rows_backward(const Scalar* table, const index_t* row, const Scalar* g,
                                                         Scalar* dw) {
-  for (index_t j = 0; j < Slots; ++j) dw[j] = dot(g, table + static_cast<std::ptrdiff_t>(row[j]) * Width, Width);
-}
-
-// ---- cross-entropy -----------------------------------------------------------------------------------------
-struct CrossEntropyResult {
-  double loss;
-  bool correct;
-};
-
-// loss = logsumexp(logits) - logits[target]; correct = (first argmax == target), as torch.argmax.
-// With dlogits non-null also writes (softmax - onehot(target)) * grad_scale, the gradient of
-// grad_scale * loss (grad_scale = 1/N for the batch mean).
-template <index_t V, class Scalar>
-TINYATTN_HD TINYATTN_FORCEINLINE CrossEntropyResult cross_entropy(const Scalar* logits, index_t target,
-                                                                   Scalar grad_scale, Scalar* dlogits) {
-  Scalar top = logits[0];
-  TINYATTN_SIMD_MAX(top)
-  for (index_t c = 0; c < V; ++c) top = logits[c] > top ? logits[c] : top;
-  index_t best = V;  // first index of the maximum, as torch.argmax
-  TINYATTN_SIMD_MIN(best)
-  for (index_t c = 0; c < V; ++c) best = (logits[c] == top && c < best) ? c : best;
-  Scalar total = 0;
-  if (dlogits) {
-    TINYATTN_SIMD_SUM(total)
-    for (index_t c = 0; c < V; ++c) {
-      const Scalar e = math::exp(logits[c] - top);
-      dlogits[c] = e;
-      total += e;
-    }
-    const Scalar inv_total = Scalar(1) / total;
-    TINYATTN_SIMD
-    for (index_t c = 0; c < V; ++c)
-      dlogits[c] = (dlogits[c] * inv_total - (c == target ? Scalar(1) : Scalar(0))) * grad_scale;
-  } else {
-    TINYATTN_SIMD_SUM(total)
-    for (index_t c = 0; c < V; ++c) total += math::exp(logits[c] - top);
-  }
-  const Scalar loss = math::log(total) + top - logits[target];
-  // A NaN anywhere in the logits must reach the loss so that divergence is detected.
-  return {static_cast<double>(top == top ? loss : top), best == target};
+  for (index_t j = 0; j < Slots; ++j)
+    dw[j] = RowOps::template dot<Width>(g, table + static_cast<std::ptrdiff_t>(row[j]) * Width);
 }
 
 // ---- functors: one call per sample ---------------------------------------------------------------------------
+// Runs a per-sample functor on the samples [first, first + count) of a batch: for_each(count, ...).
+template <class F>
+struct OffsetBy {
+  F f;
+  index_t first;
+  TINYATTN_HD void operator()(index_t i) const { f(first + i); }
+};
+template <class F>
+OffsetBy<F> offset_by(const F& f, index_t first) {
+  return {f, first};
+}
+
 // Shared inputs of every per-sample functor.
 template <class Shape, class Scalar>
 struct SampleInputs {
@@ -174,11 +177,12 @@ inline constexpr index_t mix_slots = Shape::heads * Shape::context + 1;  // J
 // One sample's forward up to the mixed rows: pattern (into w), optional q, and
 // out (Width) = sum_j w_j table[row_j]. OV path: table = per-row logits (Width = V); direct path:
 // table = per-row residual terms (Width = D). w (J), q (H, dh) or null, out (Width) belong to sample b.
-template <class Shape, class Scalar, index_t Width>
+template <class Shape, class Scalar, index_t Width, class RowOps>
 TINYATTN_HD TINYATTN_FORCEINLINE void attend_and_mix(const SampleInputs<Shape, Scalar>& in, const Scalar* table,
                                                      index_t b, Scalar* w, Scalar* q, Scalar* out) {
   constexpr index_t T = Shape::context, J = mix_slots<Shape>;
-  attend_last_query<Shape>(in.qkv, in.kv_row + static_cast<std::ptrdiff_t>(b) * T, w, static_cast<Scalar*>(nullptr), q);
+  attend_last_query<Shape, Scalar, RowOps>(in.qkv, in.kv_row + static_cast<std::ptrdiff_t>(b) * T, w,
+                                           static_cast<Scalar*>(nullptr), q);
   w[J - 1] = Scalar(1);
   mix_rows<Width, J>(table, in.mix_row + static_cast<std::ptrdiff_t>(b) * J, w, out);
 }
@@ -187,13 +191,13 @@ TINYATTN_HD TINYATTN_FORCEINLINE void attend_and_mix(const SampleInputs<Shape, S
 // gradient through the table rows, then through the softmax to the scores and the query.
 // dscores (H, T) and dq (H, dh) belong to sample b. (The table rows' own gradients are scattered
 // afterwards by a ScatterPlan.)
-template <class Shape, class Scalar, index_t Width>
+template <class Shape, class Scalar, index_t Width, class RowOps>
 TINYATTN_HD TINYATTN_FORCEINLINE void attend_and_mix_backward(const SampleInputs<Shape, Scalar>& in,
                                                               const Scalar* table, index_t b, const Scalar* w,
                                                               const Scalar* g, Scalar* dscores, Scalar* dq) {
   constexpr index_t T = Shape::context, J = mix_slots<Shape>, HT = J - 1;
   Scalar dpattern[HT];
-  mix_rows_backward<Width, HT>(table, in.mix_row + static_cast<std::ptrdiff_t>(b) * J, g, dpattern);
+  mix_rows_backward<Width, HT, RowOps>(table, in.mix_row + static_cast<std::ptrdiff_t>(b) * J, g, dpattern);
   attend_last_query_backward<Shape>(in.qkv, in.kv_row + static_cast<std::ptrdiff_t>(b) * T, w, dpattern, dscores,
                                     dq);
 }
@@ -202,65 +206,70 @@ TINYATTN_HD TINYATTN_FORCEINLINE void attend_and_mix_backward(const SampleInputs
 template <class Shape, class Scalar>
 struct SampleGradients {
   Scalar* mix_w;    // (N, J)
-  Scalar* q;        // (N, H, dh)
+  Scalar* q;        // (N, H, dh), null with a score table
   Scalar* dscores;  // (N, H, T)
-  Scalar* dq;       // (N, H, dh)
+  Scalar* dq;       // (N, H, dh), null with a score table
   TINYATTN_HD Scalar* w(index_t b) const { return mix_w + static_cast<std::ptrdiff_t>(b) * mix_slots<Shape>; }
-  TINYATTN_HD Scalar* q_of(index_t b) const {
-    return q + static_cast<std::ptrdiff_t>(b) * Shape::heads * Shape::head_dim;
+  TINYATTN_HD Scalar* q_of(index_t b) const {  // null with a score table
+    return q ? q + static_cast<std::ptrdiff_t>(b) * Shape::heads * Shape::head_dim : nullptr;
   }
   TINYATTN_HD Scalar* dscores_of(index_t b) const {
     return dscores + static_cast<std::ptrdiff_t>(b) * Shape::heads * Shape::context;
   }
-  TINYATTN_HD Scalar* dq_of(index_t b) const {
-    return dq + static_cast<std::ptrdiff_t>(b) * Shape::heads * Shape::head_dim;
+  TINYATTN_HD Scalar* dq_of(index_t b) const {  // null with a score table
+    return dq ? dq + static_cast<std::ptrdiff_t>(b) * Shape::heads * Shape::head_dim : nullptr;
   }
 };
 
 // Direct path, step 1: attention and the residual stream at the last position (Width = D).
-template <class Shape, class Scalar>
+template <class Shape, class Scalar, class RowOps>
 struct AttendAndMixRows {
   SampleInputs<Shape, Scalar> in;
   const Scalar* table;  // ((H+1) R, D)
   Scalar* mix_w;        // (N, J)
   Scalar* q;            // (N, H, dh) or null (evaluation)
-  Scalar* out;          // (N, D)
+  Scalar* out;          // (tile, D): rows of samples first, first + 1, ...
+  index_t first;
   TINYATTN_HD void operator()(index_t b) const {
     constexpr index_t D = Shape::d_model;
-    attend_and_mix<Shape, Scalar, D>(in, table, b, mix_w + static_cast<std::ptrdiff_t>(b) * mix_slots<Shape>,
+    attend_and_mix<Shape, Scalar, D, RowOps>(in, table, b, mix_w + static_cast<std::ptrdiff_t>(b) * mix_slots<Shape>,
                                      q ? q + static_cast<std::ptrdiff_t>(b) * Shape::heads * Shape::head_dim : nullptr,
-                                     out + static_cast<std::ptrdiff_t>(b) * D);
+                                     out + static_cast<std::ptrdiff_t>(b - first) * D);
   }
 };
 
 // Cross-entropy of one sample's logits row; with dlogits non-null also its gradient.
-template <class Shape, class Scalar>
+template <class Shape, class Scalar, class RowOps>
 struct CrossEntropyRows {
-  const Scalar* logits;  // (N, V)
+  const Scalar* logits;  // (tile, Vp): rows of samples first, first + 1, ...
   const index_t* targets;
   Scalar grad_scale;
-  Scalar* dlogits;   // (N, V) or null
+  Scalar* dlogits;   // (tile, Vp) or null
   Scalar* loss;      // (N)
   index_t* correct;  // (N)
+  index_t first;
   TINYATTN_HD void operator()(index_t b) const {
-    constexpr index_t V = Shape::vocab;
-    const auto r = cross_entropy<V>(logits + static_cast<std::ptrdiff_t>(b) * V, targets[b], grad_scale,
-                                    dlogits ? dlogits + static_cast<std::ptrdiff_t>(b) * V : nullptr);
+    constexpr index_t V = Shape::vocab, Vp = padded_vocab<Shape, Scalar>;
+    const std::ptrdiff_t row = static_cast<std::ptrdiff_t>(b - first) * Vp;
+    const auto r = RowOps::template cross_entropy<V, Vp>(logits + row, targets[b], grad_scale,
+                                                         dlogits ? dlogits + row : nullptr);
     loss[b] = static_cast<Scalar>(r.loss);
     correct[b] = r.correct ? 1 : 0;
   }
 };
 
 // Direct path, step 3: backward from d loss / d residual (N, D) to the scores and the query.
-template <class Shape, class Scalar>
+template <class Shape, class Scalar, class RowOps>
 struct AttendAndMixRowsBackward {
   SampleInputs<Shape, Scalar> in;
   const Scalar* table;  // ((H+1) R, D)
-  const Scalar* dresid; // (N, D)
+  const Scalar* dresid; // (tile, D): rows of samples first, first + 1, ...
   SampleGradients<Shape, Scalar> s;
+  index_t first;
   TINYATTN_HD void operator()(index_t b) const {
     constexpr index_t D = Shape::d_model;
-    attend_and_mix_backward<Shape, Scalar, D>(in, table, b, s.w(b), dresid + static_cast<std::ptrdiff_t>(b) * D,
+    attend_and_mix_backward<Shape, Scalar, D, RowOps>(in, table, b, s.w(b),
+                                                      dresid + static_cast<std::ptrdiff_t>(b - first) * D,
                                               s.dscores_of(b), s.dq_of(b));
   }
 };
@@ -268,39 +277,40 @@ struct AttendAndMixRowsBackward {
 // OV path: the whole per-sample training step, fused so that the logits never leave the thread:
 // attention -> logits from the per-row logit table -> cross-entropy and its gradient -> backward to
 // the scores and the query. Stores what the scatters need: mix_w, q, dlogits, dscores, dq.
-template <class Shape, class Scalar>
+template <class Shape, class Scalar, class RowOps>
 struct TrainSampleFromLogitTable {
   SampleInputs<Shape, Scalar> in;
-  const Scalar* logit_table;  // ((H+1) R, V)
+  const Scalar* logit_table;  // ((H+1) R, Vp)
   Scalar grad_scale;
   SampleGradients<Shape, Scalar> s;
-  Scalar* dlogits;   // (N, V)
+  Scalar* dlogits;   // (tile, Vp): rows of samples first, first + 1, ...
   Scalar* loss;      // (N)
   index_t* correct;  // (N)
+  index_t first;
   TINYATTN_HD void operator()(index_t b) const {
-    constexpr index_t V = Shape::vocab;
-    Scalar logits[V];
-    attend_and_mix<Shape, Scalar, V>(in, logit_table, b, s.w(b), s.q_of(b), logits);
-    Scalar* dl = dlogits + static_cast<std::ptrdiff_t>(b) * V;
-    const auto r = cross_entropy<V>(logits, in.targets[b], grad_scale, dl);
+    constexpr index_t V = Shape::vocab, Vp = padded_vocab<Shape, Scalar>;
+    Scalar logits[Vp];
+    attend_and_mix<Shape, Scalar, Vp, RowOps>(in, logit_table, b, s.w(b), s.q_of(b), logits);
+    Scalar* dl = dlogits + static_cast<std::ptrdiff_t>(b - first) * Vp;
+    const auto r = RowOps::template cross_entropy<V, Vp>(logits, in.targets[b], grad_scale, dl);
     loss[b] = static_cast<Scalar>(r.loss);
     correct[b] = r.correct ? 1 : 0;
-    attend_and_mix_backward<Shape, Scalar, V>(in, logit_table, b, s.w(b), dl, s.dscores_of(b), s.dq_of(b));
+    attend_and_mix_backward<Shape, Scalar, Vp, RowOps>(in, logit_table, b, s.w(b), dl, s.dscores_of(b), s.dq_of(b));
   }
 };
 
 // OV path: evaluation of one sample, loss and hit only; nothing else is stored.
-template <class Shape, class Scalar>
+template <class Shape, class Scalar, class RowOps>
 struct EvaluateSampleFromLogitTable {
   SampleInputs<Shape, Scalar> in;
-  const Scalar* logit_table;  // ((H+1) R, V)
+  const Scalar* logit_table;  // ((H+1) R, Vp)
   Scalar* loss;      // (N)
   index_t* correct;  // (N)
   TINYATTN_HD void operator()(index_t b) const {
-    constexpr index_t V = Shape::vocab, J = mix_slots<Shape>;
-    Scalar w[J], logits[V];
-    attend_and_mix<Shape, Scalar, V>(in, logit_table, b, w, nullptr, logits);
-    const auto r = cross_entropy<V>(logits, in.targets[b], Scalar(0), static_cast<Scalar*>(nullptr));
+    constexpr index_t V = Shape::vocab, Vp = padded_vocab<Shape, Scalar>, J = mix_slots<Shape>;
+    Scalar w[J], logits[Vp];
+    attend_and_mix<Shape, Scalar, Vp, RowOps>(in, logit_table, b, w, nullptr, logits);
+    const auto r = RowOps::template cross_entropy<V, Vp>(logits, in.targets[b], Scalar(0), static_cast<Scalar*>(nullptr));
     loss[b] = static_cast<Scalar>(r.loss);
     correct[b] = r.correct ? 1 : 0;
   }
@@ -333,7 +343,7 @@ struct InspectSample {
       for (index_t d = 0; d < D; ++d) attn[d] = 0;
       for (index_t h = 0; h < H; ++h) {
         Scalar s[T], p[T];
-        for (index_t k = 0; k < T; ++k) s[k] = dot(qkv.query(h, row[t]), qkv.key(h, row[k]), dh);
+        for (index_t k = 0; k < T; ++k) s[k] = GenericRowOps::dot<dh>(qkv.query(h, row[t]), qkv.key(h, row[k]));
         softmax_scaled(s, divisor, T, p);
         const std::ptrdiff_t at = ((static_cast<std::ptrdiff_t>(b) * H + h) * T + t) * T;
         for (index_t k = 0; k < T; ++k) {
@@ -352,7 +362,8 @@ struct InspectSample {
         if (residual) residual[bt * D + d] = resid[d];
       }
       if (logits)
-        for (index_t c = 0; c < V; ++c) logits[bt * V + c] = dot(resid, w_e + static_cast<std::ptrdiff_t>(c) * D, D);
+        for (index_t c = 0; c < V; ++c)
+          logits[bt * V + c] = GenericRowOps::dot<D>(resid, w_e + static_cast<std::ptrdiff_t>(c) * D);
     }
   }
 };

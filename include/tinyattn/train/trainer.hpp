@@ -47,7 +47,8 @@ class DivergenceError : public Error {
 
 struct TrainerOptions {
   AdamWConfig adamw{};
-  LogitPath logit_path = LogitPath::automatic;
+  LogitPath logit_path = LogitPath::automatic;  // chosen at compile time from the shape
+  ScorePath score_path = ScorePath::automatic;  // chosen from the data: distinct last tokens vs samples
 };
 
 template <class Network>
@@ -68,8 +69,9 @@ class Trainer {
         options_(options),
         path_(resolve<Shape>(options.logit_path)),
         space_(make_space(train, test)),
-        tables_(space_, path_ == LogitPath::logit_table),
-        gradient_(train, space_, path_),
+        scores_(resolve(options.score_path, space_, std::int64_t{train.size()} + test.size())),
+        tables_(space_, path_ == LogitPath::logit_table, scores_ == ScorePath::table),
+        gradient_(train, space_, path_, scores_),
         optimizer_(Network::parameter_count, options.adamw) {
     if (test.size() > 0) evaluator_.emplace(test, space_, path_);
     P::allocate(grads_, Network::parameter_count);
@@ -133,6 +135,7 @@ class Trainer {
   AdamW<Backend, Scalar>& optimizer() { return optimizer_; }
   const AdamW<Backend, Scalar>& optimizer() const { return optimizer_; }
   LogitPath logit_path() const { return path_; }
+  ScorePath score_path() const { return scores_; }
   const RowSpace& row_space() const { return space_; }
   Network& network() { return net_; }
 
@@ -141,10 +144,7 @@ class Trainer {
     require(train.size() > 0, "Trainer: the training set is empty");
     validate_batch(train, Shape::vocab, Shape::context, "Trainer: training set");
     if (test.size() > 0) validate_batch(test, Shape::vocab, Shape::context, "Trainer: test set");
-    RowSpace space(Shape::vocab, Shape::context);
-    space.add(train);
-    space.add(test);
-    return space;
+    return RowSpace(Shape::vocab, Shape::context, {train, test});
   }
 
   // The tables follow the parameters; recompute only when they changed (the test evaluation after a
@@ -159,6 +159,7 @@ class Trainer {
   TrainerOptions options_;
   LogitPath path_;
   RowSpace space_;
+  ScorePath scores_;
   RowTables<Shape, Backend, Scalar> tables_;
   std::optional<std::uint64_t> tables_version_;
   BatchGradient<Shape, Backend, Scalar> gradient_;

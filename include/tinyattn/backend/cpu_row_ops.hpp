@@ -1,0 +1,145 @@
+// tinyattn/backend/cpu_row_ops.hpp — the CPU backend's row reductions (see ops/row_ops.hpp), written
+// with explicit 64-byte vectors (GCC/clang vector extensions) for float rows whose length is a
+// multiple of 16; everything else falls back to GenericRowOps.
+//
+// Why not leave it to the auto-vectorizer: an OpenMP `simd reduction` keeps its partial sums in a
+// stack array, so every step of a 9-vector softmax waits on a store-to-load round trip; and Eigen's
+// fixed-size maps did not vectorize exp for odd lengths. Measured on the reference shape (131 logits,
+// padded to 144), this version does max, argmax, exp-sum and the gradient in ~50 ns a row on one
+// Zen 4 core, about 3x the plain loops.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+#include "tinyattn/core/math.hpp"
+#include "tinyattn/ops/row_ops.hpp"
+
+namespace tinyattn {
+
+#if defined(__GNUC__) && !defined(__CUDA_ARCH__)
+namespace simd {
+using f32x16 = float __attribute__((vector_size(64)));
+using i32x16 = std::int32_t __attribute__((vector_size(64)));
+
+inline f32x16 load(const float* p) {
+  f32x16 v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+inline void store(float* p, f32x16 v) { std::memcpy(p, &v, sizeof v); }
+inline f32x16 splat(float x) { return f32x16{} + x; }
+inline i32x16 lane_index() { return i32x16{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}; }
+
+// exp on 16 lanes, table-based (1.7x faster than a degree-5 polynomial here): with
+// k = round(x 16/ln2) and u = x - k ln2/16 (|u| <= ln2/32), exp(x) = 2^(k>>4) 2^((k&15)/16) exp(u),
+// the middle factor from a 16-entry table held in one register, exp(u) by a cubic. Relative error
+// below 2 ulp on [-87, 0], the range softmax needs (inputs are x - max <= 0; below -87 the result is
+// clamped to about 2^-125); NaN and infinities give NaN, as math::exp_fast.
+inline f32x16 exp(f32x16 x) {
+  const f32x16 table = {1.0f, 1.04427378242741384f, 1.09050773266525766f, 1.13878863475669165f,
+                        1.18920711500272107f, 1.24185781207348405f, 1.29683955465100967f, 1.35425554693689273f,
+                        1.41421356237309505f, 1.47682614593949931f, 1.54221082540794082f, 1.61049033194925431f,
+                        1.68179283050742908f, 1.75625216037329948f, 1.83400808640934246f, 1.91520656139714729f};
+  constexpr float kMagic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer in the low mantissa bits
+  const f32x16 clamped = x > -87.0f ? x : splat(-87.0f);
+  const f32x16 shifted = clamped * 23.0831206542234f + kMagic;  // x * 16/ln2, rounded
+  const f32x16 kf = shifted - kMagic;
+  f32x16 u = clamped - kf * 0.0433197021484375f;  // ln2/16 in two parts: k * high part is exact
+  u = u - kf * 1.9966364561696537e-06f;
+  i32x16 k;
+  std::memcpy(&k, &shifted, sizeof k);
+  k -= 0x4B400000;  // the bits of kMagic
+  const f32x16 two_j16 = __builtin_shuffle(table, k & 15);
+  const f32x16 expm1_u = ((u * (1.0f / 6.0f) + 0.5f) * u + 1.0f) * u;
+  const f32x16 y = two_j16 * expm1_u + two_j16;  // one rounding
+  i32x16 bits;
+  std::memcpy(&bits, &y, sizeof bits);
+  bits += (k >> 4) << 23;  // times 2^(k>>4), straight into the exponent (never below 2^-126 here)
+  f32x16 result;
+  std::memcpy(&result, &bits, sizeof result);
+  return result + (x - x);
+}
+
+inline float sum(f32x16 v) {
+  float s = 0;
+  for (int l = 0; l < 16; ++l) s += v[l];
+  return s;
+}
+}  // namespace simd
+#endif
+
+struct CpuRowOps {
+  template <index_t N, class Scalar>
+  static TINYATTN_FORCEINLINE Scalar dot(const Scalar* a, const Scalar* b) {
+#if defined(__GNUC__) && !defined(__CUDA_ARCH__)
+    if constexpr (std::is_same_v<Scalar, float> && N % 16 == 0) {
+      simd::f32x16 acc = simd::splat(0);
+      for (index_t c = 0; c < N; c += 16) acc += simd::load(a + c) * simd::load(b + c);
+      return simd::sum(acc);
+    }
+#endif
+    return GenericRowOps::dot<N>(a, b);
+  }
+
+  template <index_t N, class Scalar>
+  static TINYATTN_FORCEINLINE void exp(const Scalar* x, Scalar* y) {
+#if defined(__GNUC__) && !defined(__CUDA_ARCH__)
+    if constexpr (std::is_same_v<Scalar, float> && N <= 16) {
+      float lanes[16] = {};
+      std::memcpy(lanes, x, N * sizeof(float));
+      const simd::f32x16 e = simd::exp(simd::load(lanes));
+      std::memcpy(y, &e, N * sizeof(float));
+      return;
+    }
+#endif
+    GenericRowOps::exp<N>(x, y);
+  }
+
+  template <index_t V, index_t Vp, class Scalar>
+  static TINYATTN_FORCEINLINE CrossEntropyResult cross_entropy(const Scalar* logits, index_t target,
+                                                               Scalar grad_scale, Scalar* dlogits) {
+#if defined(__GNUC__) && !defined(__CUDA_ARCH__)
+    if constexpr (std::is_same_v<Scalar, float> && Vp % 16 == 0) {
+      using namespace simd;
+      constexpr index_t blocks = Vp / 16;
+      const f32x16 minus_inf = splat(-__builtin_huge_valf());
+      f32x16 top_lanes = minus_inf;
+      for (index_t k = 0; k < blocks; ++k) {
+        const f32x16 v = load(logits + 16 * k);
+        const f32x16 valid_v = (lane_index() + 16 * k) < V ? v : minus_inf;
+        top_lanes = valid_v > top_lanes ? valid_v : top_lanes;
+      }
+      float top = top_lanes[0];
+      for (int l = 1; l < 16; ++l) top = top_lanes[l] > top ? top_lanes[l] : top;
+      f32x16 total_lanes = splat(0);
+      i32x16 first = i32x16{} + Vp;
+      for (index_t k = 0; k < blocks; ++k) {
+        const f32x16 v = load(logits + 16 * k);
+        const i32x16 index = lane_index() + 16 * k;
+        const i32x16 valid = index < V;
+        const f32x16 e = valid ? simd::exp(v - top) : splat(0);  // the pad lanes' exp is dropped
+        total_lanes += e;
+        first = (valid & (v == top) & (index < first)) ? index : first;  // first maximum, as torch.argmax
+        if (dlogits) store(dlogits + 16 * k, e);
+      }
+      const float total = sum(total_lanes);
+      index_t best = Vp;
+      for (int l = 0; l < 16; ++l) best = first[l] < best ? first[l] : best;
+      if (dlogits) {
+        const float inv_total = 1.0f / total;
+        for (index_t k = 0; k < blocks; ++k) {
+          const i32x16 index = lane_index() + 16 * k;
+          const f32x16 onehot = index == target ? splat(1) : splat(0);
+          store(dlogits + 16 * k, (load(dlogits + 16 * k) * inv_total - onehot) * grad_scale);
+        }
+      }
+      const float loss = math::log(total) + top - logits[target];
+      return {static_cast<double>(loss), best == target};
+    }
+#endif
+    return GenericRowOps::cross_entropy<V, Vp>(logits, target, grad_scale, dlogits);
+  }
+};
+
+}  // namespace tinyattn

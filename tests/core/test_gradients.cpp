@@ -1,0 +1,92 @@
+// Finite-difference checks of every parameter tensor's gradient, in double precision, on both logit
+// paths, for the reference shape and shapes that stress other code paths.
+#include "../support/test_support.hpp"
+
+namespace tinyattn::test {
+namespace {
+
+// Central differences on a sample of each tensor's elements: |analytic - numeric| <= 1e-6 + 1e-5 |numeric|.
+template <class Shape, class Backend>
+void check_gradients(LogitPath path, const TokenBatch& batch, std::uint64_t seed, ScorePath scores) {
+  using Net = AttentionNetwork<Shape, Backend, double>;
+  Net net(seed);
+  TrainerOptions options;
+  options.logit_path = path;
+  options.score_path = scores;
+  Trainer<Net> trainer(net, batch, TokenBatch{}, options);
+  REQUIRE(trainer.logit_path() == resolve<Shape>(path));
+  trainer.compute_gradients();
+  const std::vector<double> analytic = trainer.gradients();
+  const std::vector<double> base = net.parameters();
+  auto loss_at = [&](const std::vector<double>& params) {
+    net.set_parameters(params);
+    return trainer.compute_gradients().loss;
+  };
+  SplitMix64 pick(seed + 2);
+  const double h = 1e-5;
+  for (const auto& spec : Net::Layout::tensors()) {
+    double worst = 0;
+    for (int trial = 0; trial < 12; ++trial) {
+      const std::size_t i = spec.offset + pick.next() % spec.count();
+      std::vector<double> p = base;
+      p[i] = base[i] + h;
+      const double up = loss_at(p);
+      p[i] = base[i] - h;
+      const double down = loss_at(p);
+      const double numeric = (up - down) / (2 * h);
+      const double error = std::abs(analytic[i] - numeric);
+      worst = std::max(worst, error);
+      CHECK_MESSAGE(error <= 1e-6 + 1e-5 * std::abs(numeric),
+                    std::string(spec.short_name) << "[" << i - spec.offset << "]: analytic " << analytic[i]
+                                                  << ", numeric " << numeric);
+    }
+    MESSAGE(std::string(spec.short_name) << " (" << std::string(to_string(resolve<Shape>(path))) << ", "
+                                          << std::string(to_string(trainer.score_path())) << "): worst |error| " << worst);
+  }
+}
+
+template <class Shape, class Backend>
+void check_gradients(LogitPath path, index_t samples, std::uint64_t seed, ScorePath scores = ScorePath::automatic) {
+  check_gradients<Shape, Backend>(path, random_batch(Shape::vocab, Shape::context, samples, seed + 1), seed, scores);
+}
+
+TEST_CASE_TEMPLATE("finite-difference gradients: reference shape, every path", Backend, TINYATTN_TEST_BACKENDS) {
+  SUBCASE("logit table, score table") {
+    check_gradients<ReferenceShape, Backend>(LogitPath::logit_table, 96, 1, ScorePath::table);
+  }
+  SUBCASE("logit table, per-sample scores") {
+    check_gradients<ReferenceShape, Backend>(LogitPath::logit_table, 96, 1, ScorePath::per_sample);
+  }
+  SUBCASE("direct, score table") { check_gradients<ReferenceShape, Backend>(LogitPath::direct, 96, 2, ScorePath::table); }
+  SUBCASE("direct, per-sample scores") {
+    check_gradients<ReferenceShape, Backend>(LogitPath::direct, 96, 2, ScorePath::per_sample);
+  }
+  SUBCASE("min/max samples, automatic paths") {  // the task's structure: one query token, '='
+    const MinMaxTask task(128, 7);
+    const std::vector<index_t> some(task.train_indices().begin(), task.train_indices().begin() + 200);
+    check_gradients<ReferenceShape, Backend>(LogitPath::automatic, task.batch(some), 7, ScorePath::automatic);
+  }
+}
+
+TEST_CASE_TEMPLATE("finite-difference gradients: odd shape V=17 D=12 H=3 T=5, every path", Backend,
+                   TINYATTN_TEST_BACKENDS) {
+  using S = Shape<17, 12, 3, 5>;
+  SUBCASE("logit table, score table") { check_gradients<S, Backend>(LogitPath::logit_table, 300, 3, ScorePath::table); }
+  SUBCASE("logit table, per-sample") { check_gradients<S, Backend>(LogitPath::logit_table, 300, 3, ScorePath::per_sample); }
+  SUBCASE("direct, score table") { check_gradients<S, Backend>(LogitPath::direct, 300, 4, ScorePath::table); }
+  SUBCASE("direct, per-sample") { check_gradients<S, Backend>(LogitPath::direct, 300, 4, ScorePath::per_sample); }
+}
+
+TEST_CASE_TEMPLATE("finite-difference gradients: batches larger than a tile", Backend, TINYATTN_TEST_BACKENDS) {
+  using S = Shape<11, 16, 2, 3>;  // 2500 samples: several tiles on the CPU backend
+  SUBCASE("logit table") { check_gradients<S, Backend>(LogitPath::logit_table, 2500, 8, ScorePath::table); }
+  SUBCASE("direct") { check_gradients<S, Backend>(LogitPath::direct, 2500, 9, ScorePath::per_sample); }
+}
+
+TEST_CASE_TEMPLATE("finite-difference gradients: one head, one token, wide", Backend, TINYATTN_TEST_BACKENDS) {
+  SUBCASE("V=5 D=40 H=1 T=1") { check_gradients<Shape<5, 40, 1, 1>, Backend>(LogitPath::automatic, 50, 5); }
+  SUBCASE("V=9 D=8 H=4 T=6") { check_gradients<Shape<9, 8, 4, 6>, Backend>(LogitPath::automatic, 700, 6); }
+}
+
+}  // namespace
+}  // namespace tinyattn::test
