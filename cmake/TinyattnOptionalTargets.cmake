@@ -4,6 +4,8 @@
 #   tinyattn::plot        plotting header (gnuplot-iostream + Boost.Iostreams)
 #   tinyattn::thrust_cpu  the Thrust backend compiled by the host compiler, Thrust's OpenMP device
 #                         system (Debian's libthrust-dev 1.17, pinned: CCCL 3 is for nvcc only)
+#   tinyattn::cuda        the Thrust backend compiled by nvcc on CUDA, with the toolkit's CCCL
+#                         (only where the project enabled the CUDA language; link it to .cu targets)
 #
 # Each target exists only when its dependencies are found; TINYATTN_HAVE_<PART> says which.
 
@@ -36,4 +38,22 @@ if(NOT TARGET tinyattn::thrust_cpu)
   else()
     set(TINYATTN_HAVE_THRUST_CPU OFF)
   endif()
+endif()
+
+# --- CUDA ------------------------------------------------------------------------------------------
+get_property(_tinyattn_languages GLOBAL PROPERTY ENABLED_LANGUAGES)
+if("CUDA" IN_LIST _tinyattn_languages AND NOT TARGET tinyattn::cuda)
+  find_package(CUDAToolkit REQUIRED)
+  add_library(tinyattn::cuda INTERFACE IMPORTED)
+  # Pin Thrust to the toolkit's CCCL: nvcc puts include/cccl first on its own, this keeps it so even
+  # when another dependency adds /usr/include (Debian's Thrust 1.17) to the include path.
+  find_path(TINYATTN_CCCL_INCLUDE_DIR thrust/version.h PATHS ${CUDAToolkit_INCLUDE_DIRS} PATH_SUFFIXES cccl
+            NO_DEFAULT_PATH REQUIRED)
+  target_include_directories(tinyattn::cuda SYSTEM BEFORE INTERFACE "${TINYATTN_CCCL_INCLUDE_DIR}")
+  target_link_libraries(tinyattn::cuda INTERFACE tinyattn::tinyattn CUDA::cudart)
+  target_compile_definitions(tinyattn::cuda INTERFACE TINYATTN_HAVE_THRUST=1 TINYATTN_HAVE_CUDA=1)
+  # 20012/20015: Eigen's defaulted host/device members and constexpr calls, harmless in host code.
+  target_compile_options(tinyattn::cuda INTERFACE
+    $<$<COMPILE_LANGUAGE:CUDA>:-diag-suppress=20012,20015 -Xcompiler=-fopenmp,-fno-trapping-math>)
+  set(TINYATTN_HAVE_CUDA ON)
 endif()

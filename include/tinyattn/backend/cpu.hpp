@@ -110,7 +110,7 @@ struct Primitives<backend::cpu> {
   // registers, one load and one FMA per 16 columns of an entry; width 1 is a plain scalar sum.
   template <class T>
   static void gather_sum_rows(const GatherSumArgs<T>& g) {
-#if defined(__GNUC__)
+#if TINYATTN_HOST_SIMD
     if constexpr (std::is_same_v<T, float>) {
       if (g.width % 16 == 0 && g.width >= 16 && g.width <= 256) {
         dispatch_blocks(g, std::make_integer_sequence<int, 16>{});
@@ -160,7 +160,7 @@ struct Primitives<backend::cpu> {
   }
 
  private:
-#if defined(__GNUC__)
+#if TINYATTN_HOST_SIMD
   template <int... B>
   static void dispatch_blocks(const GatherSumArgs<float>& g, std::integer_sequence<int, B...>) {
     ((g.width == 16 * (B + 1) ? gather_sum_blocks<B + 1>(g) : void()), ...);

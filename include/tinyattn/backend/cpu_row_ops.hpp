@@ -1,6 +1,7 @@
 // tinyattn/backend/cpu_row_ops.hpp — the CPU backend's row reductions (see ops/row_ops.hpp), written
 // with explicit 64-byte vectors (GCC/clang vector extensions) for float rows whose length is a
-// multiple of 16; everything else falls back to GenericRowOps.
+// multiple of 16; everything else (and every translation unit nvcc compiles) falls back to
+// GenericRowOps.
 //
 // Why not leave it to the auto-vectorizer: an OpenMP `simd reduction` keeps its partial sums in a
 // stack array, so every step of a 9-vector softmax waits on a store-to-load round trip; and Eigen's
@@ -17,7 +18,7 @@
 
 namespace tinyattn {
 
-#if defined(__GNUC__) && !defined(__CUDA_ARCH__)
+#if TINYATTN_HOST_SIMD
 namespace simd {
 using f32x16 = float __attribute__((vector_size(64)));
 using i32x16 = std::int32_t __attribute__((vector_size(64)));
@@ -71,8 +72,8 @@ inline float sum(f32x16 v) {
 
 struct CpuRowOps {
   template <index_t N, class Scalar>
-  static TINYATTN_FORCEINLINE Scalar dot(const Scalar* a, const Scalar* b) {
-#if defined(__GNUC__) && !defined(__CUDA_ARCH__)
+  TINYATTN_HD static TINYATTN_FORCEINLINE Scalar dot(const Scalar* a, const Scalar* b) {
+#if TINYATTN_HOST_SIMD
     if constexpr (std::is_same_v<Scalar, float> && N % 16 == 0) {
       simd::f32x16 acc = simd::splat(0);
       for (index_t c = 0; c < N; c += 16) acc += simd::load(a + c) * simd::load(b + c);
@@ -83,8 +84,8 @@ struct CpuRowOps {
   }
 
   template <index_t N, class Scalar>
-  static TINYATTN_FORCEINLINE void exp(const Scalar* x, Scalar* y) {
-#if defined(__GNUC__) && !defined(__CUDA_ARCH__)
+  TINYATTN_HD static TINYATTN_FORCEINLINE void exp(const Scalar* x, Scalar* y) {
+#if TINYATTN_HOST_SIMD
     if constexpr (std::is_same_v<Scalar, float> && N <= 16) {
       float lanes[16] = {};
       std::memcpy(lanes, x, N * sizeof(float));
@@ -97,9 +98,9 @@ struct CpuRowOps {
   }
 
   template <index_t V, index_t Vp, class Scalar>
-  static TINYATTN_FORCEINLINE CrossEntropyResult cross_entropy(const Scalar* logits, index_t target,
+  TINYATTN_HD static TINYATTN_FORCEINLINE CrossEntropyResult cross_entropy(const Scalar* logits, index_t target,
                                                                Scalar grad_scale, Scalar* dlogits) {
-#if defined(__GNUC__) && !defined(__CUDA_ARCH__)
+#if TINYATTN_HOST_SIMD
     if constexpr (std::is_same_v<Scalar, float> && Vp % 16 == 0) {
       using namespace simd;
       constexpr index_t blocks = Vp / 16;

@@ -18,7 +18,20 @@
 #define TINYATTN_DEVICE_COMPILER 0
 #endif
 
+#if defined(__CUDACC__)
+#define TINYATTN_FORCEINLINE __forceinline__
+#else
 #define TINYATTN_FORCEINLINE inline __attribute__((always_inline))
+#endif
+
+// Explicit 64-byte vectors (GCC/clang vector extensions) for the CPU backend's hot loops. Off in
+// translation units compiled by nvcc (its front end rejects them): there the CPU backend uses its
+// portable loops, same results up to rounding.
+#if defined(__GNUC__) && !defined(__CUDACC__)
+#define TINYATTN_HOST_SIMD 1
+#else
+#define TINYATTN_HOST_SIMD 0
+#endif
 
 // Ask the host compiler to vectorize the loop that follows (OpenMP SIMD; nothing in device code or
 // without OpenMP). The _SUM/_MAX forms declare the loop's reduction variable, which lets the compiler

@@ -1,0 +1,208 @@
+// tinyattn/backend/thrust.hpp — the Thrust backend: the network on Thrust's device system.
+//
+//   nvcc      -> CUDA (the toolkit's CCCL): the network trains on an NVIDIA GPU
+//   g++/clang -> Thrust's OpenMP device system (Debian's libthrust-dev): the very same code runs on
+//                the CPU, which is how CI tests this backend without a GPU
+//
+// Everything stays on the device between epochs: parameters, gradients, AdamW moments, tables and
+// per-sample buffers are device_vectors; the host sees only what it asks for (weights to save,
+// attention maps to plot) and three numbers per epoch (loss and hits of each pass, the finite check).
+// Kernels are thrust::for_each over counting iterators calling the library's TINYATTN_HD functors:
+// one thread per sample, per output element of a product, per (segment, column) of a scatter. On CUDA
+// they are launched without a synchronization each (par_nosync); only reductions wait.
+#pragma once
+
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+#include <thrust/copy.h>
+#include <thrust/device_ptr.h>
+#include <thrust/device_vector.h>
+#include <thrust/execution_policy.h>
+#include <thrust/fill.h>
+#include <thrust/for_each.h>
+#include <thrust/iterator/counting_iterator.h>
+#include <thrust/transform_reduce.h>
+
+#include "tinyattn/backend/primitives.hpp"
+#include "tinyattn/core/math.hpp"
+#include "tinyattn/ops/row_ops.hpp"
+
+#if defined(__CUDACC__) && THRUST_VERSION < 200000
+#error "tinyattn: CUDA builds use the CUDA toolkit's CCCL (Thrust 2 or later); Debian's Thrust 1.17 is for host-compiler (OpenMP) builds"
+#endif
+
+namespace tinyattn {
+
+namespace thrust_detail {
+
+// Launch policy: on CUDA do not synchronize after every algorithm (Thrust >= 1.16); elsewhere the
+// device system's default.
+inline auto policy() {
+#if THRUST_DEVICE_SYSTEM == THRUST_DEVICE_SYSTEM_CUDA
+  return thrust::cuda::par_nosync;
+#else
+  return thrust::device;
+#endif
+}
+
+template <class F>
+struct Each {
+  F f;
+  TINYATTN_HD void operator()(index_t i) const { f(i); }
+};
+
+template <class F>
+struct EachColumn {  // one (row, column) per thread: neighbouring threads read neighbouring columns
+  F f;
+  index_t cols;
+  TINYATTN_HD void operator()(index_t i) const { f(i / cols, i % cols, i % cols + 1); }
+};
+
+template <class T>
+struct GemmElement {
+  GemmArgs<T> g;
+  TINYATTN_HD void operator()(index_t i) const {
+    const index_t per_output = g.m * g.n;
+    const index_t out = i / per_output, rest = i % per_output, r = rest / g.n, c = rest % g.n;
+    const index_t first = g.sum_batches ? 0 : out, last = g.sum_batches ? g.batch : out + 1;
+    T acc = 0;
+    for (index_t bi = first; bi < last; ++bi) {
+      const T* a = g.a + bi * g.stride_a;
+      const T* b = g.b + bi * g.stride_b;
+      for (index_t l = 0; l < g.k; ++l) {
+        const T av = g.trans_a ? a[static_cast<std::ptrdiff_t>(l) * g.lda + r] : a[static_cast<std::ptrdiff_t>(r) * g.lda + l];
+        const T bv = g.trans_b ? b[static_cast<std::ptrdiff_t>(c) * g.ldb + l] : b[static_cast<std::ptrdiff_t>(l) * g.ldb + c];
+        acc += av * bv;
+      }
+    }
+    T* out_c = g.c + (g.sum_batches ? 0 : out * g.stride_c) + static_cast<std::ptrdiff_t>(r) * g.ldc + c;
+    *out_c = g.accumulate ? *out_c + acc : acc;
+  }
+};
+
+template <class T>
+struct GatherSumElement {
+  GatherSumArgs<T> g;
+  TINYATTN_HD void operator()(index_t i) const {
+    const index_t s = i / g.width, c = i % g.width;
+    T* out = g.out + static_cast<std::ptrdiff_t>(s) * g.width + c;
+    T acc = g.accumulate ? *out : T(0);
+    for (index_t e = g.begin[s]; e < g.begin[s + 1]; ++e) {
+      const index_t item = g.entry_item ? g.entry_item[e] : e;
+      const T w = g.weight ? g.weight[g.entry_slot[e]] : T(1);
+      acc += w * g.src[static_cast<std::ptrdiff_t>(item) * g.src_ld + c];
+    }
+    *out = acc;
+  }
+};
+
+struct Totals {
+  double loss_sum;
+  long long correct;
+};
+template <class T>
+struct SampleTotals {
+  const T* loss;
+  const index_t* correct;
+  TINYATTN_HD Totals operator()(index_t i) const { return {static_cast<double>(loss[i]), correct[i]}; }
+};
+struct AddTotals {
+  TINYATTN_HD Totals operator()(const Totals& a, const Totals& b) const {
+    return {a.loss_sum + b.loss_sum, a.correct + b.correct};
+  }
+};
+template <class T>
+struct IsFinite {
+  const T* x;
+  TINYATTN_HD bool operator()(index_t i) const { return math::is_finite(x[i]); }
+};
+struct And {
+  TINYATTN_HD bool operator()(bool a, bool b) const { return a && b; }
+};
+
+}  // namespace thrust_detail
+
+template <>
+struct Primitives<backend::thrust> {
+  template <class T>
+  using buffer = thrust::device_vector<T>;
+  using row_ops = GenericRowOps;
+  // One tile = the whole batch: on a GPU fewer, larger launches win; the buffers are device memory.
+  static constexpr index_t kSampleTile = std::numeric_limits<index_t>::max();
+
+  static constexpr const char* name() {
+#if THRUST_DEVICE_SYSTEM == THRUST_DEVICE_SYSTEM_CUDA
+    return "thrust (CUDA)";
+#elif THRUST_DEVICE_SYSTEM == THRUST_DEVICE_SYSTEM_OMP
+    return "thrust (OpenMP)";
+#else
+    return "thrust";
+#endif
+  }
+
+  // ---- storage -------------------------------------------------------------------------------
+  template <class T>
+  static T* data(buffer<T>& b) { return thrust::raw_pointer_cast(b.data()); }
+  template <class T>
+  static const T* data(const buffer<T>& b) { return thrust::raw_pointer_cast(b.data()); }
+  template <class T>
+  static void allocate(buffer<T>& b, std::size_t n) {
+    b.resize(n);
+    thrust::fill(b.begin(), b.end(), T{});
+  }
+  template <class T>
+  static void upload(buffer<T>& b, const T* host, std::size_t n) { b.assign(host, host + n); }
+  template <class T>
+  static void download(const buffer<T>& b, T* host) { thrust::copy(b.begin(), b.end(), host); }
+  template <class T>
+  static void copy(const T* from, T* to, std::size_t n) {
+    thrust::copy_n(thrust_detail::policy(), thrust::device_pointer_cast(from), n, thrust::device_pointer_cast(to));
+  }
+  template <class T>
+  static void fill(T* p, std::size_t n, T value) {
+    thrust::fill_n(thrust_detail::policy(), thrust::device_pointer_cast(p), n, value);
+  }
+
+  // ---- parallel loops ---------------------------------------------------------------------------
+  template <class F>
+  static void for_each(index_t n, const F& f) {
+    if (n <= 0) return;
+    thrust::for_each_n(thrust_detail::policy(), thrust::counting_iterator<index_t>(0), n, thrust_detail::Each<F>{f});
+  }
+  template <class F>
+  static void for_each_row(index_t rows, index_t cols, const F& f) {
+    if (rows <= 0 || cols <= 0) return;
+    thrust::for_each_n(thrust_detail::policy(), thrust::counting_iterator<index_t>(0), rows * cols,
+                       thrust_detail::EachColumn<F>{f, cols});
+  }
+
+  // ---- matrix products: one output element per thread ---------------------------------------------
+  template <class T>
+  static void gemm(const GemmArgs<T>& g) {
+    const index_t outputs = g.sum_batches ? 1 : g.batch;
+    for_each(outputs * g.m * g.n, thrust_detail::GemmElement<T>{g});
+  }
+  template <class T>
+  static void gather_sum_rows(const GatherSumArgs<T>& g) {
+    for_each(g.segments * g.width, thrust_detail::GatherSumElement<T>{g});
+  }
+
+  // ---- reductions (these wait for the device) --------------------------------------------------------
+  template <class T>
+  static BatchTotals sum_metrics(const T* loss, const index_t* correct, index_t n) {
+    const thrust_detail::Totals t = thrust::transform_reduce(
+        thrust::device, thrust::counting_iterator<index_t>(0), thrust::counting_iterator<index_t>(n),
+        thrust_detail::SampleTotals<T>{loss, correct}, thrust_detail::Totals{0.0, 0}, thrust_detail::AddTotals{});
+    return {t.loss_sum, static_cast<std::int64_t>(t.correct)};
+  }
+  template <class T>
+  static bool all_finite(const T* x, std::size_t n) {
+    return thrust::transform_reduce(thrust::device, thrust::counting_iterator<index_t>(0),
+                                    thrust::counting_iterator<index_t>(static_cast<index_t>(n)),
+                                    thrust_detail::IsFinite<T>{x}, true, thrust_detail::And{});
+  }
+};
+
+}  // namespace tinyattn
