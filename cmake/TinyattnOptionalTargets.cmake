@@ -1,7 +1,8 @@
 # Optional parts of tinyattn, as targets a user links when wanted. Included both by the project's
 # own CMakeLists.txt and by the installed tinyattnConfig.cmake, so build tree and install agree.
 #
-#   tinyattn::plot        plotting header (gnuplot-iostream + Boost.Iostreams)
+#   tinyattn::plot        plotting header (gnuplot-iostream + Boost.Iostreams; its tmpfile support,
+#                         always on with Boost >= 1.46, needs Boost.Filesystem too)
 #   tinyattn::thrust_cpu  the Thrust backend compiled by the host compiler, Thrust's OpenMP device
 #                         system (Debian's libthrust-dev 1.17, pinned: CCCL 3 is for nvcc only)
 #   tinyattn::cuda        the Thrust backend compiled by nvcc on CUDA, with the toolkit's CCCL
@@ -11,12 +12,12 @@
 
 # --- plotting ------------------------------------------------------------------------------------
 if(NOT TARGET tinyattn::plot)
-  find_package(Boost 1.74 QUIET COMPONENTS iostreams)
+  find_package(Boost 1.74 QUIET COMPONENTS iostreams filesystem)
   find_path(TINYATTN_GNUPLOT_IOSTREAM_INCLUDE_DIR gnuplot-iostream.h)
-  if(Boost_iostreams_FOUND AND TINYATTN_GNUPLOT_IOSTREAM_INCLUDE_DIR)
+  if(Boost_iostreams_FOUND AND Boost_filesystem_FOUND AND TINYATTN_GNUPLOT_IOSTREAM_INCLUDE_DIR)
     add_library(tinyattn::plot INTERFACE IMPORTED)
     target_include_directories(tinyattn::plot INTERFACE ${TINYATTN_GNUPLOT_IOSTREAM_INCLUDE_DIR})
-    target_link_libraries(tinyattn::plot INTERFACE tinyattn::tinyattn Boost::iostreams)
+    target_link_libraries(tinyattn::plot INTERFACE tinyattn::tinyattn Boost::iostreams Boost::filesystem)
     target_compile_definitions(tinyattn::plot INTERFACE TINYATTN_HAVE_PLOT=1)
     set(TINYATTN_HAVE_PLOT ON)
   else()

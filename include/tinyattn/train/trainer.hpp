@@ -138,6 +138,7 @@ class Trainer {
   ScorePath score_path() const { return scores_; }
   const RowSpace& row_space() const { return space_; }
   Network& network() { return net_; }
+  const Network& network() const { return net_; }
 
  private:
   static RowSpace make_space(const TokenBatch& train, const TokenBatch& test) {

@@ -1,0 +1,492 @@
+// minmax — the reference experiment: train a one-layer attention network on "a op b =" -> max/min,
+// save its weights in the notebook's format, and draw the attention heatmaps the notebook drew.
+//
+//   minmax train   [--epochs 750] [--seed 0] [--lr 2e-3] [--weight-decay 1.0] [--out DIR] [--no-plot]
+//                  [--checkpoint-every N] [--resume DIR] [--threads N]
+//   minmax plot    --weights FILE [--out DIR]
+//   minmax predict --weights FILE A OP B        (OP is max or min)
+//
+// Exit status: 0 success (also when gnuplot is missing: the figures are skipped with a warning),
+// 1 a run-time error (I/O, a bad weights file, divergence), 2 a usage error, 130 interrupted (SIGINT
+// or SIGTERM: a checkpoint is saved first, see --resume).
+#include <atomic>
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <set>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <omp.h>
+
+#include "tinyattn/inspect/minmax_attention.hpp"
+#include "tinyattn/io/atomic_file.hpp"
+#include "tinyattn/io/npy.hpp"
+#include "tinyattn/io/weights.hpp"
+#include "tinyattn/plot/gnuplot.hpp"
+#include "tinyattn/tinyattn.hpp"
+#if defined(TINYATTN_MINMAX_CUDA)
+#include "tinyattn/backend/thrust.hpp"
+#endif
+
+#include "cli.hpp"
+#include "progress.hpp"
+
+namespace minmax {
+
+using tinyattn::index_t;
+using Shape = tinyattn::ReferenceShape;  // 128 operands + max, min, '='; 32 wide; 2 heads; 4 tokens
+constexpr index_t kMaxN = Shape::vocab - 3;
+
+constexpr const char* kUsage = R"(minmax — train a small attention network on max/min and look inside it
+
+usage:
+  minmax train   [--epochs N] [--seed S] [--lr X] [--weight-decay X] [--out DIR] [--no-plot]
+                 [--checkpoint-every N] [--resume DIR] [--threads N]BACKEND_FLAG
+  minmax plot    --weights FILE [--out DIR]BACKEND_FLAG
+  minmax predict --weights FILE A OP B        e.g.  minmax predict --weights w.safetensors 17 max 99
+  minmax --help | --version
+
+train (defaults = the original experiment):
+  --epochs N            full-batch epochs (750)
+  --seed S              initial weights and train/test split (0); the split equals PyTorch's for S
+  --lr X                AdamW learning rate (2e-3)
+  --weight-decay X      AdamW decoupled weight decay (1.0); betas 0.9, 0.99; eps 1e-8
+  --out DIR             where the files go (minmax-out); created if missing
+  --no-plot             skip the PNG figures (weights, curves and .npy are still written)
+  --checkpoint-every N  write DIR/checkpoint.safetensors every N epochs (atomically)
+  --resume DIR          continue from DIR/checkpoint.safetensors and DIR/curves.csv; ends
+                        bit-identical to an uninterrupted run (--out defaults to DIR)
+  --threads N           CPU threads (default: all cores)
+
+files in DIR: weights.safetensors (the notebook's state_dict names), curves.csv, curves.png,
+attention_{weights,scores}_{max,min}.png and .npy (heads x keys A,op,B x a x b).
+Ctrl-C saves a checkpoint and exits with status 130. Gnuplot is found through GNUPLOT_IOSTREAM_CMD
+or PATH; without it the figures are skipped with a warning.
+)";
+
+// ---- signals ---------------------------------------------------------------------------------------
+std::atomic<int> g_stop_signal{0};
+extern "C" void on_stop_signal(int signal) { g_stop_signal.store(signal); }
+
+void install_stop_handlers() {
+  struct sigaction action {};
+  action.sa_handler = on_stop_signal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+}
+
+// ---- files ------------------------------------------------------------------------------------------
+class RunError : public std::runtime_error {  // exit status 1
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+std::string join(const std::string& dir, const std::string& name) {
+  return dir.empty() || dir.back() == '/' ? dir + name : dir + "/" + name;
+}
+
+// Creates `dir` (and its parents) when missing, then checks that files can be written there.
+void prepare_output_directory(const std::string& dir) {
+  std::string partial;
+  std::stringstream parts(dir);
+  std::string part;
+  if (!dir.empty() && dir[0] == '/') partial = "/";
+  while (std::getline(parts, part, '/')) {
+    if (part.empty()) continue;
+    partial += part + "/";
+    if (mkdir(partial.c_str(), 0777) != 0 && errno != EEXIST)
+      throw RunError("cannot create output directory '" + partial + "': " + std::strerror(errno));
+  }
+  struct stat info {};
+  if (stat(dir.c_str(), &info) != 0 || !S_ISDIR(info.st_mode))
+    throw RunError("output path '" + dir + "' is not a directory");
+  if (access(dir.c_str(), W_OK | X_OK) != 0)
+    throw RunError("cannot write to output directory '" + dir + "': " + std::strerror(errno));
+}
+
+struct CurveRow {
+  std::int64_t epoch;
+  double train_loss, train_acc, test_loss, test_acc;
+};
+
+void write_curves_csv(const std::string& path, const std::vector<CurveRow>& rows) {
+  std::string text = "epoch,train_loss,train_acc,test_loss,test_acc\n";
+  char line[160];
+  for (const CurveRow& r : rows) {
+    std::snprintf(line, sizeof line, "%lld,%.9g,%.9g,%.9g,%.9g\n", static_cast<long long>(r.epoch), r.train_loss,
+                  r.train_acc, r.test_loss, r.test_acc);
+    text += line;
+  }
+  tinyattn::io::write_file_atomically(path, text);
+}
+
+std::vector<CurveRow> read_curves_csv(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw RunError("cannot read '" + path + "': " + std::strerror(errno));
+  std::string line;
+  std::getline(in, line);
+  if (line != "epoch,train_loss,train_acc,test_loss,test_acc")
+    throw RunError(path + ": line 1 is '" + line + "', expected the header epoch,train_loss,train_acc,test_loss,test_acc");
+  std::vector<CurveRow> rows;
+  for (int number = 2; std::getline(in, line); ++number) {
+    CurveRow r{};
+    long long epoch = 0;
+    char tail = 0;
+    if (std::sscanf(line.c_str(), "%lld,%lf,%lf,%lf,%lf%c", &epoch, &r.train_loss, &r.train_acc, &r.test_loss,
+                    &r.test_acc, &tail) != 5 ||
+        epoch != static_cast<long long>(rows.size()) + 1)
+      throw RunError(path + ": line " + std::to_string(number) + " is '" + line + "', expected epoch " +
+                     std::to_string(rows.size() + 1) + " and four numbers");
+    r.epoch = epoch;
+    rows.push_back(r);
+  }
+  return rows;
+}
+
+// ---- figures ------------------------------------------------------------------------------------------
+// Writes the attention maps as .npy and, unless plotting is off or impossible, the four heatmap PNGs.
+// Returns false when gnuplot was missing (the caller warns; that is not an error).
+template <class Net>
+bool write_attention_figures(const Net& net, const std::string& dir, bool plot, std::vector<std::string>& files) {
+  const tinyattn::MinMaxTask task(kMaxN);
+  const tinyattn::MinMaxAttentionMaps maps = tinyattn::minmax_attention_maps(net, task);
+  const std::vector<std::int64_t> shape{maps.heads, maps.keys, maps.n, maps.n};
+  const char* op_names[2] = {"max", "min"};
+  for (int op = 0; op < 2; ++op) {
+    for (const char* kind : {"weights", "scores"}) {
+      const std::string name = std::string("attention_") + kind + "_" + op_names[op] + ".npy";
+      tinyattn::io::write_npy(join(dir, name), kind[0] == 'w' ? maps.weights[op] : maps.scores[op], shape);
+      files.push_back(name);
+    }
+  }
+  if (!plot) return true;
+  if (!tinyattn::plot::gnuplot_available()) return false;
+  for (int op = 0; op < 2; ++op) {
+    tinyattn::plot::HeatmapGrid weights = tinyattn::plot::attention_weights_grid(op_names[op], maps.heads, maps.n);
+    weights.values = maps.weights[op];
+    tinyattn::plot::HeatmapGrid scores = tinyattn::plot::attention_scores_grid(op_names[op], maps.heads, maps.n);
+    scores.values = maps.scores[op];
+    for (auto* grid : {&weights, &scores}) {
+      const std::string name = std::string("attention_") + (grid == &weights ? "weights_" : "scores_") + op_names[op] + ".png";
+      tinyattn::plot::write_heatmap_grid_png(*grid, join(dir, name));
+      files.push_back(name);
+    }
+  }
+  return true;
+}
+
+bool write_curves_figure(const std::vector<CurveRow>& rows, const std::string& dir, std::vector<std::string>& files) {
+  if (rows.empty()) return true;
+  if (!tinyattn::plot::gnuplot_available()) return false;
+  tinyattn::plot::Curves curves;
+  curves.title = "min/max: accuracy and loss per epoch";
+  for (const CurveRow& r : rows) {
+    curves.epoch.push_back(static_cast<int>(r.epoch));
+    curves.train_acc.push_back(r.train_acc);
+    curves.test_acc.push_back(r.test_acc);
+    curves.train_loss.push_back(r.train_loss);
+    curves.test_loss.push_back(r.test_loss);
+  }
+  tinyattn::plot::write_curves_png(curves, join(dir, "curves.png"));
+  files.push_back("curves.png");
+  return true;
+}
+
+void warn_no_gnuplot() {
+  std::fprintf(stderr,
+               "warning: gnuplot not found (tried '%s'; install gnuplot-nox or set GNUPLOT_IOSTREAM_CMD): "
+               "figures skipped, all other files written\n",
+               tinyattn::plot::default_gnuplot_command().c_str());
+}
+
+// ---- commands -------------------------------------------------------------------------------------------
+struct TrainSettings {
+  std::int64_t epochs = 750;
+  std::uint64_t seed = 0;
+  tinyattn::AdamWConfig adamw{};
+  std::string out = "minmax-out";
+  bool plot = true;
+  std::int64_t checkpoint_every = 0;
+  std::string resume;
+};
+
+tinyattn::io::Metadata run_metadata(const TrainSettings& s, std::int64_t epoch) {
+  char lr[32], wd[32];
+  std::snprintf(lr, sizeof lr, "%.17g", s.adamw.lr);
+  std::snprintf(wd, sizeof wd, "%.17g", s.adamw.weight_decay);
+  return {{"task", "minmax"},         {"max_n", std::to_string(kMaxN)}, {"seed", std::to_string(s.seed)},
+          {"epochs", std::to_string(epoch)}, {"lr", lr},                {"weight_decay", wd},
+          {"betas", "0.9,0.99"},      {"eps", "1e-08"},                   {"optimizer", "AdamW"}};
+}
+
+template <class Backend>
+int train(const TrainSettings& settings) {
+  using Net = tinyattn::AttentionNetwork<Shape, Backend>;
+  const std::string& dir = settings.out;
+  prepare_output_directory(dir);
+  const tinyattn::MinMaxTask task(kMaxN, settings.seed);
+  Net net(settings.seed);
+  tinyattn::TrainerOptions options;
+  options.adamw = settings.adamw;
+  tinyattn::Trainer<Net> trainer(net, task.train(), task.test(), options);
+
+  std::vector<CurveRow> rows;
+  if (!settings.resume.empty()) {
+    tinyattn::io::load_checkpoint(trainer, join(settings.resume, "checkpoint.safetensors"));
+    rows = read_curves_csv(join(settings.resume, "curves.csv"));
+    if (static_cast<std::int64_t>(rows.size()) != trainer.optimizer().steps())
+      throw RunError(join(settings.resume, "curves.csv") + " has " + std::to_string(rows.size()) +
+                     " epochs, the checkpoint " + std::to_string(trainer.optimizer().steps()));
+    std::printf("resuming from %s at epoch %lld\n", settings.resume.c_str(),
+                static_cast<long long>(trainer.optimizer().steps()));
+  }
+  const std::int64_t first = trainer.optimizer().steps() + 1;
+  if (first > settings.epochs + 1)
+    throw RunError("the checkpoint is at epoch " + std::to_string(first - 1) + ", past --epochs " +
+                   std::to_string(settings.epochs));
+  std::printf("training %s on %s: %d train / %d test samples, epochs %lld..%lld, lr %g, weight decay %g, seed %llu\n",
+              "Shape<131, 32, 2, 4>", tinyattn::Primitives<Backend>::name(),
+              task.train().size(), task.test().size(), static_cast<long long>(first),
+              static_cast<long long>(settings.epochs), settings.adamw.lr, settings.adamw.weight_decay,
+              static_cast<unsigned long long>(settings.seed));
+
+  const std::string checkpoint = join(dir, "checkpoint.safetensors"), curves = join(dir, "curves.csv");
+  auto save_checkpoint = [&] {
+    tinyattn::io::save_checkpoint(trainer, checkpoint, run_metadata(settings, trainer.optimizer().steps()));
+    write_curves_csv(curves, rows);
+  };
+  install_stop_handlers();
+  Progress progress(first, settings.epochs);
+  try {
+    trainer.run(settings.epochs - first + 1, [&](const tinyattn::EpochMetrics& m) {
+      rows.push_back({m.epoch, m.train_loss, m.train_accuracy, m.test_loss, m.test_accuracy});
+      progress.update(m);
+      if (settings.checkpoint_every > 0 && m.epoch % settings.checkpoint_every == 0) save_checkpoint();
+      return g_stop_signal.load() == 0;
+    });
+  } catch (const tinyattn::DivergenceError& e) {
+    progress.interrupt();
+    tinyattn::io::save_weights(net, join(dir, "weights.safetensors"), run_metadata(settings, e.epoch() - 1));
+    write_curves_csv(curves, rows);
+    throw RunError(std::string(e.what()) + "; last good weights saved to " + join(dir, "weights.safetensors"));
+  }
+  if (const int signal = g_stop_signal.load()) {
+    progress.interrupt();
+    save_checkpoint();
+    std::fprintf(stderr, "interrupted (%s) after epoch %lld: checkpoint saved; continue with: minmax train --resume %s --epochs %lld\n",
+                 signal == SIGINT ? "SIGINT" : "SIGTERM", static_cast<long long>(trainer.optimizer().steps()),
+                 dir.c_str(), static_cast<long long>(settings.epochs));
+    return 130;
+  }
+  const double seconds = progress.seconds();
+  std::vector<std::string> files{"weights.safetensors", "curves.csv"};
+  tinyattn::io::Metadata meta = run_metadata(settings, trainer.optimizer().steps());
+  if (!rows.empty()) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.6f", rows.back().train_acc);
+    meta["train_accuracy"] = text;
+    std::snprintf(text, sizeof text, "%.6f", rows.back().test_acc);
+    meta["test_accuracy"] = text;
+  }
+  tinyattn::io::save_weights(net, join(dir, "weights.safetensors"), meta);
+  write_curves_csv(curves, rows);
+  if (settings.checkpoint_every > 0) save_checkpoint();
+  bool gnuplot = write_curves_figure(settings.plot ? rows : std::vector<CurveRow>{}, dir, files);
+  gnuplot = write_attention_figures(net, dir, settings.plot, files) && gnuplot;
+  if (settings.plot && !gnuplot) warn_no_gnuplot();
+
+  const std::int64_t ran = settings.epochs - first + 1;
+  std::printf("done: %lld epochs in %.2f s (%.2f ms/epoch)", static_cast<long long>(ran), seconds,
+              ran > 0 ? 1000 * seconds / ran : 0.0);
+  if (!rows.empty())
+    std::printf("; train accuracy %.2f%%, test accuracy %.2f%%", 100 * rows.back().train_acc, 100 * rows.back().test_acc);
+  std::printf("\nfiles in %s/:", dir.c_str());
+  for (const auto& f : files) std::printf(" %s", f.c_str());
+  std::printf("\n");
+  return 0;
+}
+
+template <class Backend>
+int plot(const std::string& weights, const std::string& dir) {
+  using Net = tinyattn::AttentionNetwork<Shape, Backend>;
+  Net net;
+  tinyattn::io::load_weights(net, weights);
+  prepare_output_directory(dir);
+  std::vector<std::string> files;
+  const std::string beside = join(weights.find('/') == std::string::npos ? "." : weights.substr(0, weights.rfind('/')),
+                                  "curves.csv");
+  bool gnuplot = true;
+  if (access(beside.c_str(), R_OK) == 0) gnuplot = write_curves_figure(read_curves_csv(beside), dir, files);
+  gnuplot = write_attention_figures(net, dir, true, files) && gnuplot;
+  if (!gnuplot) warn_no_gnuplot();
+  std::printf("files in %s/:", dir.c_str());
+  for (const auto& f : files) std::printf(" %s", f.c_str());
+  std::printf("\n");
+  return 0;
+}
+
+template <class Backend>
+int predict(const std::string& weights, const std::vector<std::string>& words) {
+  if (words.size() != 3) throw UsageError("predict needs three words A OP B, e.g. 17 max 99; found " + std::to_string(words.size()));
+  const index_t a = static_cast<index_t>(Arguments::parse_integer(words[0], "operand A", 0, kMaxN - 1));
+  const index_t b = static_cast<index_t>(Arguments::parse_integer(words[2], "operand B", 0, kMaxN - 1));
+  if (words[1] != "max" && words[1] != "min") throw UsageError("OP must be 'max' or 'min', found '" + words[1] + "'");
+  const auto op = words[1] == "max" ? tinyattn::MinMaxOp::max : tinyattn::MinMaxOp::min;
+  using Net = tinyattn::AttentionNetwork<Shape, Backend>;
+  Net net;
+  tinyattn::io::load_weights(net, weights);
+  const tinyattn::MinMaxTask task(kMaxN);
+  const tinyattn::TokenBatch batch = task.batch({task.index_of(a, op, b)});
+  const auto cache = net.inspect(batch, tinyattn::cache_pattern | tinyattn::cache_logits);
+  const float* logits = cache.logits_at(0, Net::context - 1);
+  index_t best = 0;
+  for (index_t c = 1; c < Net::vocab; ++c)
+    if (logits[c] > logits[best]) best = c;
+  const index_t expected = tinyattn::MinMaxTask::answer(a, op, b);
+  std::printf("%s(%d, %d) = %d   (%s; expected %d)\n", words[1].c_str(), a, b, best, best == expected ? "right" : "wrong",
+              expected);
+  std::printf("attention from '=':      A       op       B       =\n");
+  for (index_t h = 0; h < Net::heads; ++h) {
+    std::printf("  head %d          ", h);
+    for (index_t k = 0; k < Net::context; ++k) std::printf(" %7.4f", cache.weight(0, h, Net::context - 1, k));
+    std::printf("\n");
+  }
+  return 0;
+}
+
+// ---- entry ----------------------------------------------------------------------------------------------
+#if defined(TINYATTN_MINMAX_CUDA)
+constexpr const char* kBackendFlag = " [--backend cuda|cpu]";
+#else
+constexpr const char* kBackendFlag = "";
+#endif
+
+std::string usage() {
+  std::string text = kUsage;
+  for (std::size_t at; (at = text.find("BACKEND_FLAG")) != std::string::npos;) text.replace(at, 12, kBackendFlag);
+  return text;
+}
+
+template <class F>
+int with_backend(const Arguments& args, F&& run) {
+#if defined(TINYATTN_MINMAX_CUDA)
+  const std::string backend = args.text("--backend").value_or("cuda");
+  if (backend == "cuda") return run(tinyattn::backend::thrust{});
+  if (backend == "cpu") return run(tinyattn::backend::cpu{});
+  throw UsageError("--backend must be 'cuda' or 'cpu', found '" + backend + "'");
+#else
+  (void)args;
+  return run(tinyattn::backend::cpu{});
+#endif
+}
+
+int main_checked(int argc, char** argv) {
+  std::vector<std::string> words(argv + 1, argv + argc);
+  if (words.empty()) throw UsageError("missing command: train, plot or predict");
+  const std::string command = words.front();
+  words.erase(words.begin());
+  if (command == "--help" || command == "-h" || command == "help") {
+    std::fputs(usage().c_str(), stdout);
+    return 0;
+  }
+  if (command == "--version") {
+    std::printf("minmax (tinyattn) 0.1.0\n");
+    return 0;
+  }
+  const std::set<std::string> backend_flag =
+#if defined(TINYATTN_MINMAX_CUDA)
+      {"--backend"};
+#else
+      {};
+#endif
+  auto flags = [&](std::set<std::string> values) {
+    values.insert(backend_flag.begin(), backend_flag.end());
+    return values;
+  };
+  for (const auto& w : words)
+    if (w == "--help" || w == "-h") {
+      std::fputs(usage().c_str(), stdout);
+      return 0;
+    }
+  if (command == "train") {
+    const Arguments args(words,
+                         flags({"--epochs", "--seed", "--lr", "--weight-decay", "--out", "--checkpoint-every",
+                                "--resume", "--threads"}),
+                         {"--no-plot"});
+    if (!args.positional().empty()) throw UsageError("train takes no positional argument, found '" + args.positional()[0] + "'");
+    TrainSettings s;
+    s.epochs = args.integer("--epochs", 0, 100'000'000).value_or(s.epochs);
+    s.seed = static_cast<std::uint64_t>(args.integer("--seed", 0, std::numeric_limits<std::int64_t>::max()).value_or(0));
+    s.adamw.lr = args.number("--lr", 0.0, 10.0, true).value_or(s.adamw.lr);
+    s.adamw.weight_decay = args.number("--weight-decay", 0.0, 1e6, false).value_or(s.adamw.weight_decay);
+    s.checkpoint_every = args.integer("--checkpoint-every", 1, 100'000'000).value_or(0);
+    s.resume = args.text("--resume").value_or("");
+    s.out = args.text("--out").value_or(s.resume.empty() ? s.out : s.resume);
+    s.plot = !args.has("--no-plot");
+    if (const auto threads = args.integer("--threads", 1, 4096)) omp_set_num_threads(static_cast<int>(*threads));
+    if (!s.resume.empty()) {  // the run's settings come from the checkpoint; flags may only agree
+      const tinyattn::io::SafetensorsFile file = tinyattn::io::SafetensorsFile::load(join(s.resume, "checkpoint.safetensors"));
+      const auto& meta = file.metadata();
+      auto from = [&](const char* key) -> std::string {
+        const auto found = meta.find(key);
+        if (found == meta.end()) throw RunError(join(s.resume, "checkpoint.safetensors") + ": metadata '" + key + "' is missing");
+        return found->second;
+      };
+      auto number = [&](const char* key) {
+        const std::string text = from(key);
+        char* end = nullptr;
+        const double value = std::strtod(text.c_str(), &end);
+        if (text.empty() || *end != '\0' || !std::isfinite(value) || value < 0)
+          throw RunError(join(s.resume, "checkpoint.safetensors") + ": metadata '" + key + "' is '" + text +
+                         "', expected a non-negative number");
+        return value;
+      };
+      const auto seed = static_cast<std::uint64_t>(
+          Arguments::parse_integer(from("seed"), "the checkpoint's seed", 0, std::numeric_limits<std::int64_t>::max()));
+      const double lr = number("lr"), wd = number("weight_decay");
+      if (args.has("--seed") && seed != s.seed) throw UsageError("--seed differs from the checkpoint's seed " + from("seed"));
+      if (args.has("--lr") && lr != s.adamw.lr) throw UsageError("--lr differs from the checkpoint's lr " + from("lr"));
+      if (args.has("--weight-decay") && wd != s.adamw.weight_decay)
+        throw UsageError("--weight-decay differs from the checkpoint's " + from("weight_decay"));
+      s.seed = seed, s.adamw.lr = lr, s.adamw.weight_decay = wd;
+    }
+    return with_backend(args, [&](auto backend) { return train<decltype(backend)>(s); });
+  }
+  if (command == "plot" || command == "predict") {
+    const Arguments args(words, flags({"--weights", "--out"}), {});
+    const auto weights = args.text("--weights");
+    if (!weights) throw UsageError(command + " needs --weights FILE");
+    if (command == "plot") {
+      if (!args.positional().empty()) throw UsageError("plot takes no positional argument, found '" + args.positional()[0] + "'");
+      const std::string out = args.text("--out").value_or("minmax-out");
+      return with_backend(args, [&](auto backend) { return plot<decltype(backend)>(*weights, out); });
+    }
+    if (args.has("--out")) throw UsageError("predict takes no --out");
+    return with_backend(args, [&](auto backend) { return predict<decltype(backend)>(*weights, args.positional()); });
+  }
+  throw UsageError("unknown command '" + command + "'; expected train, plot or predict");
+}
+
+}  // namespace minmax
+
+int main(int argc, char** argv) {
+  try {
+    return minmax::main_checked(argc, argv);
+  } catch (const minmax::UsageError& e) {
+    std::fprintf(stderr, "minmax: %s\n(run 'minmax --help' for usage)\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "minmax: error: %s\n", e.what());
+    return 1;
+  }
+}
