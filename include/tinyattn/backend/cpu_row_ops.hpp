@@ -51,7 +51,12 @@ inline f32x16 exp(f32x16 x) {
   i32x16 k;
   std::memcpy(&k, &shifted, sizeof k);
   k -= 0x4B400000;  // the bits of kMagic
+#if defined(__clang__)  // clang has no variable __builtin_shuffle; this lane loop is correct, slower
+  f32x16 two_j16;
+  for (int l = 0; l < 16; ++l) two_j16[l] = table[k[l] & 15];
+#else
   const f32x16 two_j16 = __builtin_shuffle(table, k & 15);
+#endif
   const f32x16 expm1_u = ((u * (1.0f / 6.0f) + 0.5f) * u + 1.0f) * u;
   const f32x16 y = two_j16 * expm1_u + two_j16;  // one rounding
   i32x16 bits;
@@ -105,28 +110,32 @@ struct CpuRowOps {
       using namespace simd;
       constexpr index_t blocks = Vp / 16;
       const f32x16 minus_inf = splat(-__builtin_huge_valf());
+      // Pass 1: maximum, and per lane the first block where it was reached (strict > keeps the first).
       f32x16 top_lanes = minus_inf;
+      i32x16 top_block = i32x16{};
       for (index_t k = 0; k < blocks; ++k) {
-        const f32x16 v = load(logits + 16 * k);
-        const f32x16 valid_v = (lane_index() + 16 * k) < V ? v : minus_inf;
-        top_lanes = valid_v > top_lanes ? valid_v : top_lanes;
+        f32x16 v = load(logits + 16 * k);
+        if (k == blocks - 1) v = (lane_index() + 16 * k) < V ? v : minus_inf;  // pad lanes of the last block
+        const i32x16 better = v > top_lanes;
+        top_lanes = better ? v : top_lanes;
+        top_block = better ? i32x16{} + k : top_block;
       }
       float top = top_lanes[0];
       for (int l = 1; l < 16; ++l) top = top_lanes[l] > top ? top_lanes[l] : top;
+      index_t best = Vp;  // first index of the maximum, as torch.argmax
+      for (int l = 0; l < 16; ++l) {
+        const index_t index = top_block[l] * 16 + l;
+        if (top_lanes[l] == top && index < best) best = index;
+      }
+      // Pass 2: exp(x - max) and its sum (pad lanes dropped).
       f32x16 total_lanes = splat(0);
-      i32x16 first = i32x16{} + Vp;
       for (index_t k = 0; k < blocks; ++k) {
-        const f32x16 v = load(logits + 16 * k);
-        const i32x16 index = lane_index() + 16 * k;
-        const i32x16 valid = index < V;
-        const f32x16 e = valid ? simd::exp(v - top) : splat(0);  // the pad lanes' exp is dropped
+        f32x16 e = simd::exp(load(logits + 16 * k) - top);
+        if (k == blocks - 1) e = (lane_index() + 16 * k) < V ? e : splat(0);
         total_lanes += e;
-        first = (valid & (v == top) & (index < first)) ? index : first;  // first maximum, as torch.argmax
         if (dlogits) store(dlogits + 16 * k, e);
       }
       const float total = sum(total_lanes);
-      index_t best = Vp;
-      for (int l = 0; l < 16; ++l) best = first[l] < best ? first[l] : best;
       if (dlogits) {
         const float inv_total = 1.0f / total;
         for (index_t k = 0; k < blocks; ++k) {

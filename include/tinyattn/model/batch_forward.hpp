@@ -3,6 +3,7 @@
 #pragma once
 
 #include <algorithm>
+#include <numeric>
 #include <vector>
 
 #include "tinyattn/data/token_batch.hpp"
@@ -19,16 +20,35 @@ class BatchPlan {
 
  public:
   // requires: batch validated against Shape, and every (token, position) of it in `space`.
+  // Samples are processed in the order of their rows (lexicographic in (row of position 0, row of
+  // position 1, ...)), not the batch's: neighbours then share table rows, which stay in L1. Losses and
+  // hits are only summed and gradients scattered by row, so the order is invisible to callers.
   BatchPlan(const TokenBatch& batch, const RowSpace& space) : samples_(batch.size()), rows_(space.size()) {
+    std::vector<index_t> rows_of(static_cast<std::size_t>(samples_) * T);
+    for (index_t b = 0; b < samples_; ++b) {
+      for (index_t t = 0; t < T; ++t) {
+        const index_t row = space.row_of(batch.sample(b)[t], t);
+        require(row >= 0, "BatchPlan: sample ", b, ", position ", t, ": token ", batch.sample(b)[t],
+                " is not in the row space the tables were built for");
+        rows_of[static_cast<std::size_t>(b) * T + t] = row;
+      }
+    }
+    std::vector<index_t> order(static_cast<std::size_t>(samples_));
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](index_t x, index_t y) {
+      return std::lexicographical_compare(&rows_of[static_cast<std::size_t>(x) * T],
+                                          &rows_of[static_cast<std::size_t>(x) * T] + T,
+                                          &rows_of[static_cast<std::size_t>(y) * T],
+                                          &rows_of[static_cast<std::size_t>(y) * T] + T);
+    });
     kv_row_host_.resize(static_cast<std::size_t>(samples_) * T);
     mix_row_host_.resize(static_cast<std::size_t>(samples_) * J);
+    std::vector<index_t> targets(static_cast<std::size_t>(samples_));
     for (index_t b = 0; b < samples_; ++b) {
+      const index_t original = order[static_cast<std::size_t>(b)];
+      targets[static_cast<std::size_t>(b)] = batch.targets[static_cast<std::size_t>(original)];
       index_t* kv = &kv_row_host_[static_cast<std::size_t>(b) * T];
-      for (index_t t = 0; t < T; ++t) {
-        kv[t] = space.row_of(batch.sample(b)[t], t);
-        require(kv[t] >= 0, "BatchPlan: sample ", b, ", position ", t, ": token ", batch.sample(b)[t],
-                " is not in the row space the tables were built for");
-      }
+      for (index_t t = 0; t < T; ++t) kv[t] = rows_of[static_cast<std::size_t>(original) * T + t];
       index_t* mix = &mix_row_host_[static_cast<std::size_t>(b) * J];
       for (index_t h = 0; h < H; ++h)
         for (index_t k = 0; k < T; ++k) mix[h * T + k] = h * rows_ + kv[k];  // u[h] of key k
@@ -36,7 +56,7 @@ class BatchPlan {
     }
     P::upload(kv_row_, kv_row_host_.data(), kv_row_host_.size());
     P::upload(mix_row_, mix_row_host_.data(), mix_row_host_.size());
-    P::upload(targets_, batch.targets.data(), batch.targets.size());
+    P::upload(targets_, targets.data(), targets.size());
   }
 
   index_t samples() const { return samples_; }

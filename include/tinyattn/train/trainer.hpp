@@ -15,6 +15,7 @@
 #include <functional>
 #include <limits>
 #include <optional>
+#include <type_traits>
 #include <string>
 #include <vector>
 
@@ -76,6 +77,11 @@ class Trainer {
     if (test.size() > 0) evaluator_.emplace(test, space_, path_);
     P::allocate(grads_, Network::parameter_count);
   }
+
+  // A network of another type (shape, backend or scalar) is a compile error with this message.
+  template <class Other, std::enable_if_t<!std::is_same_v<Other, Network>, int> = 0>
+  Trainer(Other& other, const TokenBatch& train, const TokenBatch& test, const TrainerOptions& options = {})
+      : Trainer(reject_network(other), train, test, options) {}
 
   // One epoch: step, then evaluation. Throws DivergenceError (parameters unchanged) when the training
   // loss or a gradient is NaN or infinite.
@@ -141,6 +147,14 @@ class Trainer {
   const Network& network() const { return net_; }
 
  private:
+  template <class Other>
+  static Network& reject_network(Other& other) {
+    static_assert(dependent_false<Other>,
+                  "tinyattn::Trainer<Net>: the network passed is not a Net (its shape, backend or scalar type "
+                  "differs); use Trainer<decltype(net)>");
+    return *reinterpret_cast<Network*>(&other);
+  }
+
   static RowSpace make_space(const TokenBatch& train, const TokenBatch& test) {
     require(train.size() > 0, "Trainer: the training set is empty");
     validate_batch(train, Shape::vocab, Shape::context, "Trainer: training set");

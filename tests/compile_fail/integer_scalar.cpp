@@ -1,0 +1,2 @@
+#include <tinyattn/tinyattn.hpp>
+tinyattn::AttentionNetwork<tinyattn::ReferenceShape, tinyattn::backend::cpu, int> net;

@@ -1,0 +1,3 @@
+#include <tinyattn/tinyattn.hpp>
+struct tpu {};
+tinyattn::AttentionNetwork<tinyattn::ReferenceShape, tpu> net;
