@@ -23,7 +23,6 @@
 #include <thrust/fill.h>
 #include <thrust/for_each.h>
 #include <thrust/iterator/counting_iterator.h>
-#include <thrust/transform_reduce.h>
 
 #include "tinyattn/backend/primitives.hpp"
 #include "tinyattn/core/math.hpp"
@@ -102,25 +101,46 @@ struct Totals {
   double loss_sum;
   long long correct;
 };
+
+// Deterministic reductions without temporary allocations (thrust::reduce would allocate device
+// scratch memory on every call): kParts threads each sum a strided share in a fixed order into a
+// preallocated buffer, the host adds the parts in order.
+constexpr index_t kParts = 512;
+
 template <class T>
-struct SampleTotals {
+struct PartialTotals {
   const T* loss;
   const index_t* correct;
-  TINYATTN_HD Totals operator()(index_t i) const { return {static_cast<double>(loss[i]), correct[i]}; }
-};
-struct AddTotals {
-  TINYATTN_HD Totals operator()(const Totals& a, const Totals& b) const {
-    return {a.loss_sum + b.loss_sum, a.correct + b.correct};
+  index_t n;
+  Totals* parts;
+  TINYATTN_HD void operator()(index_t part) const {
+    Totals t{0.0, 0};
+    for (index_t i = part; i < n; i += kParts) {
+      t.loss_sum += static_cast<double>(loss[i]);
+      t.correct += correct[i];
+    }
+    parts[part] = t;
   }
 };
 template <class T>
-struct IsFinite {
+struct PartialFinite {
   const T* x;
-  TINYATTN_HD bool operator()(index_t i) const { return math::is_finite(x[i]); }
+  std::size_t n;
+  int* parts;
+  TINYATTN_HD void operator()(index_t part) const {
+    int ok = 1;
+    for (std::size_t i = static_cast<std::size_t>(part); i < n; i += kParts) ok &= math::is_finite(x[i]) ? 1 : 0;
+    parts[part] = ok;
+  }
 };
-struct And {
-  TINYATTN_HD bool operator()(bool a, bool b) const { return a && b; }
-};
+
+// Scratch for the partial results, allocated once and kept for the program's life (never freed: a
+// static device_vector would be destroyed after the CUDA runtime shuts down).
+template <class T>
+T* scratch() {
+  static thrust::device_vector<T>* buffer = new thrust::device_vector<T>(kParts);
+  return thrust::raw_pointer_cast(buffer->data());
+}
 
 }  // namespace thrust_detail
 
@@ -192,16 +212,26 @@ struct Primitives<backend::thrust> {
   // ---- reductions (these wait for the device) --------------------------------------------------------
   template <class T>
   static BatchTotals sum_metrics(const T* loss, const index_t* correct, index_t n) {
-    const thrust_detail::Totals t = thrust::transform_reduce(
-        thrust::device, thrust::counting_iterator<index_t>(0), thrust::counting_iterator<index_t>(n),
-        thrust_detail::SampleTotals<T>{loss, correct}, thrust_detail::Totals{0.0, 0}, thrust_detail::AddTotals{});
-    return {t.loss_sum, static_cast<std::int64_t>(t.correct)};
+    thrust_detail::Totals* parts = thrust_detail::scratch<thrust_detail::Totals>();
+    for_each(thrust_detail::kParts, thrust_detail::PartialTotals<T>{loss, correct, n, parts});
+    thrust_detail::Totals host[thrust_detail::kParts];
+    thrust::copy_n(thrust::device_pointer_cast(parts), thrust_detail::kParts, host);
+    BatchTotals totals;
+    for (const auto& t : host) {
+      totals.loss_sum += t.loss_sum;
+      totals.correct += t.correct;
+    }
+    return totals;
   }
   template <class T>
   static bool all_finite(const T* x, std::size_t n) {
-    return thrust::transform_reduce(thrust::device, thrust::counting_iterator<index_t>(0),
-                                    thrust::counting_iterator<index_t>(static_cast<index_t>(n)),
-                                    thrust_detail::IsFinite<T>{x}, true, thrust_detail::And{});
+    int* parts = thrust_detail::scratch<int>();
+    for_each(thrust_detail::kParts, thrust_detail::PartialFinite<T>{x, n, parts});
+    int host[thrust_detail::kParts];
+    thrust::copy_n(thrust::device_pointer_cast(parts), thrust_detail::kParts, host);
+    bool ok = true;
+    for (int v : host) ok = ok && v != 0;
+    return ok;
   }
 };
 

@@ -116,7 +116,7 @@ class AttentionNetwork {
     const RowSpace space(vocab, context, {batch});
     RowTables<Shape, Backend, Scalar> tables(space, false, false);
     tables.compute(parameter_data());
-    BatchPlan<Shape, Backend, Scalar> plan(batch, space);
+    BatchPlan<Shape, Backend, Scalar> plan(batch, space, /*sort_by_rows=*/false);
 
     AttentionCache<Scalar> cache;
     cache.samples = batch.size(), cache.vocab = vocab, cache.d_model = d_model, cache.heads = heads,

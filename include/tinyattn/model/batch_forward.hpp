@@ -20,10 +20,12 @@ class BatchPlan {
 
  public:
   // requires: batch validated against Shape, and every (token, position) of it in `space`.
-  // Samples are processed in the order of their rows (lexicographic in (row of position 0, row of
-  // position 1, ...)), not the batch's: neighbours then share table rows, which stay in L1. Losses and
-  // hits are only summed and gradients scattered by row, so the order is invisible to callers.
-  BatchPlan(const TokenBatch& batch, const RowSpace& space) : samples_(batch.size()), rows_(space.size()) {
+  // With `sort_by_rows` (training and evaluation) samples are processed in the order of their rows
+  // (lexicographic in (row of position 0, row of position 1, ...)), not the batch's: neighbours then
+  // share table rows, which stay in L1. Losses and hits are only summed and gradients scattered by
+  // row, so the order is invisible there; inspection keeps the batch's order.
+  BatchPlan(const TokenBatch& batch, const RowSpace& space, bool sort_by_rows = true)
+      : samples_(batch.size()), rows_(space.size()) {
     std::vector<index_t> rows_of(static_cast<std::size_t>(samples_) * T);
     for (index_t b = 0; b < samples_; ++b) {
       for (index_t t = 0; t < T; ++t) {
@@ -35,7 +37,7 @@ class BatchPlan {
     }
     std::vector<index_t> order(static_cast<std::size_t>(samples_));
     std::iota(order.begin(), order.end(), 0);
-    std::stable_sort(order.begin(), order.end(), [&](index_t x, index_t y) {
+    if (sort_by_rows) std::stable_sort(order.begin(), order.end(), [&](index_t x, index_t y) {
       return std::lexicographical_compare(&rows_of[static_cast<std::size_t>(x) * T],
                                           &rows_of[static_cast<std::size_t>(x) * T] + T,
                                           &rows_of[static_cast<std::size_t>(y) * T],
