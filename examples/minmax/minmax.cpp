@@ -244,9 +244,12 @@ int train(const TrainSettings& settings) {
   if (!settings.resume.empty()) {
     tinyattn::io::load_checkpoint(trainer, join(settings.resume, "checkpoint.safetensors"));
     rows = read_curves_csv(join(settings.resume, "curves.csv"));
-    if (static_cast<std::int64_t>(rows.size()) != trainer.optimizer().steps())
+    // curves.csv is written before the checkpoint (see save_checkpoint below), so after a crash between
+    // the two it may hold epochs past the checkpoint: those are recomputed, identically.
+    if (static_cast<std::int64_t>(rows.size()) < trainer.optimizer().steps())
       throw RunError(join(settings.resume, "curves.csv") + " has " + std::to_string(rows.size()) +
                      " epochs, the checkpoint " + std::to_string(trainer.optimizer().steps()));
+    rows.resize(static_cast<std::size_t>(trainer.optimizer().steps()));
     std::printf("resuming from %s at epoch %lld\n", settings.resume.c_str(),
                 static_cast<long long>(trainer.optimizer().steps()));
   }
@@ -261,9 +264,11 @@ int train(const TrainSettings& settings) {
               static_cast<unsigned long long>(settings.seed));
 
   const std::string checkpoint = join(dir, "checkpoint.safetensors"), curves = join(dir, "curves.csv");
+  // The curves first: a crash between the two writes leaves curves ahead of the checkpoint, which
+  // --resume accepts, never behind it.
   auto save_checkpoint = [&] {
-    tinyattn::io::save_checkpoint(trainer, checkpoint, run_metadata(settings, trainer.optimizer().steps()));
     write_curves_csv(curves, rows);
+    tinyattn::io::save_checkpoint(trainer, checkpoint, run_metadata(settings, trainer.optimizer().steps()));
   };
   install_stop_handlers();
   Progress progress(first, settings.epochs);
@@ -301,8 +306,9 @@ int train(const TrainSettings& settings) {
   tinyattn::io::save_weights(net, join(dir, "weights.safetensors"), meta);
   write_curves_csv(curves, rows);
   if (settings.checkpoint_every > 0) save_checkpoint();
-  bool gnuplot = write_curves_figure(settings.plot ? rows : std::vector<CurveRow>{}, dir, files);
-  gnuplot = write_attention_figures(net, dir, settings.plot, files) && gnuplot;
+  // The attention maps first: their .npy files are written even when gnuplot then fails.
+  bool gnuplot = write_attention_figures(net, dir, settings.plot, files);
+  gnuplot = write_curves_figure(settings.plot ? rows : std::vector<CurveRow>{}, dir, files) && gnuplot;
   if (settings.plot && !gnuplot) warn_no_gnuplot();
 
   const std::int64_t ran = settings.epochs - first + 1;
@@ -325,9 +331,8 @@ int plot(const std::string& weights, const std::string& dir) {
   std::vector<std::string> files;
   const std::string beside = join(weights.find('/') == std::string::npos ? "." : weights.substr(0, weights.rfind('/')),
                                   "curves.csv");
-  bool gnuplot = true;
-  if (access(beside.c_str(), R_OK) == 0) gnuplot = write_curves_figure(read_curves_csv(beside), dir, files);
-  gnuplot = write_attention_figures(net, dir, true, files) && gnuplot;
+  bool gnuplot = write_attention_figures(net, dir, true, files);  // first: the .npy files survive a failing gnuplot
+  if (access(beside.c_str(), R_OK) == 0) gnuplot = write_curves_figure(read_curves_csv(beside), dir, files) && gnuplot;
   if (!gnuplot) warn_no_gnuplot();
   std::printf("files in %s/:", dir.c_str());
   for (const auto& f : files) std::printf(" %s", f.c_str());
