@@ -1,0 +1,871 @@
+// Tests of the minmax program (examples/minmax) as its users meet it: the real binary, started with
+// fork/exec, judged by its exit status (0 success, 1 run-time error, 2 usage error, 130 interrupted),
+// its messages and the files it leaves behind — after usage errors, bad files, missing or failing
+// gnuplot, a full disk, divergence, SIGKILL, SIGINT and SIGTERM.
+//
+// Training runs are short (at most 200 epochs, one thread) so that the suite stays well under a minute
+// on two shared cores.
+#include <doctest/doctest.h>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tinyattn/io/npy.hpp"
+#include "tinyattn/io/safetensors.hpp"
+#include "tinyattn/io/weights.hpp"
+#include "tinyattn/tinyattn.hpp"
+
+extern char** environ;
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+namespace {
+
+using ReferenceNet = tinyattn::AttentionNetwork<tinyattn::ReferenceShape>;
+
+const std::string kMinmax = TINYATTN_MINMAX_BINARY;
+
+std::string fixture(const std::string& name) { return std::string(TINYATTN_TEST_DATA_DIR) + "/" + name; }
+
+// ---- files ------------------------------------------------------------------------------------------
+// A fresh directory, removed afterwards.
+struct ScratchDirectory {
+  fs::path path;
+  ScratchDirectory() {
+    std::string pattern = (fs::temp_directory_path() / "tinyattn-cli-XXXXXX").string();
+    REQUIRE(::mkdtemp(pattern.data()) != nullptr);
+    path = pattern;
+  }
+  ~ScratchDirectory() {
+    std::error_code ignored;
+    fs::remove_all(path, ignored);
+  }
+  ScratchDirectory(const ScratchDirectory&) = delete;
+  ScratchDirectory& operator=(const ScratchDirectory&) = delete;
+  std::string file(const std::string& name) const { return (path / name).string(); }
+};
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+void write_text(const std::string& path, const std::string& text) {
+  std::ofstream(path, std::ios::binary) << text;
+}
+
+bool is_file(const std::string& path) { return fs::is_regular_file(path); }
+
+// The names in `directory`, sorted.
+std::set<std::string> entries_of(const std::string& directory) {
+  std::set<std::string> names;
+  for (const auto& entry : fs::directory_iterator(directory)) names.insert(entry.path().filename().string());
+  return names;
+}
+
+// Left-overs of interrupted atomic writes (tinyattn::io: "<file>.tmp.<pid>.<n>").
+std::vector<std::string> temporary_files_in(const std::string& directory) {
+  std::vector<std::string> found;
+  for (const std::string& name : entries_of(directory))
+    if (name.find(".tmp.") != std::string::npos) found.push_back(name);
+  return found;
+}
+
+std::string listing(const std::set<std::string>& names) {
+  std::string text;
+  for (const auto& n : names) text += (text.empty() ? "" : ", ") + n;
+  return "{" + text + "}";
+}
+
+// The directory holds exactly these entries.
+#define CHECK_ENTRIES(directory, ...)                                                           \
+  do {                                                                                          \
+    const std::set<std::string> found_ = entries_of(directory), expected_ = __VA_ARGS__;        \
+    CHECK_MESSAGE(found_ == expected_, (directory) << " holds " << listing(found_) << ", expected " \
+                                                   << listing(expected_));                     \
+  } while (0)
+
+std::string joined(const std::vector<std::string>& words) {
+  std::string text;
+  for (const auto& w : words) text += (text.empty() ? "" : " ") + w;
+  return text;
+}
+
+// The epoch a checkpoint was written at (its metadata 'epochs'); nullopt while there is none.
+// Atomic writes mean a file that exists is complete.
+std::optional<long> checkpoint_epoch(const std::string& path) {
+  if (!is_file(path)) return std::nullopt;
+  const auto file = tinyattn::io::SafetensorsFile::load(path);
+  return std::stol(file.metadata().at("epochs"));
+}
+
+// Both weight files hold the same tensors (names, dtypes, shapes, bytes). Metadata may differ.
+void check_same_tensors(const std::string& expected_path, const std::string& actual_path) {
+  const auto expected = tinyattn::io::SafetensorsFile::load(expected_path);
+  const auto actual = tinyattn::io::SafetensorsFile::load(actual_path);
+  CHECK(expected.names().size() == 10);
+  CHECK(actual.names() == expected.names());
+  for (const tinyattn::io::TensorView& e : expected.tensors()) {
+    INFO("tensor " << e.name << " of " << actual_path << " vs " << expected_path);
+    REQUIRE(actual.contains(e.name));
+    const tinyattn::io::TensorView& a = actual.tensor(e.name);
+    CHECK(a.dtype == e.dtype);
+    CHECK(a.shape == e.shape);
+    REQUIRE(a.bytes == e.bytes);
+    CHECK(std::memcmp(a.data, e.data, e.bytes) == 0);
+  }
+}
+
+// ---- running minmax -------------------------------------------------------------------------------------
+struct ChildSettings {
+  std::map<std::string, std::optional<std::string>> environment;  // set (or, nullopt, unset) in the child
+  std::optional<rlim_t> file_size_limit;                          // RLIMIT_FSIZE in bytes; SIGXFSZ ignored
+  std::string working_directory;                                  // empty: the test's
+};
+
+struct Outcome {
+  std::string command;
+  bool exited = false;
+  int exit_status = -1;  // when exited
+  int signal = 0;        // when killed by a signal
+  std::string out, err;
+
+  bool exited_with(int status) const { return exited && exit_status == status; }
+  std::string describe() const {
+    std::ostringstream text;
+    text << command << "\n  -> " << (exited ? "exit status " + std::to_string(exit_status)
+                                            : "killed by signal " + std::to_string(signal))
+         << "\n--- stdout ---\n" << out << "--- stderr ---\n" << err << "---";
+    return text.str();
+  }
+};
+
+#define CHECK_EXIT_STATUS(outcome, status) CHECK_MESSAGE((outcome).exited_with(status), (outcome).describe())
+#define REQUIRE_EXIT_STATUS(outcome, status) REQUIRE_MESSAGE((outcome).exited_with(status), (outcome).describe())
+#define CHECK_STDERR_HAS(outcome, text)                                                                  \
+  CHECK_MESSAGE((outcome).err.find(text) != std::string::npos, "stderr lacks \"" << (text) << "\"\n" \
+                                                                                   << (outcome).describe())
+#define CHECK_STDOUT_HAS(outcome, text)                                                                  \
+  CHECK_MESSAGE((outcome).out.find(text) != std::string::npos, "stdout lacks \"" << (text) << "\"\n" \
+                                                                                   << (outcome).describe())
+
+// A running minmax process; stdout and stderr go to files, stdin is /dev/null.
+class Child {
+ public:
+  explicit Child(const std::vector<std::string>& arguments, const ChildSettings& settings = {})
+      : command_("minmax " + joined(arguments)) {
+    // Everything the child needs is built before fork: between fork and exec it only makes
+    // async-signal-safe calls.
+    std::vector<std::string> args{kMinmax};
+    args.insert(args.end(), arguments.begin(), arguments.end());
+    std::vector<std::string> env;
+    for (char** entry = environ; *entry != nullptr; ++entry) {
+      const std::string text = *entry;
+      if (!settings.environment.count(text.substr(0, text.find('=')))) env.push_back(text);
+    }
+    for (const auto& [name, value] : settings.environment)
+      if (value) env.push_back(name + "=" + *value);
+    std::vector<char*> argv, envp;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    for (auto& e : env) envp.push_back(e.data());
+    envp.push_back(nullptr);
+    out_path_ = capture_.file("stdout");
+    err_path_ = capture_.file("stderr");
+
+    pid_ = ::fork();
+    REQUIRE(pid_ >= 0);
+    if (pid_ == 0) exec_child(argv.data(), envp.data(), settings);
+  }
+  ~Child() {
+    if (!reaped_) {
+      ::kill(pid_, SIGKILL);
+      int status = 0;
+      ::waitpid(pid_, &status, 0);
+    }
+  }
+  Child(const Child&) = delete;
+  Child& operator=(const Child&) = delete;
+
+  void send(int signal) const { REQUIRE(::kill(pid_, signal) == 0); }
+
+  // False once the process has ended (it is then reaped).
+  bool running() {
+    if (reaped_) return false;
+    int status = 0;
+    const pid_t got = ::waitpid(pid_, &status, WNOHANG);
+    REQUIRE(got >= 0);
+    if (got == pid_) record(status);
+    return !reaped_;
+  }
+
+  // Stops the process (SIGSTOP) and waits until it is stopped: true, or false when it ended first.
+  bool stop() {
+    if (reaped_) return false;
+    send(SIGSTOP);
+    int status = 0;
+    REQUIRE(::waitpid(pid_, &status, WUNTRACED) == pid_);
+    if (WIFSTOPPED(status)) return true;
+    record(status);
+    return false;
+  }
+  void resume() const { send(SIGCONT); }
+
+  std::string stdout_so_far() const { return read_text(out_path_); }
+
+  // Waits for the end (killing the process after `limit`, a failure), then returns what it did.
+  Outcome wait(std::chrono::seconds limit = 90s) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (running()) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        FAIL_CHECK(command_ << ": still running after " << limit.count() << " s; killed");
+        ::kill(pid_, SIGKILL);
+      }
+      std::this_thread::sleep_for(2ms);
+    }
+    Outcome outcome;
+    outcome.command = command_;
+    outcome.exited = WIFEXITED(status_);
+    outcome.exit_status = outcome.exited ? WEXITSTATUS(status_) : -1;
+    outcome.signal = WIFSIGNALED(status_) ? WTERMSIG(status_) : 0;
+    outcome.out = read_text(out_path_);
+    outcome.err = read_text(err_path_);
+    return outcome;
+  }
+
+ private:
+  [[noreturn]] void exec_child(char** argv, char** envp, const ChildSettings& settings) const {
+    if (!settings.working_directory.empty() && ::chdir(settings.working_directory.c_str()) != 0) die("chdir");
+    const int in = ::open("/dev/null", O_RDONLY);
+    const int out = ::open(out_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const int err = ::open(err_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (in < 0 || out < 0 || err < 0) die("open");
+    if (::dup2(in, 0) < 0 || ::dup2(out, 1) < 0 || ::dup2(err, 2) < 0) die("dup2");
+    // A clean signal state whatever the test runner left (a background job ignores SIGINT).
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    struct sigaction action {};
+    sigemptyset(&action.sa_mask);
+    action.sa_handler = SIG_DFL;
+    for (int s : {SIGINT, SIGTERM, SIGPIPE, SIGXFSZ}) ::sigaction(s, &action, nullptr);
+    if (settings.file_size_limit) {
+      // Over the limit, write() fails with EFBIG instead of the process being killed by SIGXFSZ.
+      action.sa_handler = SIG_IGN;
+      ::sigaction(SIGXFSZ, &action, nullptr);
+      const struct rlimit limit {*settings.file_size_limit, *settings.file_size_limit};
+      if (::setrlimit(RLIMIT_FSIZE, &limit) != 0) die("setrlimit");
+    }
+    ::execve(argv[0], argv, envp);
+    die("execve minmax");
+  }
+
+  // Reports a failed step of the child's setup on its stderr and ends it with status 127.
+  [[noreturn]] static void die(const char* what) {
+    const char* reason = std::strerror(errno);
+    (void)!::write(2, what, std::strlen(what));
+    (void)!::write(2, ": ", 2);
+    (void)!::write(2, reason, std::strlen(reason));
+    (void)!::write(2, "\n", 1);
+    ::_exit(127);
+  }
+
+  void record(int status) {
+    status_ = status;
+    reaped_ = true;
+  }
+
+  std::string command_;
+  ScratchDirectory capture_;
+  std::string out_path_, err_path_;
+  pid_t pid_ = -1;
+  bool reaped_ = false;
+  int status_ = 0;
+};
+
+Outcome run_minmax(const std::vector<std::string>& arguments, const ChildSettings& settings = {}) {
+  return Child(arguments, settings).wait();
+}
+
+// Waits until the child's stdout contains `text` (false if it ended first or 30 s passed).
+bool wait_for_stdout(Child& child, const std::string& text) {
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (child.running() && std::chrono::steady_clock::now() < deadline) {
+    if (child.stdout_so_far().find(text) != std::string::npos) return true;
+    std::this_thread::sleep_for(1ms);
+  }
+  return false;
+}
+
+// Weights trained once per test process by the real program (60 epochs: ~27% accuracy, enough for
+// attention patterns that are not uniform).
+const std::string& trained_weights() {
+  static ScratchDirectory directory;
+  static const std::string path = [] {
+    const std::string out = directory.file("trained");
+    const Outcome o = run_minmax({"train", "--epochs", "60", "--no-plot", "--threads", "1", "--out", out});
+    REQUIRE_EXIT_STATUS(o, 0);
+    return out + "/weights.safetensors";
+  }();
+  return path;
+}
+
+// A valid weights file for the reference network that needs no training: PyTorch's, seed 0.
+const std::string kTorchWeights = fixture("torch_weights_seed0.safetensors");
+
+// ---- help and usage -------------------------------------------------------------------------------------
+TEST_CASE("minmax --help lists the commands, and no or an unknown command is a usage error") {
+  const Outcome help = run_minmax({"--help"});
+  CHECK_EXIT_STATUS(help, 0);
+  for (const char* command : {"minmax train", "minmax plot", "minmax predict", "--checkpoint-every", "--resume"})
+    CHECK_STDOUT_HAS(help, command);
+  CHECK(help.err.empty());
+
+  const Outcome train_help = run_minmax({"train", "--help"});
+  CHECK_EXIT_STATUS(train_help, 0);
+  CHECK_STDOUT_HAS(train_help, "--epochs N");
+
+  const Outcome version = run_minmax({"--version"});
+  CHECK_EXIT_STATUS(version, 0);
+  CHECK_STDOUT_HAS(version, "minmax (tinyattn)");
+
+  const Outcome nothing = run_minmax({});
+  CHECK_EXIT_STATUS(nothing, 2);
+  CHECK_STDERR_HAS(nothing, "missing command: train, plot or predict");
+  CHECK_STDERR_HAS(nothing, "run 'minmax --help'");
+
+  const Outcome unknown = run_minmax({"frobnicate"});
+  CHECK_EXIT_STATUS(unknown, 2);
+  CHECK_STDERR_HAS(unknown, "unknown command 'frobnicate'");
+}
+
+TEST_CASE("every malformed train flag is a usage error (status 2) that names the flag, and nothing is written") {
+  struct Case {
+    std::vector<std::string> args;
+    std::string message;
+  };
+  const std::vector<Case> cases{
+      {{"--epochs", "-5"}, "--epochs must be in [0, 100000000], found -5"},
+      {{"--epochs", "1.5"}, "--epochs expects an integer, found '1.5'"},
+      {{"--epochs="}, "--epochs needs a non-empty value"},
+      {{"--lr", "abc"}, "--lr expects a number, found 'abc'"},
+      {{"--lr", "0"}, "--lr must be > 0 and <= 10, found 0"},
+      {{"--lr", "nan"}, "--lr expects a number, found 'nan'"},
+      {{"--lr", "11"}, "--lr must be > 0 and <= 10, found 11"},
+      {{"--lr"}, "--lr needs a value"},
+      {{"--weight-decay", "-1"}, "--weight-decay must be >= 0"},
+      {{"--seed", "-1"}, "--seed must be in [0, "},
+      {{"--frobnicate"}, "unknown option '--frobnicate'"},
+      {{"--epochs", "3", "--epochs", "4"}, "--epochs given twice"},
+      {{"--no-plot=1"}, "--no-plot takes no value, found '--no-plot=1'"},
+      {{"junk"}, "train takes no positional argument, found 'junk'"},
+      {{"--checkpoint-every", "0"}, "--checkpoint-every must be in [1, "},
+      {{"--threads", "0"}, "--threads must be in [1, 4096], found 0"},
+  };
+  ScratchDirectory cwd;
+  for (const Case& c : cases) {
+    std::vector<std::string> args{"train"};
+    args.insert(args.end(), c.args.begin(), c.args.end());
+    const Outcome o = run_minmax(args, {{}, {}, cwd.path.string()});
+    CHECK_EXIT_STATUS(o, 2);
+    CHECK_STDERR_HAS(o, "minmax: " + c.message);
+    CHECK_STDERR_HAS(o, "(run 'minmax --help' for usage)");
+    CHECK_MESSAGE(o.out.empty(), o.describe());
+  }
+  CHECK_MESSAGE(entries_of(cwd.path.string()).empty(), "a usage error created minmax-out");
+}
+
+TEST_CASE("plot and predict usage errors") {
+  struct Case {
+    std::vector<std::string> args;
+    std::string message;
+  };
+  const std::vector<Case> cases{
+      {{"plot"}, "plot needs --weights FILE"},
+      {{"plot", "--weights", kTorchWeights, "extra"}, "plot takes no positional argument, found 'extra'"},
+      {{"predict", "17", "max", "99"}, "predict needs --weights FILE"},
+      {{"predict", "--weights", kTorchWeights, "17", "max"}, "predict needs three words A OP B"},
+      {{"predict", "--weights", kTorchWeights, "--out", "d", "1", "max", "2"}, "predict takes no --out"},
+      {{"predict", "--weights", kTorchWeights, "128", "max", "5"}, "operand A must be in [0, 127], found 128"},
+      {{"predict", "--weights", kTorchWeights, "5", "min", "128"}, "operand B must be in [0, 127], found 128"},
+      {{"predict", "--weights", kTorchWeights, "-1", "max", "5"}, "operand A must be in [0, 127], found -1"},
+      {{"predict", "--weights", kTorchWeights, "17x", "max", "5"}, "operand A expects an integer, found '17x'"},
+      {{"predict", "--weights", kTorchWeights, "5", "max", "1e3"}, "operand B expects an integer, found '1e3'"},
+      {{"predict", "--weights", kTorchWeights, "5", "avg", "7"}, "OP must be 'max' or 'min', found 'avg'"},
+  };
+  for (const Case& c : cases) {
+    const Outcome o = run_minmax(c.args);
+    CHECK_EXIT_STATUS(o, 2);
+    CHECK_STDERR_HAS(o, "minmax: " + c.message);
+  }
+}
+
+// ---- predict ----------------------------------------------------------------------------------------------
+TEST_CASE("predict prints the network's answer, whether it is right, and the attention from '=' as in train's maps") {
+  const std::string weights = trained_weights();
+  ReferenceNet net;
+  tinyattn::io::load_weights(net, weights);
+  const tinyattn::MinMaxTask task(128);
+
+  struct Query {
+    int a;
+    const char* op;
+    int b;
+  };
+  int right = 0;
+  for (const Query q : {Query{17, "max", 99}, Query{99, "min", 17}, Query{0, "max", 127}, Query{64, "min", 64},
+                        Query{120, "max", 3}, Query{126, "min", 127}}) {
+    const Outcome o = run_minmax({"predict", "--weights", weights, std::to_string(q.a), q.op, std::to_string(q.b)});
+    REQUIRE_EXIT_STATUS(o, 0);
+    INFO(o.describe());
+    const auto op = std::string(q.op) == "max" ? tinyattn::MinMaxOp::max : tinyattn::MinMaxOp::min;
+    const auto cache = net.inspect(task.batch({task.index_of(q.a, op, q.b)}));
+    // The attention maps train wrote (heads x keys A, op, B x a x b) hold the same pattern.
+    const auto maps = tinyattn::io::read_npy<float>(fs::path(weights).parent_path().string() + "/attention_weights_" +
+                                                    q.op + ".npy");
+    REQUIRE(maps.shape == std::vector<std::int64_t>{2, 3, 128, 128});
+
+    std::istringstream lines(o.out);
+    std::string line;
+    std::getline(lines, line);
+    char op_name[8] = {}, verdict[8] = {};
+    int a = -1, b = -1, answer = -1, expected = -1;
+    REQUIRE(std::sscanf(line.c_str(), "%7[a-z](%d, %d) = %d (%7[a-z]; expected %d)", op_name, &a, &b, &answer, verdict,
+                        &expected) == 6);
+    CHECK(std::string(op_name) == q.op);
+    CHECK(a == q.a);
+    CHECK(b == q.b);
+    CHECK(expected == tinyattn::MinMaxTask::answer(q.a, op, q.b));
+    CHECK(answer == net.predict(task.batch({task.index_of(q.a, op, q.b)}))[0]);
+    CHECK(std::string(verdict) == (answer == expected ? "right" : "wrong"));
+    right += answer == expected;
+
+    std::getline(lines, line);
+    CHECK(line.find("attention from '='") != std::string::npos);
+    for (int h = 0; h < 2; ++h) {
+      REQUIRE(std::getline(lines, line));
+      int head = -1;
+      double w[4] = {};
+      REQUIRE(std::sscanf(line.c_str(), " head %d %lf %lf %lf %lf", &head, &w[0], &w[1], &w[2], &w[3]) == 5);
+      CHECK(head == h);
+      for (int k = 0; k < 4; ++k) CHECK(std::abs(w[k] - cache.weight(0, h, 3, k)) <= 0.6e-4);
+      for (int k = 0; k < 3; ++k) {
+        const float in_map = maps.values[((static_cast<std::size_t>(h) * 3 + k) * 128 + q.a) * 128 + q.b];
+        CHECK_MESSAGE(std::abs(w[k] - in_map) <= 0.6e-4,
+                      "attention_weights_" << std::string(q.op) << ".npy[" << h << ", " << k << ", " << q.a << ", "
+                                           << q.b << "] is " << in_map << ", predict printed " << w[k]);
+      }
+      CHECK(std::abs(w[0] + w[1] + w[2] + w[3] - 1.0) <= 3e-4);
+    }
+  }
+  MESSAGE(right << " of 6 queries answered right after 60 epochs");
+}
+
+TEST_CASE("predict with a weights file that is missing, of another shape or damaged: status 1 naming the file") {
+  ScratchDirectory dir;
+  SUBCASE("missing") {
+    const std::string path = dir.file("absent.safetensors");
+    const Outcome o = run_minmax({"predict", "--weights", path, "1", "max", "2"});
+    CHECK_EXIT_STATUS(o, 1);
+    CHECK_STDERR_HAS(o, path);
+    CHECK_STDERR_HAS(o, "No such file or directory");
+  }
+  SUBCASE("another shape (D=24, 3 heads)") {
+    const std::string path = dir.file("d24.safetensors");
+    tinyattn::io::save_weights(tinyattn::AttentionNetwork<tinyattn::Shape<131, 24, 3, 4>>(1), path);
+    const Outcome o = run_minmax({"predict", "--weights", path, "1", "max", "2"});
+    CHECK_EXIT_STATUS(o, 1);
+    CHECK_STDERR_HAS(o, path + ": tensor '_token_embedding._weight' has shape (131, 24), expected (131, 32)");
+  }
+  SUBCASE("truncated") {
+    const std::string path = dir.file("truncated.safetensors");
+    const std::string whole = read_text(kTorchWeights);
+    write_text(path, whole.substr(0, whole.size() / 2));
+    const Outcome o = run_minmax({"predict", "--weights", path, "1", "max", "2"});
+    CHECK_EXIT_STATUS(o, 1);
+    CHECK_STDERR_HAS(o, path);
+    CHECK_STDERR_HAS(o, "truncated");
+  }
+  SUBCASE("garbage") {
+    const std::string path = dir.file("garbage.safetensors");
+    write_text(path, "this is not a safetensors file, just some text\n");
+    const Outcome o = run_minmax({"predict", "--weights", path, "1", "max", "2"});
+    CHECK_EXIT_STATUS(o, 1);
+    CHECK_STDERR_HAS(o, "minmax: error: " + path + ": header length");
+  }
+  SUBCASE("a directory") {
+    const Outcome o = run_minmax({"predict", "--weights", dir.path.string(), "1", "max", "2"});
+    CHECK_EXIT_STATUS(o, 1);
+    CHECK_STDERR_HAS(o, "Is a directory");
+  }
+}
+
+// ---- the output directory --------------------------------------------------------------------------------
+TEST_CASE("train --out where no directory can be made or written: status 1 and a message naming it") {
+  ScratchDirectory dir;
+  write_text(dir.file("somefile"), "a regular file\n");
+  SUBCASE("under a regular file") {
+    const std::string out = dir.file("somefile") + "/x";
+    const Outcome o = run_minmax({"train", "--epochs", "0", "--no-plot", "--out", out});
+    CHECK_EXIT_STATUS(o, 1);
+    CHECK_STDERR_HAS(o, "cannot create output directory '" + out + "/': Not a directory");
+  }
+  SUBCASE("a regular file") {
+    const Outcome o = run_minmax({"train", "--epochs", "0", "--no-plot", "--out", dir.file("somefile")});
+    CHECK_EXIT_STATUS(o, 1);
+    CHECK_STDERR_HAS(o, "output path '" + dir.file("somefile") + "' is not a directory");
+    CHECK(read_text(dir.file("somefile")) == "a regular file\n");
+  }
+  // Tests run as root here, and permission bits do not stop root (CAP_DAC_OVERRIDE). procfs refuses
+  // writes whatever the caller's privileges: a process directory such as /proc/self denies write
+  // access to everyone, and no regular file can be created in /proc itself.
+  SUBCASE("a process directory in /proc (write access denied even to root)") {
+    const Outcome o = run_minmax({"train", "--epochs", "0", "--no-plot", "--out", "/proc/self"});
+    CHECK_EXIT_STATUS(o, 1);
+    CHECK_STDERR_HAS(o, "cannot write to output directory '/proc/self'");
+  }
+  SUBCASE("/proc itself (root passes the access check; creating the file fails)") {
+    const Outcome o = run_minmax({"train", "--epochs", "0", "--no-plot", "--out", "/proc"});
+    CHECK_EXIT_STATUS(o, 1);
+    if (::geteuid() == 0) {
+      CHECK_STDERR_HAS(o, "/proc/weights.safetensors: cannot create temporary file");
+    } else {
+      CHECK_STDERR_HAS(o, "cannot write to output directory '/proc'");
+    }
+  }
+}
+
+// ---- gnuplot -------------------------------------------------------------------------------------------------
+const std::set<std::string> kFilesWithoutFigures{
+    "weights.safetensors",        "curves.csv",
+    "attention_weights_max.npy",  "attention_scores_max.npy",
+    "attention_weights_min.npy",  "attention_scores_min.npy"};
+const std::vector<std::string> kFigures{"curves.png", "attention_weights_max.png", "attention_scores_max.png",
+                                        "attention_weights_min.png", "attention_scores_min.png"};
+
+TEST_CASE("train and plot without gnuplot: status 0, a warning, every file but the figures") {
+  ScratchDirectory dir;
+  const ChildSettings no_gnuplot{{{"GNUPLOT_IOSTREAM_CMD", "/nonexistent/gnuplot"}}, {}, {}};
+  const std::string out = dir.file("run");
+  const Outcome o = run_minmax({"train", "--epochs", "3", "--threads", "1", "--out", out}, no_gnuplot);
+  CHECK_EXIT_STATUS(o, 0);
+  CHECK_STDERR_HAS(o, "warning: gnuplot not found (tried '/nonexistent/gnuplot'");
+  CHECK_ENTRIES(out, kFilesWithoutFigures);
+
+  const std::string plots = dir.file("plots");
+  const Outcome p = run_minmax({"plot", "--weights", out + "/weights.safetensors", "--out", plots}, no_gnuplot);
+  CHECK_EXIT_STATUS(p, 0);
+  CHECK_STDERR_HAS(p, "warning: gnuplot not found");
+  CHECK_ENTRIES(plots, {"attention_weights_max.npy", "attention_scores_max.npy", "attention_weights_min.npy",
+                        "attention_scores_min.npy"});
+}
+
+TEST_CASE("train and plot with a failing gnuplot: status 1 and a clear message, every other file written") {
+  ScratchDirectory dir;
+  const ChildSettings failing{{{"GNUPLOT_IOSTREAM_CMD", "false"}}, {}, {}};
+  const std::string out = dir.file("run");
+  const Outcome o = run_minmax({"train", "--epochs", "3", "--threads", "1", "--out", out}, failing);
+  CHECK_EXIT_STATUS(o, 1);
+  CHECK_STDERR_HAS(o, "minmax: error: tinyattn::plot: gnuplot command 'false' drawing");
+  CHECK_STDERR_HAS(o, "failed with exit status 1");
+  CHECK_ENTRIES(out, kFilesWithoutFigures);  // no figure, no partial figure, no temporary file
+
+  const std::string plots = dir.file("plots");
+  const Outcome p = run_minmax({"plot", "--weights", out + "/weights.safetensors", "--out", plots}, failing);
+  CHECK_EXIT_STATUS(p, 1);
+  CHECK_STDERR_HAS(p, "gnuplot command 'false'");
+  CHECK_ENTRIES(plots, {"attention_weights_max.npy", "attention_scores_max.npy", "attention_weights_min.npy",
+                        "attention_scores_min.npy"});
+}
+
+std::optional<std::string> gnuplot_on_path() {
+  const char* path = std::getenv("PATH");
+  std::istringstream dirs(path ? path : "");
+  for (std::string d; std::getline(dirs, d, ':');)
+    if (!d.empty() && ::access((d + "/gnuplot").c_str(), X_OK) == 0) return d + "/gnuplot";
+  return std::nullopt;
+}
+
+TEST_CASE("train with gnuplot on PATH draws the five PNG figures") {
+  if (!gnuplot_on_path()) {
+    MESSAGE("gnuplot is not on PATH: skipped");
+    return;
+  }
+  ScratchDirectory dir;
+  const std::string out = dir.file("run");
+  const Outcome o = run_minmax({"train", "--epochs", "3", "--threads", "1", "--out", out},
+                               {{{"GNUPLOT_IOSTREAM_CMD", std::nullopt}}, {}, {}});
+  CHECK_EXIT_STATUS(o, 0);
+  CHECK_MESSAGE(o.err.find("warning") == std::string::npos, o.describe());
+  std::set<std::string> expected = kFilesWithoutFigures;
+  expected.insert(kFigures.begin(), kFigures.end());
+  CHECK_ENTRIES(out, expected);
+  for (const std::string& png : kFigures) {
+    INFO(png);
+    const std::string bytes = read_text(out + "/" + png);
+    CHECK(bytes.size() > 1000);
+    CHECK(bytes.compare(0, 8, "\x89PNG\r\n\x1a\n") == 0);
+  }
+}
+
+// ---- crash-safe training ------------------------------------------------------------------------------------
+// 200 epochs (about a second on one thread) leave ample time to kill or interrupt the run between
+// its checkpoints at 20 and 200.
+const std::vector<std::string> kResumableRun{"train",       "--epochs",  "200",       "--checkpoint-every",
+                                             "10",          "--no-plot", "--threads", "1"};
+
+std::vector<std::string> with_out(std::vector<std::string> args, const std::string& out) {
+  args.insert(args.end(), {"--out", out});
+  return args;
+}
+
+// The uninterrupted run every resumed run must match, once per test process.
+const std::string& uninterrupted_run() {
+  static ScratchDirectory directory;
+  static const std::string out = [] {
+    const Outcome o = run_minmax(with_out(kResumableRun, directory.file("A")));
+    REQUIRE_EXIT_STATUS(o, 0);
+    return directory.file("A");
+  }();
+  return out;
+}
+
+void check_same_as_uninterrupted(const std::string& dir) {
+  const std::string& reference = uninterrupted_run();
+  check_same_tensors(reference + "/weights.safetensors", dir + "/weights.safetensors");
+  const std::string expected_curves = read_text(reference + "/curves.csv"), curves = read_text(dir + "/curves.csv");
+  CHECK(std::count(expected_curves.begin(), expected_curves.end(), '\n') == 201);
+  CHECK(curves == expected_curves);
+  CHECK(temporary_files_in(dir).empty());
+}
+
+TEST_CASE("a run killed with SIGKILL resumes from its last checkpoint to the uninterrupted result, bit for bit") {
+  uninterrupted_run();
+  ScratchDirectory dir;
+  const std::string out = dir.file("B"), checkpoint = out + "/checkpoint.safetensors";
+  Child run(with_out(kResumableRun, out));
+  // Kill once a checkpoint at epoch >= 20 exists, at a moment when no file is being written: stop the
+  // process, look for temporary files, kill it if there are none, otherwise let it go on and retry.
+  // (SIGKILL leaves a temporary file behind when it hits a write; that is inherent, not tested here.)
+  std::optional<long> killed_after;
+  int writes_in_progress = 0;
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (!killed_after && run.running() && std::chrono::steady_clock::now() < deadline) {
+    const auto epoch = checkpoint_epoch(checkpoint);
+    if (epoch && *epoch >= 20) {
+      if (!run.stop()) break;
+      if (temporary_files_in(out).empty()) {
+        run.send(SIGKILL);
+        killed_after = checkpoint_epoch(checkpoint);
+      } else {
+        ++writes_in_progress;
+        run.resume();
+      }
+    }
+    std::this_thread::sleep_for(1ms);
+  }
+  const Outcome killed = run.wait();
+  REQUIRE_MESSAGE(killed_after, "the run was not killed before it ended:\n" << killed.describe());
+  CHECK(killed.signal == SIGKILL);
+  REQUIRE(*killed_after < 200);
+  MESSAGE("killed after the checkpoint at epoch " << *killed_after << " (" << writes_in_progress
+                                                    << " earlier stops found a write in progress)");
+  CHECK_FALSE(is_file(out + "/weights.safetensors"));
+
+  const Outcome resumed = run_minmax({"train", "--resume", out, "--epochs", "200", "--no-plot", "--threads", "1"});
+  REQUIRE_EXIT_STATUS(resumed, 0);
+  CHECK_STDOUT_HAS(resumed, "resuming from " + out + " at epoch " + std::to_string(*killed_after));
+  check_same_as_uninterrupted(out);
+}
+
+TEST_CASE("SIGINT saves a checkpoint, exits with 130 and says how to resume, and the resumed run is bit-identical") {
+  uninterrupted_run();
+  ScratchDirectory dir;
+  const std::string out = dir.file("C");
+  Child run(with_out(kResumableRun, out));
+  REQUIRE_MESSAGE(wait_for_stdout(run, "epoch 1/200"), run.wait().describe());  // training, handlers installed
+  run.send(SIGINT);
+  const Outcome interrupted = run.wait();
+  REQUIRE_EXIT_STATUS(interrupted, 130);
+  CHECK_STDERR_HAS(interrupted, "interrupted (SIGINT) after epoch ");
+  CHECK_STDERR_HAS(interrupted, "checkpoint saved");
+  const std::string advice = "continue with: minmax train --resume " + out + " --epochs 200";
+  CHECK_STDERR_HAS(interrupted, advice);
+  long epoch = -1;
+  REQUIRE(std::sscanf(interrupted.err.c_str(), "interrupted (SIGINT) after epoch %ld", &epoch) == 1);
+  CHECK(epoch >= 1);
+  CHECK(epoch < 200);
+  CHECK(checkpoint_epoch(out + "/checkpoint.safetensors") == epoch);
+  CHECK_FALSE(is_file(out + "/weights.safetensors"));
+  CHECK(temporary_files_in(out).empty());
+
+  // The advice, as printed (plus --no-plot and --threads 1, which do not change the result).
+  const std::size_t at = interrupted.err.find(advice) + std::string("continue with: minmax ").size();
+  std::istringstream words(interrupted.err.substr(at, interrupted.err.find('\n', at) - at));
+  std::vector<std::string> args{std::istream_iterator<std::string>(words), std::istream_iterator<std::string>()};
+  args.insert(args.end(), {"--no-plot", "--threads", "1"});
+  const Outcome resumed = run_minmax(args);
+  REQUIRE_EXIT_STATUS(resumed, 0);
+  CHECK_STDOUT_HAS(resumed, "resuming from " + out + " at epoch " + std::to_string(epoch));
+  check_same_as_uninterrupted(out);
+}
+
+TEST_CASE("SIGTERM saves a checkpoint and exits with 130 too") {
+  ScratchDirectory dir;
+  const std::string out = dir.file("T");
+  Child run(with_out(kResumableRun, out));
+  REQUIRE_MESSAGE(wait_for_stdout(run, "epoch 1/200"), run.wait().describe());
+  run.send(SIGTERM);
+  const Outcome o = run.wait();
+  CHECK_EXIT_STATUS(o, 130);
+  CHECK_STDERR_HAS(o, "interrupted (SIGTERM) after epoch ");
+  CHECK(checkpoint_epoch(out + "/checkpoint.safetensors").value_or(0) >= 1);
+}
+
+TEST_CASE("resume accepts a curves.csv ahead of its checkpoint (a crash between the two writes)") {
+  // A crash after curves.csv was rewritten at epoch 20 but before checkpoint.safetensors was: the
+  // checkpoint of a 10-epoch run next to the curves of the 20-epoch run.
+  ScratchDirectory dir;
+  const std::vector<std::string> run{"train", "--checkpoint-every", "10", "--no-plot", "--threads", "1"};
+  auto epochs = [&](const char* n, const std::string& out) {
+    std::vector<std::string> args = with_out(run, out);
+    args.insert(args.end(), {"--epochs", n});
+    return args;
+  };
+  REQUIRE_EXIT_STATUS(run_minmax(epochs("20", dir.file("twenty"))), 0);
+  REQUIRE_EXIT_STATUS(run_minmax(epochs("10", dir.file("ten"))), 0);
+  const std::string crashed = dir.file("crashed");
+  fs::create_directory(crashed);
+  fs::copy_file(dir.file("twenty/curves.csv"), crashed + "/curves.csv");
+  fs::copy_file(dir.file("ten/checkpoint.safetensors"), crashed + "/checkpoint.safetensors");
+
+  const Outcome resumed = run_minmax({"train", "--resume", crashed, "--epochs", "20", "--no-plot", "--threads", "1"});
+  REQUIRE_EXIT_STATUS(resumed, 0);
+  CHECK_STDOUT_HAS(resumed, "at epoch 10");
+  check_same_tensors(dir.file("twenty/weights.safetensors"), crashed + "/weights.safetensors");
+  CHECK(read_text(crashed + "/curves.csv") == read_text(dir.file("twenty/curves.csv")));
+}
+
+TEST_CASE("resume refuses conflicting settings (status 2) and a missing or inconsistent checkpoint (status 1)") {
+  ScratchDirectory dir;
+  const std::string out = dir.file("R"), checkpoint = out + "/checkpoint.safetensors";
+  REQUIRE_EXIT_STATUS(
+      run_minmax({"train", "--epochs", "2", "--checkpoint-every", "1", "--no-plot", "--threads", "1", "--out", out}),
+      0);
+  const std::string checkpoint_bytes = read_text(checkpoint), curves = read_text(out + "/curves.csv"),
+                    weights = read_text(out + "/weights.safetensors");
+  auto resume = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args{"train", "--resume", out, "--no-plot", "--threads", "1"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return run_minmax(args);
+  };
+
+  const Outcome seed = resume({"--seed", "5", "--epochs", "4"});
+  CHECK_EXIT_STATUS(seed, 2);
+  CHECK_STDERR_HAS(seed, "--seed differs from the checkpoint's seed 0");
+
+  const Outcome lr = resume({"--lr", "0.1", "--epochs", "4"});
+  CHECK_EXIT_STATUS(lr, 2);
+  CHECK_STDERR_HAS(lr, "--lr differs from the checkpoint's lr 0.002");
+
+  const Outcome past = resume({"--epochs", "1"});
+  CHECK_EXIT_STATUS(past, 1);
+  CHECK_STDERR_HAS(past, "the checkpoint is at epoch 2, past --epochs 1");
+
+  write_text(out + "/curves.csv", curves.substr(0, curves.rfind('\n', curves.size() - 2) + 1));  // one row left
+  const Outcome short_curves = resume({"--epochs", "4"});
+  CHECK_EXIT_STATUS(short_curves, 1);
+  CHECK_STDERR_HAS(short_curves, out + "/curves.csv has 1 epochs, the checkpoint 2");
+  write_text(out + "/curves.csv", curves);
+
+  CHECK(read_text(checkpoint) == checkpoint_bytes);  // failed resumes leave the files alone
+  CHECK(read_text(out + "/weights.safetensors") == weights);
+  CHECK(resume({"--seed", "0", "--epochs", "3"}).exited_with(0));  // agreeing flags are fine
+
+  const std::string empty = dir.file("empty");
+  fs::create_directory(empty);
+  const Outcome none = run_minmax({"train", "--resume", empty, "--epochs", "4", "--no-plot"});
+  CHECK_EXIT_STATUS(none, 1);
+  CHECK_STDERR_HAS(none, empty + "/checkpoint.safetensors: cannot open for reading: No such file or directory");
+  CHECK(entries_of(empty).empty());
+}
+
+// ---- a full disk ----------------------------------------------------------------------------------------------
+TEST_CASE("a full disk (RLIMIT_FSIZE): status 1 naming the file, no partial file, the old file kept") {
+  ScratchDirectory dir;
+  const std::string out = dir.file("full");
+  fs::create_directory(out);
+  const std::string previous = read_text(kTorchWeights);  // a weights file from an earlier run
+  write_text(out + "/weights.safetensors", previous);
+
+  SUBCASE("the weights at the end of training") {
+    const Outcome o = run_minmax({"train", "--epochs", "2", "--no-plot", "--threads", "1", "--out", out},
+                                 {{}, 16 * 1024, {}});
+    CHECK_EXIT_STATUS(o, 1);
+    CHECK_STDERR_HAS(o, "minmax: error: " + out + "/weights.safetensors: cannot write");
+    CHECK_STDERR_HAS(o, "File too large");
+    CHECK_ENTRIES(out, {"weights.safetensors"});
+  }
+  SUBCASE("a checkpoint during training") {
+    const Outcome o = run_minmax(
+        {"train", "--epochs", "5", "--checkpoint-every", "2", "--no-plot", "--threads", "1", "--out", out},
+        {{}, 64 * 1024, {}});
+    CHECK_EXIT_STATUS(o, 1);
+    CHECK_STDERR_HAS(o, "minmax: error: " + out + "/checkpoint.safetensors: cannot write");
+    CHECK_STDERR_HAS(o, "File too large");
+    const auto left = entries_of(out);
+    CHECK(left.count("checkpoint.safetensors") == 0);
+    CHECK(temporary_files_in(out).empty());
+  }
+  CHECK(read_text(out + "/weights.safetensors") == previous);
+}
+
+// ---- divergence -------------------------------------------------------------------------------------------------
+TEST_CASE("training that diverges stops with status 1 naming the epoch and keeps the last good weights") {
+  // AdamW's decoupled decay multiplies every weight by 1 - lr * weight_decay = 1 - 1e7 per step: the
+  // logits overflow within a few epochs and the training loss becomes NaN.
+  ScratchDirectory dir;
+  const std::string out = dir.file("diverged");
+  const Outcome o = run_minmax(
+      {"train", "--epochs", "30", "--lr", "10", "--weight-decay", "1e6", "--no-plot", "--threads", "1", "--out", out});
+  CHECK_EXIT_STATUS(o, 1);
+  const std::size_t at = o.err.find("training diverged at epoch ");
+  REQUIRE_MESSAGE(at != std::string::npos, o.describe());
+  const long epoch = std::stol(o.err.substr(at + std::string("training diverged at epoch ").size()));
+  CHECK(epoch >= 2);
+  CHECK(epoch <= 30);
+  CHECK_STDERR_HAS(o, "last good weights saved to " + out + "/weights.safetensors");
+
+  ReferenceNet net;
+  const auto meta = tinyattn::io::load_weights(net, out + "/weights.safetensors");
+  CHECK(meta.at("epochs") == std::to_string(epoch - 1));
+  const auto parameters = net.parameters();
+  CHECK(std::count_if(parameters.begin(), parameters.end(), [](float w) { return !std::isfinite(w); }) == 0);
+  const std::string curves = read_text(out + "/curves.csv");
+  CHECK(std::count(curves.begin(), curves.end(), '\n') == epoch);  // header + the good epochs
+  CHECK(temporary_files_in(out).empty());
+}
+
+}  // namespace
