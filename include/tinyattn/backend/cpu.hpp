@@ -47,6 +47,7 @@ struct Primitives<backend::cpu> {
   // (tile x 144 floats for the reference shape) stay in L2 between the kernel that writes them and the
   // scatter that reads them back, instead of streaming 6 MB through memory every epoch.
   static constexpr index_t kSampleTile = 1024;
+  static constexpr index_t kScatterChunk = 256;  // entries a scatter task sums (ops/index_add.hpp)
 
   // ---- parallel loops --------------------------------------------------------------------------
   // Below this many iterations a loop runs on the calling thread: waking the team costs more.
@@ -56,6 +57,13 @@ struct Primitives<backend::cpu> {
   static void for_each(index_t n, const F& f) {
 #pragma omp parallel for schedule(static) if (n >= kSerialBelow)
     for (index_t i = 0; i < n; ++i) f(i);
+  }
+
+  // A team of one per item: the vectorized row operations of CpuRowOps do the rest.
+  template <class F>
+  static void for_each_team(index_t n, const F& f) {
+#pragma omp parallel for schedule(static) if (n >= kSerialBelow)
+    for (index_t i = 0; i < n; ++i) f(i, Team{0, 1});
   }
 
   template <class F>

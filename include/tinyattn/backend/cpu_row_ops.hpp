@@ -75,7 +75,8 @@ inline float sum(f32x16 v) {
 }  // namespace simd
 #endif
 
-struct CpuRowOps {
+// A team of one: shares are whole rows; what is not overridden here is GenericRowOps<1>'s.
+struct CpuRowOps : GenericRowOps<1> {
   template <index_t N, class Scalar>
   TINYATTN_HD static TINYATTN_FORCEINLINE Scalar dot(const Scalar* a, const Scalar* b) {
 #if TINYATTN_HOST_SIMD
@@ -85,7 +86,12 @@ struct CpuRowOps {
       return simd::sum(acc);
     }
 #endif
-    return GenericRowOps::dot<N>(a, b);
+    return GenericRowOps<1>::dot<N>(a, b);
+  }
+
+  template <index_t Width, index_t J, class Scalar>
+  TINYATTN_HD static TINYATTN_FORCEINLINE void dots(const Scalar* g, const Scalar* const* rows, Scalar* out, Team) {
+    for (index_t j = 0; j < J; ++j) out[j] = dot<Width>(g, rows[j]);
   }
 
   template <index_t N, class Scalar>
@@ -99,12 +105,12 @@ struct CpuRowOps {
       return;
     }
 #endif
-    GenericRowOps::exp<N>(x, y);
+    GenericRowOps<1>::exp<N>(x, y);
   }
 
   template <index_t V, index_t Vp, class Scalar>
   TINYATTN_HD static TINYATTN_FORCEINLINE CrossEntropyResult cross_entropy(const Scalar* logits, index_t target,
-                                                               Scalar grad_scale, Scalar* dlogits) {
+                                                               Scalar grad_scale, Scalar* dlogits, Team team) {
 #if TINYATTN_HOST_SIMD
     if constexpr (std::is_same_v<Scalar, float> && Vp % 16 == 0) {
       using namespace simd;
@@ -148,7 +154,7 @@ struct CpuRowOps {
       return {static_cast<double>(loss), best == target};
     }
 #endif
-    return GenericRowOps::cross_entropy<V, Vp>(logits, target, grad_scale, dlogits);
+    return GenericRowOps<1>::cross_entropy<V, Vp>(logits, target, grad_scale, dlogits, team);
   }
 };
 

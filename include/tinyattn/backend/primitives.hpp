@@ -6,6 +6,8 @@
 //   buffer<T>                          owning storage in the backend's memory
 //   upload / download / fill / copy    moving data (host <-> backend, backend <-> backend)
 //   for_each(n, f)                     f(i) for i in [0, n), in parallel; f is TINYATTN_HD
+//   for_each_team(n, f)                f(i, team) for i in [0, n): a team per item, of row_ops::team_size
+//                                      members (1 on a CPU, a warp on CUDA); see ops/row_ops.hpp
 //   for_each_row(rows, cols, f)        f(row, col_begin, col_end) covering every (row, col); the
 //                                      backend picks the column tiling (whole rows on a CPU for
 //                                      SIMD, one column per thread on a GPU for coalescing)

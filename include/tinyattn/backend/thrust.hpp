@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <limits>
 #include <vector>
 
@@ -51,6 +52,27 @@ struct Each {
   F f;
   TINYATTN_HD void operator()(index_t i) const { f(i); }
 };
+
+template <class F>
+struct EachOfTeamOfOne {
+  F f;
+  TINYATTN_HD void operator()(index_t i) const { f(i, Team{0, 1}); }
+};
+
+#if THRUST_DEVICE_SYSTEM == THRUST_DEVICE_SYSTEM_CUDA
+// A warp per item: thrust::for_each does not promise which thread gets which index, and warp
+// shuffles need the 32 members of a team in one warp, so this primitive launches its own kernel (on
+// the default stream, ordered with Thrust's work).
+constexpr index_t kTeam = 32;
+template <class F>
+__global__ void each_team_kernel(F f, index_t n) {
+  const long long thread = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const index_t item = static_cast<index_t>(thread / kTeam), lane = static_cast<index_t>(thread % kTeam);
+  if (item < n) f(item, Team{lane, kTeam});
+}
+#else
+constexpr index_t kTeam = 1;
+#endif
 
 template <class F>
 struct EachColumn {  // one (row, column) per thread: neighbouring threads read neighbouring columns
@@ -148,9 +170,10 @@ template <>
 struct Primitives<backend::thrust> {
   template <class T>
   using buffer = thrust::device_vector<T>;
-  using row_ops = GenericRowOps;
+  using row_ops = GenericRowOps<thrust_detail::kTeam>;
   // One tile = the whole batch: on a GPU fewer, larger launches win; the buffers are device memory.
   static constexpr index_t kSampleTile = std::numeric_limits<index_t>::max();
+  static constexpr index_t kScatterChunk = 64;  // short serial sums, many threads
 
   static constexpr const char* name() {
 #if THRUST_DEVICE_SYSTEM == THRUST_DEVICE_SYSTEM_CUDA
@@ -190,6 +213,21 @@ struct Primitives<backend::thrust> {
   static void for_each(index_t n, const F& f) {
     if (n <= 0) return;
     thrust::for_each_n(thrust_detail::policy(), thrust::counting_iterator<index_t>(0), n, thrust_detail::Each<F>{f});
+  }
+  template <class F>
+  static void for_each_team(index_t n, const F& f) {
+    if (n <= 0) return;
+#if THRUST_DEVICE_SYSTEM == THRUST_DEVICE_SYSTEM_CUDA
+    constexpr int kThreads = 256;
+    const long long threads = static_cast<long long>(n) * thrust_detail::kTeam;
+    thrust_detail::each_team_kernel<<<static_cast<unsigned>((threads + kThreads - 1) / kThreads), kThreads>>>(f, n);
+    const cudaError_t status = cudaGetLastError();
+    if (status != cudaSuccess)
+      throw Error(std::string("tinyattn thrust backend: kernel launch failed: ") + cudaGetErrorString(status));
+#else
+    thrust::for_each_n(thrust_detail::policy(), thrust::counting_iterator<index_t>(0), n,
+                       thrust_detail::EachOfTeamOfOne<F>{f});
+#endif
   }
   template <class F>
   static void for_each_row(index_t rows, index_t cols, const F& f) {

@@ -114,23 +114,23 @@ class BatchGradient {
       const bool accumulate = t > 0;
       Scalar* mix_w = P::data(mix_w_) + static_cast<std::ptrdiff_t>(first) * J;
       if (path_ == LogitPath::logit_table) {
-        P::for_each(count, kernels::offset_by(kernels::TrainSampleFromLogitTable<Shape, Scalar, RowOps>{
+        P::for_each_team(count, kernels::offset_by(kernels::TrainSampleFromLogitTable<Shape, Scalar, RowOps>{
                                                   in, tables.logit(), grad_scale, s, P::data(dlogits_),
                                                   P::data(loss_), P::data(correct_), first},
                                               first));
         mix_plans_[t].apply(mix_w, P::data(dlogits_), Vp, P::data(dlogit_table_), accumulate);
       } else {
-        P::for_each(count, kernels::offset_by(kernels::AttendAndMixRows<Shape, Scalar, RowOps>{
+        P::for_each_team(count, kernels::offset_by(kernels::AttendAndMixRows<Shape, Scalar, RowOps>{
                                                   in, tables.z(), s.mix_w, s.q, P::data(resid_), first},
                                               first));
         Ly::unembedding_forward(params, P::data(resid_), count, P::data(logits_));
-        P::for_each(count, kernels::offset_by(kernels::CrossEntropyRows<Shape, Scalar, RowOps>{
+        P::for_each_team(count, kernels::offset_by(kernels::CrossEntropyRows<Shape, Scalar, RowOps>{
                                                   P::data(logits_), in.targets, grad_scale, P::data(dlogits_),
                                                   P::data(loss_), P::data(correct_), first},
                                               first));
         Ly::unembedding_backward(params, P::data(resid_), P::data(dlogits_), count, grads, P::data(dresid_),
                                  accumulate);
-        P::for_each(count, kernels::offset_by(kernels::AttendAndMixRowsBackward<Shape, Scalar, RowOps>{
+        P::for_each_team(count, kernels::offset_by(kernels::AttendAndMixRowsBackward<Shape, Scalar, RowOps>{
                                                   in, tables.z(), P::data(dresid_), s, first},
                                               first));
         mix_plans_[t].apply(mix_w, P::data(dresid_), D, P::data(dz_), accumulate);

@@ -108,16 +108,16 @@ class BatchEvaluator {
     const auto in = plan_.inputs(tables);
     const index_t n = plan_.samples();
     if (path_ == LogitPath::logit_table) {
-      P::for_each(n, kernels::EvaluateSampleFromLogitTable<Shape, Scalar, RowOps>{in, tables.logit(), P::data(loss_),
+      P::for_each_team(n, kernels::EvaluateSampleFromLogitTable<Shape, Scalar, RowOps>{in, tables.logit(), P::data(loss_),
                                                                             P::data(correct_)});
     } else {
       for (index_t first = 0; first < n; first += tile_) {  // tiles keep the logits rows in cache
         const index_t count = std::min(tile_, n - first);
-        P::for_each(count, kernels::offset_by(kernels::AttendAndMixRows<Shape, Scalar, RowOps>{
+        P::for_each_team(count, kernels::offset_by(kernels::AttendAndMixRows<Shape, Scalar, RowOps>{
                                                   in, tables.z(), P::data(mix_w_), nullptr, P::data(resid_), first},
                                               first));
         Ly::unembedding_forward(params, P::data(resid_), count, P::data(logits_));
-        P::for_each(count, kernels::offset_by(kernels::CrossEntropyRows<Shape, Scalar, RowOps>{
+        P::for_each_team(count, kernels::offset_by(kernels::CrossEntropyRows<Shape, Scalar, RowOps>{
                                                   P::data(logits_), in.targets, Scalar(0), nullptr, P::data(loss_),
                                                   P::data(correct_), first},
                                               first));

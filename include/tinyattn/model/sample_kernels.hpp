@@ -1,6 +1,8 @@
 // tinyattn/model/sample_kernels.hpp — the per-sample half of the network, written once for every
-// backend: small TINYATTN_HD functions composed into functors that Primitives<B>::for_each runs with
-// one call per sample (a loop iteration on a CPU, a thread on a GPU).
+// backend: small TINYATTN_HD functions composed into functors that Primitives<B>::for_each_team runs
+// with one team per sample (one vectorized thread on a CPU, one warp on a GPU; see ops/row_ops.hpp).
+// Rows of width V or D are held in shares; the small per-sample attention (H*T scores) is computed by
+// every team member alike, and member 0 writes it out.
 //
 // Every sample reads the per-row tables (tinyattn/model/layers.hpp) through its row indices:
 //   kv_row  (N, T)      row of (token_t, t) for each position t
@@ -65,7 +67,7 @@ TINYATTN_HD TINYATTN_FORCEINLINE void softmax_scaled(const Scalar* scores, Scala
 // scores[h, k] = q_h(T-1) . k_h(k)  (unscaled, as the notebook plots them); pattern = softmax(scores/sqrt(dh)).
 // Scores come from the score table when there is one, else from q . k. Writes pattern (H, T); scores
 // (H, T) and q (H, dh) when non-null (q only without a score table: the backward then needs it).
-template <class Shape, class Scalar, class RowOps = GenericRowOps>
+template <class Shape, class Scalar, class RowOps = GenericRowOps<1>>
 TINYATTN_HD TINYATTN_FORCEINLINE void attend_last_query(const QkvTable<Shape, Scalar>& qkv, const index_t* kv_row,
                                                         Scalar* pattern, Scalar* scores_out, Scalar* q_out) {
   constexpr index_t H = Shape::heads, T = Shape::context, dh = Shape::head_dim, HT = H * T;
@@ -126,27 +128,10 @@ TINYATTN_HD TINYATTN_FORCEINLINE void attend_last_query_backward(const QkvTable<
 }
 
 // ---- mixing table rows -----------------------------------------------------------------------------------
-// out (Width) = sum_j w[j] * table[row[j]]: the sample's logits (table of per-row logits) or its
-// residual stream at the last position (table of per-row residual contributions).
+// The J table rows of one sample, (Width) each.
 template <index_t Width, index_t J, class Scalar>
-TINYATTN_HD TINYATTN_FORCEINLINE void mix_rows(const Scalar* table, const index_t* row, const Scalar* w, Scalar* out) {
-  const Scalar* rows[J];
+TINYATTN_HD TINYATTN_FORCEINLINE void table_rows(const Scalar* table, const index_t* row, const Scalar** rows) {
   for (index_t j = 0; j < J; ++j) rows[j] = table + static_cast<std::ptrdiff_t>(row[j]) * Width;
-  TINYATTN_SIMD
-  for (index_t c = 0; c < Width; ++c) {
-    Scalar acc = 0;
-    for (index_t j = 0; j < J; ++j) acc += w[j] * rows[j][c];
-    out[c] = acc;
-  }
-}
-
-// Backward of mix_rows with respect to the first `Slots` weights: dw[j] = g . table[row[j]].
-// (The rows' own gradients are scattered later by a ScatterPlan; the last weight is the constant 1.)
-template <index_t Width, index_t Slots, class RowOps, class Scalar>
-TINYATTN_HD TINYATTN_FORCEINLINE void mix_rows_backward(const Scalar* table, const index_t* row, const Scalar* g,
-                                                        Scalar* dw) {
-  for (index_t j = 0; j < Slots; ++j)
-    dw[j] = RowOps::template dot<Width>(g, table + static_cast<std::ptrdiff_t>(row[j]) * Width);
 }
 
 // ---- functors: one call per sample ---------------------------------------------------------------------------
@@ -155,7 +140,7 @@ template <class F>
 struct OffsetBy {
   F f;
   index_t first;
-  TINYATTN_HD void operator()(index_t i) const { f(first + i); }
+  TINYATTN_HD void operator()(index_t i, Team team) const { f(first + i, team); }
 };
 template <class F>
 OffsetBy<F> offset_by(const F& f, index_t first) {
@@ -174,32 +159,43 @@ struct SampleInputs {
 template <class Shape>
 inline constexpr index_t mix_slots = Shape::heads * Shape::context + 1;  // J
 
-// One sample's forward up to the mixed rows: pattern (into w), optional q, and
-// out (Width) = sum_j w_j table[row_j]. OV path: table = per-row logits (Width = V); direct path:
-// table = per-row residual terms (Width = D). w (J), q (H, dh) or null, out (Width) belong to sample b.
+// One sample's forward up to the mixed rows: the attention pattern (into w, complete on every member;
+// q (H, dh) written by member 0 when non-null) and the member's share of
+// out (Width) = sum_j w_j table[row_j]. OV path: table = per-row logits (Width = Vp); direct path:
+// table = per-row residual terms (Width = D).
 template <class Shape, class Scalar, index_t Width, class RowOps>
 TINYATTN_HD TINYATTN_FORCEINLINE void attend_and_mix(const SampleInputs<Shape, Scalar>& in, const Scalar* table,
-                                                     index_t b, Scalar* w, Scalar* q, Scalar* out) {
+                                                     index_t b, Scalar* w, Scalar* q, Scalar* out, Team team) {
   constexpr index_t T = Shape::context, J = mix_slots<Shape>;
   attend_last_query<Shape, Scalar, RowOps>(in.qkv, in.kv_row + static_cast<std::ptrdiff_t>(b) * T, w,
-                                           static_cast<Scalar*>(nullptr), q);
+                                           static_cast<Scalar*>(nullptr), team.lane == 0 ? q : nullptr);
   w[J - 1] = Scalar(1);
-  mix_rows<Width, J>(table, in.mix_row + static_cast<std::ptrdiff_t>(b) * J, w, out);
+  const Scalar* rows[J];
+  table_rows<Width, J>(table, in.mix_row + static_cast<std::ptrdiff_t>(b) * J, rows);
+  RowOps::template mix<Width, J>(rows, w, out, team);
 }
 
-// Backward of attend_and_mix for sample b, given g = d loss / d out (Width): the attention weights'
-// gradient through the table rows, then through the softmax to the scores and the query.
-// dscores (H, T) and dq (H, dh) belong to sample b. (The table rows' own gradients are scattered
-// afterwards by a ScatterPlan.)
+// Backward of attend_and_mix for sample b, given the member's share of g = d loss / d out: the
+// attention weights' gradient through the table rows, then through the softmax to the scores and the
+// query. Member 0 writes dscores (H, T) and dq (H, dh, null with a score table). (The table rows' own
+// gradients are scattered afterwards by a ScatterPlan.)
 template <class Shape, class Scalar, index_t Width, class RowOps>
 TINYATTN_HD TINYATTN_FORCEINLINE void attend_and_mix_backward(const SampleInputs<Shape, Scalar>& in,
                                                               const Scalar* table, index_t b, const Scalar* w,
-                                                              const Scalar* g, Scalar* dscores, Scalar* dq) {
-  constexpr index_t T = Shape::context, J = mix_slots<Shape>, HT = J - 1;
-  Scalar dpattern[HT];
-  mix_rows_backward<Width, HT, RowOps>(table, in.mix_row + static_cast<std::ptrdiff_t>(b) * J, g, dpattern);
-  attend_last_query_backward<Shape>(in.qkv, in.kv_row + static_cast<std::ptrdiff_t>(b) * T, w, dpattern, dscores,
-                                    dq);
+                                                              const Scalar* g, Scalar* dscores, Scalar* dq,
+                                                              Team team) {
+  constexpr index_t H = Shape::heads, T = Shape::context, J = mix_slots<Shape>, HT = J - 1,
+                    dh = Shape::head_dim;
+  const Scalar* rows[J];
+  table_rows<Width, J>(table, in.mix_row + static_cast<std::ptrdiff_t>(b) * J, rows);
+  Scalar dpattern[HT], ds[HT], dq_local[H * dh];
+  RowOps::template dots<Width, HT>(g, rows, dpattern, team);
+  attend_last_query_backward<Shape>(in.qkv, in.kv_row + static_cast<std::ptrdiff_t>(b) * T, w, dpattern, ds,
+                                    dq ? dq_local : nullptr);
+  if (team.lane != 0) return;
+  for (index_t i = 0; i < HT; ++i) dscores[i] = ds[i];
+  if (dq)
+    for (index_t i = 0; i < H * dh; ++i) dq[i] = dq_local[i];
 }
 
 // Per-sample buffers of a training batch, row pointers for sample b.
@@ -221,6 +217,13 @@ struct SampleGradients {
   }
 };
 
+// Member 0 stores the attention pattern (and the constant 1) of sample b.
+template <class Shape, class Scalar>
+TINYATTN_HD TINYATTN_FORCEINLINE void store_weights(const Scalar* w, Scalar* out, Team team) {
+  if (team.lane != 0) return;
+  for (index_t j = 0; j < mix_slots<Shape>; ++j) out[j] = w[j];
+}
+
 // Direct path, step 1: attention and the residual stream at the last position (Width = D).
 template <class Shape, class Scalar, class RowOps>
 struct AttendAndMixRows {
@@ -230,11 +233,13 @@ struct AttendAndMixRows {
   Scalar* q;            // (N, H, dh) or null (evaluation)
   Scalar* out;          // (tile, D): rows of samples first, first + 1, ...
   index_t first;
-  TINYATTN_HD void operator()(index_t b) const {
-    constexpr index_t D = Shape::d_model;
-    attend_and_mix<Shape, Scalar, D, RowOps>(in, table, b, mix_w + static_cast<std::ptrdiff_t>(b) * mix_slots<Shape>,
-                                     q ? q + static_cast<std::ptrdiff_t>(b) * Shape::heads * Shape::head_dim : nullptr,
-                                     out + static_cast<std::ptrdiff_t>(b - first) * D);
+  TINYATTN_HD void operator()(index_t b, Team team) const {
+    constexpr index_t D = Shape::d_model, J = mix_slots<Shape>;
+    Scalar w[J], resid[RowOps::template share<D>];
+    attend_and_mix<Shape, Scalar, D, RowOps>(
+        in, table, b, w, q ? q + static_cast<std::ptrdiff_t>(b) * Shape::heads * Shape::head_dim : nullptr, resid, team);
+    store_weights<Shape>(w, mix_w + static_cast<std::ptrdiff_t>(b) * J, team);
+    RowOps::template store_share<D>(resid, out + static_cast<std::ptrdiff_t>(b - first) * D, team);
   }
 };
 
@@ -248,17 +253,20 @@ struct CrossEntropyRows {
   Scalar* loss;      // (N)
   index_t* correct;  // (N)
   index_t first;
-  TINYATTN_HD void operator()(index_t b) const {
-    constexpr index_t V = Shape::vocab, Vp = padded_vocab<Shape, Scalar>;
+  TINYATTN_HD void operator()(index_t b, Team team) const {
+    constexpr index_t V = Shape::vocab, Vp = padded_vocab<Shape, Scalar>, S = RowOps::template share<Vp>;
     const std::ptrdiff_t row = static_cast<std::ptrdiff_t>(b - first) * Vp;
-    const auto r = RowOps::template cross_entropy<V, Vp>(logits + row, targets[b], grad_scale,
-                                                         dlogits ? dlogits + row : nullptr);
+    Scalar l[S], dl[S];
+    RowOps::template load_share<Vp>(logits + row, l, team);
+    const auto r = RowOps::template cross_entropy<V, Vp>(l, targets[b], grad_scale, dlogits ? dl : nullptr, team);
+    if (dlogits) RowOps::template store_share<Vp>(dl, dlogits + row, team);
+    if (team.lane != 0) return;
     loss[b] = static_cast<Scalar>(r.loss);
     correct[b] = r.correct ? 1 : 0;
   }
 };
 
-// Direct path, step 3: backward from d loss / d residual (N, D) to the scores and the query.
+// Direct path, step 3: backward from d loss / d residual (tile, D) to the scores and the query.
 template <class Shape, class Scalar, class RowOps>
 struct AttendAndMixRowsBackward {
   SampleInputs<Shape, Scalar> in;
@@ -266,15 +274,15 @@ struct AttendAndMixRowsBackward {
   const Scalar* dresid; // (tile, D): rows of samples first, first + 1, ...
   SampleGradients<Shape, Scalar> s;
   index_t first;
-  TINYATTN_HD void operator()(index_t b) const {
+  TINYATTN_HD void operator()(index_t b, Team team) const {
     constexpr index_t D = Shape::d_model;
-    attend_and_mix_backward<Shape, Scalar, D, RowOps>(in, table, b, s.w(b),
-                                                      dresid + static_cast<std::ptrdiff_t>(b - first) * D,
-                                              s.dscores_of(b), s.dq_of(b));
+    Scalar g[RowOps::template share<D>];
+    RowOps::template load_share<D>(dresid + static_cast<std::ptrdiff_t>(b - first) * D, g, team);
+    attend_and_mix_backward<Shape, Scalar, D, RowOps>(in, table, b, s.w(b), g, s.dscores_of(b), s.dq_of(b), team);
   }
 };
 
-// OV path: the whole per-sample training step, fused so that the logits never leave the thread:
+// OV path: the whole per-sample training step, fused so that the logits never leave the team:
 // attention -> logits from the per-row logit table -> cross-entropy and its gradient -> backward to
 // the scores and the query. Stores what the scatters need: mix_w, q, dlogits, dscores, dq.
 template <class Shape, class Scalar, class RowOps>
@@ -287,15 +295,21 @@ struct TrainSampleFromLogitTable {
   Scalar* loss;      // (N)
   index_t* correct;  // (N)
   index_t first;
-  TINYATTN_HD void operator()(index_t b) const {
-    constexpr index_t V = Shape::vocab, Vp = padded_vocab<Shape, Scalar>;
-    Scalar logits[Vp];
-    attend_and_mix<Shape, Scalar, Vp, RowOps>(in, logit_table, b, s.w(b), s.q_of(b), logits);
-    Scalar* dl = dlogits + static_cast<std::ptrdiff_t>(b - first) * Vp;
-    const auto r = RowOps::template cross_entropy<V, Vp>(logits, in.targets[b], grad_scale, dl);
+  TINYATTN_HD void operator()(index_t b, Team team) const {
+    constexpr index_t V = Shape::vocab, Vp = padded_vocab<Shape, Scalar>, J = mix_slots<Shape>,
+                      S = RowOps::template share<Vp>;
+    Scalar w[J], logits[S], dl_share[S];
+    attend_and_mix<Shape, Scalar, Vp, RowOps>(in, logit_table, b, w, s.q_of(b), logits, team);
+    store_weights<Shape>(w, s.w(b), team);
+    // A team of one's share is the whole row: write the gradient in place instead of copying it.
+    Scalar* dl_row = dlogits + static_cast<std::ptrdiff_t>(b - first) * Vp;
+    Scalar* dl = RowOps::team_size == 1 ? dl_row : dl_share;
+    const auto r = RowOps::template cross_entropy<V, Vp>(logits, in.targets[b], grad_scale, dl, team);
+    if constexpr (RowOps::team_size > 1) RowOps::template store_share<Vp>(dl, dl_row, team);
+    attend_and_mix_backward<Shape, Scalar, Vp, RowOps>(in, logit_table, b, w, dl, s.dscores_of(b), s.dq_of(b), team);
+    if (team.lane != 0) return;
     loss[b] = static_cast<Scalar>(r.loss);
     correct[b] = r.correct ? 1 : 0;
-    attend_and_mix_backward<Shape, Scalar, Vp, RowOps>(in, logit_table, b, s.w(b), dl, s.dscores_of(b), s.dq_of(b));
   }
 };
 
@@ -306,11 +320,12 @@ struct EvaluateSampleFromLogitTable {
   const Scalar* logit_table;  // ((H+1) R, Vp)
   Scalar* loss;      // (N)
   index_t* correct;  // (N)
-  TINYATTN_HD void operator()(index_t b) const {
+  TINYATTN_HD void operator()(index_t b, Team team) const {
     constexpr index_t V = Shape::vocab, Vp = padded_vocab<Shape, Scalar>, J = mix_slots<Shape>;
-    Scalar w[J], logits[Vp];
-    attend_and_mix<Shape, Scalar, Vp, RowOps>(in, logit_table, b, w, nullptr, logits);
-    const auto r = RowOps::template cross_entropy<V, Vp>(logits, in.targets[b], Scalar(0), static_cast<Scalar*>(nullptr));
+    Scalar w[J], logits[RowOps::template share<Vp>];
+    attend_and_mix<Shape, Scalar, Vp, RowOps>(in, logit_table, b, w, nullptr, logits, team);
+    const auto r = RowOps::template cross_entropy<V, Vp>(logits, in.targets[b], Scalar(0), static_cast<Scalar*>(nullptr), team);
+    if (team.lane != 0) return;
     loss[b] = static_cast<Scalar>(r.loss);
     correct[b] = r.correct ? 1 : 0;
   }
@@ -343,7 +358,7 @@ struct InspectSample {
       for (index_t d = 0; d < D; ++d) attn[d] = 0;
       for (index_t h = 0; h < H; ++h) {
         Scalar s[T], p[T];
-        for (index_t k = 0; k < T; ++k) s[k] = GenericRowOps::dot<dh>(qkv.query(h, row[t]), qkv.key(h, row[k]));
+        for (index_t k = 0; k < T; ++k) s[k] = GenericRowOps<1>::dot<dh>(qkv.query(h, row[t]), qkv.key(h, row[k]));
         softmax_scaled(s, divisor, T, p);
         const std::ptrdiff_t at = ((static_cast<std::ptrdiff_t>(b) * H + h) * T + t) * T;
         for (index_t k = 0; k < T; ++k) {
@@ -363,7 +378,7 @@ struct InspectSample {
       }
       if (logits)
         for (index_t c = 0; c < V; ++c)
-          logits[bt * V + c] = GenericRowOps::dot<D>(resid, w_e + static_cast<std::ptrdiff_t>(c) * D);
+          logits[bt * V + c] = GenericRowOps<1>::dot<D>(resid, w_e + static_cast<std::ptrdiff_t>(c) * D);
     }
   }
 };

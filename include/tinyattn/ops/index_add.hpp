@@ -5,7 +5,7 @@
 // This is how gradients flow from samples back to the tables of distinct rows (and from rows back to
 // embeddings). Scattering with atomics would make every run differ in the last bits, so the plan sorts
 // the (n, j) entries by output row once, keeping item order within a row, and cuts each row's list
-// into chunks of at most kMaxChunk entries. Then
+// into chunks of at most kMaxChunk (Primitives<B>::kScatterChunk) entries. Then
 //   pass 1: every chunk sums its entries into a partial row
 //   pass 2: every output row sums its chunks' partials in order
 // both through the backend's gather_sum_rows primitive.
@@ -32,7 +32,9 @@ class ScatterPlan {
   using P = Primitives<Backend>;
 
  public:
-  static constexpr index_t kMaxChunk = 256;
+  // Entries per chunk: a backend constant (long enough to amortize a CPU task, short enough to give a
+  // GPU many threads).
+  static constexpr index_t kMaxChunk = P::kScatterChunk;
 
   ScatterPlan() = default;
   // requires: every out_row_of_slot value in [-1, out_rows); width = columns of src and out.
