@@ -4,7 +4,7 @@
 # runs included), then the benchmark: the whole reference experiment on the GPU and on the CPU, and
 # the PyTorch reference on the GPU (and briefly on the CPU) side by side. Prints what it measured.
 #
-#   tools/gpu_check.sh [--deps DIR] [--arch sm_90] [--peer PATH] [--out DIR]
+#   tools/gpu_check.sh [--deps DIR] [--arch sm_90] [--peer PATH] [--out DIR] [--no-peer-cpu]
 #
 # Builds with nvcc directly (no CMake package lookup), so a bare GPU machine needs only the CUDA
 # toolkit, g++ and the header-only dependencies: Eigen 3.4, doctest and nlohmann-json, found in
@@ -15,12 +15,14 @@ deps=/usr/include
 arch=sm_90
 peer=../shared/peers/torch_minmax.py
 out=build/gpu
+peer_cpu=1
 while (($#)); do
   case "$1" in
     --deps) deps=$2; shift 2 ;;
     --arch) arch=$2; shift 2 ;;
     --peer) peer=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
+    --no-peer-cpu) peer_cpu=0; shift ;;
     *) echo "gpu_check: unknown option '$1' (--deps, --arch, --peer, --out)" >&2; exit 2 ;;
   esac
 done
@@ -63,12 +65,15 @@ echo "test exit status: $status"
 
 echo "== benchmark: reference experiment, 750 epochs, test evaluation every epoch ($(date +%T))"
 for i in 1 2 3 4 5; do "$out/bench_experiment_cuda" --epochs 750; done
+"$out/bench_experiment_cuda" --epochs 750 --phases 1
 "$out/bench_experiment_cpu" --epochs 750
 "$out/bench_experiment_cpu" --epochs 750 --threads 1
 if [[ -f $peer ]]; then
   python3 "$peer" --epochs 750 --device cuda --json --threads "$(nproc)" || true
-  python3 "$peer" --epochs 50 --json --threads "$(nproc)" || true
-  python3 "$peer" --epochs 50 --json --threads 1 || true
+  if ((peer_cpu)); then
+    python3 "$peer" --epochs 50 --json --threads "$(nproc)" || true
+    python3 "$peer" --epochs 50 --json --threads 1 || true
+  fi
 else
   echo "peer not found at $peer"
 fi

@@ -151,20 +151,15 @@ struct Primitives<backend::cpu> {
 
   // ---- reductions ----------------------------------------------------------------------------------
   template <class T>
-  static BatchTotals sum_metrics(const T* loss, const index_t* correct, index_t n) {
+  static BatchTotals sum_metrics(const T* loss, const index_t* correct, index_t n, const T* check = nullptr,
+                                 std::size_t check_count = 0) {
     BatchTotals totals;
     for (index_t i = 0; i < n; ++i) {  // sequential, in double: cheap next to the forward pass
       totals.loss_sum += static_cast<double>(loss[i]);
       totals.correct += correct[i];
     }
+    for (std::size_t i = 0; i < check_count; ++i) totals.finite &= math::is_finite(check[i]);
     return totals;
-  }
-
-  template <class T>
-  static bool all_finite(const T* x, std::size_t n) {
-    bool ok = true;
-    for (std::size_t i = 0; i < n; ++i) ok &= math::is_finite(x[i]);
-    return ok;
   }
 
  private:

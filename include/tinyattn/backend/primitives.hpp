@@ -14,8 +14,8 @@
 //   gemm(GemmArgs)                     strided-batched row-major matrix products
 //   gather_sum_rows(GatherSumArgs)     out[s] = sum of weighted src rows listed by segment s (the
 //                                      deterministic building block of scatter-adds)
-//   sum_metrics(loss, correct, n)      deterministic sum of per-sample losses and hits
-//   all_finite(x, n)                   no NaN or infinity in x
+//   sum_metrics(loss, correct, n, check, m)   deterministic sum of per-sample losses and hits, and
+//                                      whether check[0, m) is all finite (one wait for the device)
 //
 // The model's math (tinyattn/model/) is written once against this interface; a new backend is a new
 // tag plus a specialization of Primitives. Every result is deterministic: a rerun on the same
@@ -90,6 +90,7 @@ struct GatherSumArgs {
 struct BatchTotals {
   double loss_sum = 0.0;       // sum of per-sample cross-entropy losses
   std::int64_t correct = 0;    // samples whose argmax equals the target
+  bool finite = true;          // every value of the checked array (the gradients) is finite
 };
 
 // The primary template is never instantiated: a tag without a specialization is a compile error

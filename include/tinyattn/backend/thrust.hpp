@@ -103,6 +103,33 @@ struct GemmElement {
   }
 };
 
+// One output element per team, the team's members striding over k (and the batch when summed): for
+// the long inner dimensions of weight gradients (k = rows of a table), which one thread per element
+// would walk serially.
+template <class T>
+struct GemmTeamElement {
+  GemmArgs<T> g;
+  TINYATTN_HD void operator()(index_t i, Team team) const {
+    const index_t per_output = g.m * g.n;
+    const index_t out = i / per_output, rest = i % per_output, r = rest / g.n, c = rest % g.n;
+    const index_t first = g.sum_batches ? 0 : out, last = g.sum_batches ? g.batch : out + 1;
+    T acc = 0;
+    for (index_t bi = first; bi < last; ++bi) {
+      const T* a = g.a + bi * g.stride_a;
+      const T* b = g.b + bi * g.stride_b;
+      for (index_t l = team.lane; l < g.k; l += team.size) {
+        const T av = g.trans_a ? a[static_cast<std::ptrdiff_t>(l) * g.lda + r] : a[static_cast<std::ptrdiff_t>(r) * g.lda + l];
+        const T bv = g.trans_b ? b[static_cast<std::ptrdiff_t>(c) * g.ldb + l] : b[static_cast<std::ptrdiff_t>(l) * g.ldb + c];
+        acc += av * bv;
+      }
+    }
+    acc = GenericRowOps<kTeam>::team_sum(acc);
+    if (team.lane != 0) return;
+    T* out_c = g.c + (g.sum_batches ? 0 : out * g.stride_c) + static_cast<std::ptrdiff_t>(r) * g.ldc + c;
+    *out_c = g.accumulate ? *out_c + acc : acc;
+  }
+};
+
 template <class T>
 struct GatherSumElement {
   GatherSumArgs<T> g;
@@ -122,6 +149,7 @@ struct GatherSumElement {
 struct Totals {
   double loss_sum;
   long long correct;
+  int finite;
 };
 
 // Deterministic reductions without temporary allocations (thrust::reduce would allocate device
@@ -134,25 +162,18 @@ struct PartialTotals {
   const T* loss;
   const index_t* correct;
   index_t n;
+  const T* check;
+  std::size_t check_count;
   Totals* parts;
   TINYATTN_HD void operator()(index_t part) const {
-    Totals t{0.0, 0};
+    Totals t{0.0, 0, 1};
     for (index_t i = part; i < n; i += kParts) {
       t.loss_sum += static_cast<double>(loss[i]);
       t.correct += correct[i];
     }
+    for (std::size_t i = static_cast<std::size_t>(part); i < check_count; i += kParts)
+      t.finite &= math::is_finite(check[i]) ? 1 : 0;
     parts[part] = t;
-  }
-};
-template <class T>
-struct PartialFinite {
-  const T* x;
-  std::size_t n;
-  int* parts;
-  TINYATTN_HD void operator()(index_t part) const {
-    int ok = 1;
-    for (std::size_t i = static_cast<std::size_t>(part); i < n; i += kParts) ok &= math::is_finite(x[i]) ? 1 : 0;
-    parts[part] = ok;
   }
 };
 
@@ -240,7 +261,11 @@ struct Primitives<backend::thrust> {
   template <class T>
   static void gemm(const GemmArgs<T>& g) {
     const index_t outputs = g.sum_batches ? 1 : g.batch;
-    for_each(outputs * g.m * g.n, thrust_detail::GemmElement<T>{g});
+    const index_t inner = g.k * (g.sum_batches ? g.batch : 1);
+    if (thrust_detail::kTeam > 1 && inner >= 128)
+      for_each_team(outputs * g.m * g.n, thrust_detail::GemmTeamElement<T>{g});
+    else
+      for_each(outputs * g.m * g.n, thrust_detail::GemmElement<T>{g});
   }
   template <class T>
   static void gather_sum_rows(const GatherSumArgs<T>& g) {
@@ -249,27 +274,19 @@ struct Primitives<backend::thrust> {
 
   // ---- reductions (these wait for the device) --------------------------------------------------------
   template <class T>
-  static BatchTotals sum_metrics(const T* loss, const index_t* correct, index_t n) {
+  static BatchTotals sum_metrics(const T* loss, const index_t* correct, index_t n, const T* check = nullptr,
+                                 std::size_t check_count = 0) {
     thrust_detail::Totals* parts = thrust_detail::scratch<thrust_detail::Totals>();
-    for_each(thrust_detail::kParts, thrust_detail::PartialTotals<T>{loss, correct, n, parts});
+    for_each(thrust_detail::kParts, thrust_detail::PartialTotals<T>{loss, correct, n, check, check_count, parts});
     thrust_detail::Totals host[thrust_detail::kParts];
     thrust::copy_n(thrust::device_pointer_cast(parts), thrust_detail::kParts, host);
     BatchTotals totals;
     for (const auto& t : host) {
       totals.loss_sum += t.loss_sum;
       totals.correct += t.correct;
+      totals.finite = totals.finite && t.finite != 0;
     }
     return totals;
-  }
-  template <class T>
-  static bool all_finite(const T* x, std::size_t n) {
-    int* parts = thrust_detail::scratch<int>();
-    for_each(thrust_detail::kParts, thrust_detail::PartialFinite<T>{x, n, parts});
-    int host[thrust_detail::kParts];
-    thrust::copy_n(thrust::device_pointer_cast(parts), thrust_detail::kParts, host);
-    bool ok = true;
-    for (int v : host) ok = ok && v != 0;
-    return ok;
   }
 };
 

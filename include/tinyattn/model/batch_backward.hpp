@@ -20,6 +20,7 @@ template <class Shape, class Backend, class Scalar>
 class BatchGradient {
   using P = Primitives<Backend>;
   using Ly = Layers<Shape, Backend, Scalar>;
+  using L = ParameterLayout<Shape>;
   using Plan = ScatterPlan<Backend, Scalar>;
   using RowOps = typename P::row_ops;
   template <class T>
@@ -99,7 +100,8 @@ class BatchGradient {
     P::allocate(dqkv_, static_cast<std::size_t>(3) * H * R * dh);  // zero: score-table Q rows past Rq stay 0
   }
 
-  // Writes d(mean loss)/d(parameters) into grads (Layout order) and returns the batch totals.
+  // Writes d(mean loss)/d(parameters) into grads (Layout order) and returns the batch totals (with
+  // `finite` telling whether every gradient is finite).
   // requires: tables computed from params (with a logit table on the logit_table path), same space.
   BatchTotals compute(const Scalar* params, const RowTables<Shape, Backend, Scalar>& tables, Scalar* grads) {
     require(tables.rows() == rows_, "BatchGradient: tables have ", tables.rows(), " rows, the plan expects ", rows_);
@@ -144,7 +146,6 @@ class BatchGradient {
         key_plans_[t].apply(dscores, P::data(q_) + rows, dh, P::data(dqkv_) + block, accumulate);          // dK block
       }
     }
-    const BatchTotals totals = P::sum_metrics(P::data(loss_), P::data(correct_), n);
     Scalar* dqkv = P::data(dqkv_);
     if (path_ == LogitPath::logit_table)
       Ly::unembedding_backward(params, tables.z(), P::data(dlogit_table_), (H + 1) * R, grads, P::data(dz_));
@@ -154,7 +155,8 @@ class BatchGradient {
     Scalar* dx = P::data(dz_) + static_cast<std::ptrdiff_t>(H) * R * D;         // already holds the x rows' share
     Ly::projection_backward(params, tables.x(), dqkv, R, grads, dx);
     Ly::embedding_backward(token_plan_, position_plan_, dx, grads);
-    return totals;
+    // One wait for the device: the batch totals and whether every gradient is finite.
+    return P::sum_metrics(P::data(loss_), P::data(correct_), n, grads, L::count);
   }
 
   index_t samples() const { return plan_.samples(); }

@@ -92,8 +92,7 @@ class Trainer {
     m.train_loss = train.loss;
     m.train_accuracy = train.accuracy;
     if (!std::isfinite(train.loss)) throw DivergenceError(m.epoch, "training loss is " + std::to_string(train.loss));
-    if (!P::all_finite(P::data(grads_), Network::parameter_count))
-      throw DivergenceError(m.epoch, "a gradient is NaN or infinite");
+    if (!gradients_finite_) throw DivergenceError(m.epoch, "a gradient is NaN or infinite");
     optimizer_.step(net_.parameter_data(), P::data(grads_));
     net_.mark_modified();
     if (evaluator_) {
@@ -124,7 +123,9 @@ class Trainer {
   // gradients()), without a step.
   Evaluation compute_gradients() {
     refresh_tables();
-    return to_evaluation(gradient_.compute(net_.parameter_data(), tables_, P::data(grads_)), gradient_.samples());
+    const BatchTotals totals = gradient_.compute(net_.parameter_data(), tables_, P::data(grads_));
+    gradients_finite_ = totals.finite;
+    return to_evaluation(totals, gradient_.samples());
   }
   // Loss and accuracy on the test set with the current parameters.
   Evaluation evaluate_test() {
@@ -181,6 +182,7 @@ class Trainer {
   std::optional<BatchEvaluator<Shape, Backend, Scalar>> evaluator_;
   AdamW<Backend, Scalar> optimizer_;
   typename P::template buffer<Scalar> grads_;
+  bool gradients_finite_ = true;
 };
 
 }  // namespace tinyattn
