@@ -67,10 +67,44 @@ inline f32x16 exp(f32x16 x) {
   return result + (x - x);
 }
 
+// Horizontal sum and maximum as trees (4 shuffle steps): a 16-step serial chain at the end of every
+// row would sit on the critical path of the per-sample kernels.
+#if defined(__clang__)
+#define TINYATTN_SHUFFLE(v, ...) __builtin_shufflevector(v, v, __VA_ARGS__)
+#else
+#define TINYATTN_SHUFFLE(v, ...) __builtin_shuffle(v, i32x16{__VA_ARGS__})
+#endif
+inline f32x16 swap8(f32x16 v) { return TINYATTN_SHUFFLE(v, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7); }
+inline f32x16 swap4(f32x16 v) { return TINYATTN_SHUFFLE(v, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11); }
+inline f32x16 swap2(f32x16 v) { return TINYATTN_SHUFFLE(v, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13); }
+inline f32x16 swap1(f32x16 v) { return TINYATTN_SHUFFLE(v, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14); }
+inline i32x16 swap8(i32x16 v) { return TINYATTN_SHUFFLE(v, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7); }
+inline i32x16 swap4(i32x16 v) { return TINYATTN_SHUFFLE(v, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11); }
+inline i32x16 swap2(i32x16 v) { return TINYATTN_SHUFFLE(v, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13); }
+inline i32x16 swap1(i32x16 v) { return TINYATTN_SHUFFLE(v, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14); }
+#undef TINYATTN_SHUFFLE
+inline i32x16 min(i32x16 a, i32x16 b) { return a < b ? a : b; }
+inline std::int32_t min(i32x16 v) {
+  v = min(v, swap8(v));
+  v = min(v, swap4(v));
+  v = min(v, swap2(v));
+  v = min(v, swap1(v));
+  return v[0];
+}
 inline float sum(f32x16 v) {
-  float s = 0;
-  for (int l = 0; l < 16; ++l) s += v[l];
-  return s;
+  v += swap8(v);
+  v += swap4(v);
+  v += swap2(v);
+  v += swap1(v);
+  return v[0];
+}
+inline f32x16 max(f32x16 a, f32x16 b) { return a > b ? a : b; }
+inline float max(f32x16 v) {
+  v = max(v, swap8(v));
+  v = max(v, swap4(v));
+  v = max(v, swap2(v));
+  v = max(v, swap1(v));
+  return v[0];
 }
 }  // namespace simd
 #endif
@@ -126,13 +160,10 @@ struct CpuRowOps : GenericRowOps<1> {
         top_lanes = better ? v : top_lanes;
         top_block = better ? i32x16{} + k : top_block;
       }
-      float top = top_lanes[0];
-      for (int l = 1; l < 16; ++l) top = top_lanes[l] > top ? top_lanes[l] : top;
-      index_t best = Vp;  // first index of the maximum, as torch.argmax
-      for (int l = 0; l < 16; ++l) {
-        const index_t index = top_block[l] * 16 + l;
-        if (top_lanes[l] == top && index < best) best = index;
-      }
+      const float top = simd::max(top_lanes);
+      // First index of the maximum (torch.argmax): the smallest index among lanes holding it.
+      const i32x16 candidates = top_lanes == top ? top_block * 16 + lane_index() : i32x16{} + Vp;
+      const index_t best = simd::min(candidates);
       // Pass 2: exp(x - max) and its sum (pad lanes dropped).
       f32x16 total_lanes = splat(0);
       for (index_t k = 0; k < blocks; ++k) {

@@ -106,6 +106,17 @@ TINYATTN_HD TINYATTN_FORCEINLINE Scalar sqrt(Scalar x) {
   return ::sqrt(x);
 }
 
+// sqrt at compile time (Newton's iteration; exact to the last bit for the small integers it serves).
+constexpr double constexpr_sqrt(double x) {
+  double r = x > 1 ? x : 1.0;
+  for (int i = 0; i < 64; ++i) r = 0.5 * (r + x / r);
+  return r;
+}
+
+// 1 / sqrt(head_dim), the attention scale, as a compile-time constant.
+template <class Scalar, index_t HeadDim>
+inline constexpr Scalar inverse_sqrt = static_cast<Scalar>(1.0 / constexpr_sqrt(static_cast<double>(HeadDim)));
+
 template <class Scalar>
 TINYATTN_HD TINYATTN_FORCEINLINE bool is_finite(Scalar x) {
   // x - x is 0 for finite x and NaN for inf/NaN; works without <cmath> on every device.

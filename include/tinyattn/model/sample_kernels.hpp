@@ -50,14 +50,15 @@ template <class Shape, class Scalar>
 inline constexpr index_t padded_vocab =
     (Shape::vocab + vector_lanes<Scalar> - 1) / vector_lanes<Scalar> * vector_lanes<Scalar>;
 
-// Softmax over n scores divided by `divisor` (sqrt(head_dim)), as torch's (s / sqrt(dh)).softmax(-1).
+// Softmax over n scores times `scale` (1/sqrt(head_dim)), as torch's (s / sqrt(dh)).softmax(-1) (the
+// same numbers when head_dim is a power of 4, as in the reference; within an ulp otherwise).
 template <class Scalar>
-TINYATTN_HD TINYATTN_FORCEINLINE void softmax_scaled(const Scalar* scores, Scalar divisor, index_t n, Scalar* out) {
-  Scalar top = scores[0] / divisor;
-  for (index_t i = 1; i < n; ++i) top = scores[i] / divisor > top ? scores[i] / divisor : top;
+TINYATTN_HD TINYATTN_FORCEINLINE void softmax_scaled(const Scalar* scores, Scalar scale, index_t n, Scalar* out) {
+  Scalar top = scores[0] * scale;
+  for (index_t i = 1; i < n; ++i) top = scores[i] * scale > top ? scores[i] * scale : top;
   Scalar total = 0;
   for (index_t i = 0; i < n; ++i) {
-    out[i] = math::exp(scores[i] / divisor - top);
+    out[i] = math::exp(scores[i] * scale - top);
     total += out[i];
   }
   for (index_t i = 0; i < n; ++i) out[i] /= total;
@@ -71,7 +72,7 @@ template <class Shape, class Scalar, class RowOps = GenericRowOps<1>>
 TINYATTN_HD TINYATTN_FORCEINLINE void attend_last_query(const QkvTable<Shape, Scalar>& qkv, const index_t* kv_row,
                                                         Scalar* pattern, Scalar* scores_out, Scalar* q_out) {
   constexpr index_t H = Shape::heads, T = Shape::context, dh = Shape::head_dim, HT = H * T;
-  const Scalar divisor = math::sqrt(static_cast<Scalar>(dh));
+  constexpr Scalar scale = math::inverse_sqrt<Scalar, dh>;
   Scalar scores[HT], top[HT], total[HT];
   for (index_t h = 0; h < H; ++h) {
     if (qkv.score) {
@@ -83,13 +84,13 @@ TINYATTN_HD TINYATTN_FORCEINLINE void attend_last_query(const QkvTable<Shape, Sc
       if (q_out)
         for (index_t e = 0; e < dh; ++e) q_out[h * dh + e] = q[e];
     }
-    Scalar m = scores[h * T] / divisor;
-    for (index_t k = 1; k < T; ++k) m = scores[h * T + k] / divisor > m ? scores[h * T + k] / divisor : m;
+    Scalar m = scores[h * T] * scale;
+    for (index_t k = 1; k < T; ++k) m = scores[h * T + k] * scale > m ? scores[h * T + k] * scale : m;
     for (index_t k = 0; k < T; ++k) top[h * T + k] = m;
   }
   // Softmax of every head at once (one vector of H*T lanes), as torch: exp(s - max) / sum.
   Scalar shifted[HT];
-  for (index_t i = 0; i < HT; ++i) shifted[i] = scores[i] / divisor - top[i];
+  for (index_t i = 0; i < HT; ++i) shifted[i] = scores[i] * scale - top[i];
   RowOps::template exp<HT>(shifted, pattern);
   for (index_t h = 0; h < H; ++h) {
     Scalar sum = 0;
@@ -104,18 +105,19 @@ TINYATTN_HD TINYATTN_FORCEINLINE void attend_last_query(const QkvTable<Shape, Sc
 
 // Backward of attend_last_query. dpattern (H, T) in; writes dscores (H, T) = d loss / d scores and,
 // without a score table, dq (H, dh) = d loss / d q. Softmax backward: ds = p * (dp - sum(p * dp)) / sqrt(dh).
+
 template <class Shape, class Scalar>
 TINYATTN_HD TINYATTN_FORCEINLINE void attend_last_query_backward(const QkvTable<Shape, Scalar>& qkv, const index_t* kv_row,
                                             const Scalar* pattern, const Scalar* dpattern, Scalar* dscores,
                                             Scalar* dq) {
   constexpr index_t H = Shape::heads, T = Shape::context, dh = Shape::head_dim;
-  const Scalar divisor = math::sqrt(static_cast<Scalar>(dh));
+  constexpr Scalar scale = math::inverse_sqrt<Scalar, dh>;
   for (index_t h = 0; h < H; ++h) {
     const Scalar* p = pattern + h * T;
     const Scalar* dp = dpattern + h * T;
     Scalar inner = 0;
     for (index_t k = 0; k < T; ++k) inner += p[k] * dp[k];
-    for (index_t k = 0; k < T; ++k) dscores[h * T + k] = p[k] * (dp[k] - inner) / divisor;
+    for (index_t k = 0; k < T; ++k) dscores[h * T + k] = p[k] * (dp[k] - inner) * scale;
     if (qkv.score) continue;  // the score table's backward turns dscores into dq and dk
     Scalar* dq_h = dq + h * dh;
     for (index_t e = 0; e < dh; ++e) dq_h[e] = 0;
@@ -350,7 +352,7 @@ struct InspectSample {
     constexpr index_t V = Shape::vocab, D = Shape::d_model, H = Shape::heads, T = Shape::context,
                       dh = Shape::head_dim;
     const index_t* row = kv_row + static_cast<std::ptrdiff_t>(b) * T;
-    const Scalar divisor = math::sqrt(static_cast<Scalar>(dh));
+    constexpr Scalar scale = math::inverse_sqrt<Scalar, dh>;
     const Scalar* x = z + static_cast<std::ptrdiff_t>(H) * qkv.rows * D;
     for (index_t t = 0; t < T; ++t) {
       const std::ptrdiff_t bt = static_cast<std::ptrdiff_t>(b) * T + t;
@@ -359,7 +361,7 @@ struct InspectSample {
       for (index_t h = 0; h < H; ++h) {
         Scalar s[T], p[T];
         for (index_t k = 0; k < T; ++k) s[k] = GenericRowOps<1>::dot<dh>(qkv.query(h, row[t]), qkv.key(h, row[k]));
-        softmax_scaled(s, divisor, T, p);
+        softmax_scaled(s, scale, T, p);
         const std::ptrdiff_t at = ((static_cast<std::ptrdiff_t>(b) * H + h) * T + t) * T;
         for (index_t k = 0; k < T; ++k) {
           if (scores) scores[at + k] = s[k];
