@@ -108,7 +108,7 @@ struct GenericRowOps {
     for (index_t k = 0; k < share<Width>; ++k) {
       const index_t c = t.lane + k * TeamSize;
       S acc = 0;
-      if (c < Width)
+      if (TeamSize == 1 || c < Width)
         for (index_t j = 0; j < J; ++j) acc += w[j] * rows[j][c];
       out[k] = acc;
     }
