@@ -54,7 +54,7 @@ TEST_CASE("the cost model picks the cheaper exact path per shape") {
   CHECK(preferred_logit_path<ReferenceShape>() == LogitPath::logit_table);  // H*T = 8 < D = 32
   CHECK(preferred_logit_path<Shape<131, 64, 4, 4>>() == LogitPath::logit_table);
   CHECK(preferred_logit_path<Shape<131, 8, 4, 4>>() == LogitPath::logit_table);  // measured 1.5x faster
-  CHECK(preferred_logit_path<Shape<17, 4, 8, 8>>() == LogitPath::direct);     // H*T = 64 >> D = 4
+  CHECK(preferred_logit_path<Shape<17, 8, 8, 8>>() == LogitPath::direct);     // H*T = 64 >> D = 8
   CHECK(preferred_logit_path<Shape<259, 16, 8, 8>>() == LogitPath::direct);
 }
 
