@@ -5,6 +5,7 @@
 //
 // Training runs are short (at most 200 epochs, one thread) so that the suite stays well under a minute
 // on two shared cores.
+#include "../support/scratch_directory.hpp"
 #include <doctest/doctest.h>
 
 #include <fcntl.h>
@@ -43,6 +44,10 @@ using namespace std::chrono_literals;
 
 namespace {
 
+struct Scratch : tinyattn::test::ScratchDirectory {
+  Scratch() : ScratchDirectory("tinyattn-cli") {}
+};
+
 using ReferenceNet = tinyattn::AttentionNetwork<tinyattn::ReferenceShape>;
 
 const std::string kMinmax = TINYATTN_MINMAX_BINARY;
@@ -50,27 +55,8 @@ const std::string kMinmax = TINYATTN_MINMAX_BINARY;
 std::string fixture(const std::string& name) { return std::string(TINYATTN_TEST_DATA_DIR) + "/" + name; }
 
 // ---- files ------------------------------------------------------------------------------------------
-// A fresh directory, removed afterwards.
-struct ScratchDirectory {
-  fs::path path;
-  ScratchDirectory() {
-    std::string pattern = (fs::temp_directory_path() / "tinyattn-cli-XXXXXX").string();
-    REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-    path = pattern;
-  }
-  ~ScratchDirectory() {
-    std::error_code ignored;
-    fs::remove_all(path, ignored);
-  }
-  ScratchDirectory(const ScratchDirectory&) = delete;
-  ScratchDirectory& operator=(const ScratchDirectory&) = delete;
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
 
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
+using tinyattn::test::read_text;
 
 void write_text(const std::string& path, const std::string& text) {
   std::ofstream(path, std::ios::binary) << text;
@@ -298,7 +284,7 @@ class Child {
   }
 
   std::string command_;
-  ScratchDirectory capture_;
+  Scratch capture_;
   std::string out_path_, err_path_;
   pid_t pid_ = -1;
   bool reaped_ = false;
@@ -322,7 +308,7 @@ bool wait_for_stdout(Child& child, const std::string& text) {
 // Weights trained once per test process by the real program (60 epochs: ~27% accuracy, enough for
 // attention patterns that are not uniform).
 const std::string& trained_weights() {
-  static ScratchDirectory directory;
+  static Scratch directory;
   static const std::string path = [] {
     const std::string out = directory.file("trained");
     const Outcome o = run_minmax({"train", "--epochs", "60", "--no-plot", "--threads", "1", "--out", out});
@@ -384,7 +370,7 @@ TEST_CASE("every malformed train flag is a usage error (status 2) that names the
       {{"--checkpoint-every", "0"}, "--checkpoint-every must be in [1, "},
       {{"--threads", "0"}, "--threads must be in [1, 4096], found 0"},
   };
-  ScratchDirectory cwd;
+  Scratch cwd;
   for (const Case& c : cases) {
     std::vector<std::string> args{"train"};
     args.insert(args.end(), c.args.begin(), c.args.end());
@@ -484,7 +470,7 @@ TEST_CASE("predict prints the network's answer, whether it is right, and the att
 }
 
 TEST_CASE("predict with a weights file that is missing, of another shape or damaged: status 1 naming the file") {
-  ScratchDirectory dir;
+  Scratch dir;
   SUBCASE("missing") {
     const std::string path = dir.file("absent.safetensors");
     const Outcome o = run_minmax({"predict", "--weights", path, "1", "max", "2"});
@@ -524,7 +510,7 @@ TEST_CASE("predict with a weights file that is missing, of another shape or dama
 
 // ---- the output directory --------------------------------------------------------------------------------
 TEST_CASE("train --out where no directory can be made or written: status 1 and a message naming it") {
-  ScratchDirectory dir;
+  Scratch dir;
   write_text(dir.file("somefile"), "a regular file\n");
   SUBCASE("under a regular file") {
     const std::string out = dir.file("somefile") + "/x";
@@ -566,7 +552,7 @@ const std::vector<std::string> kFigures{"curves.png", "attention_weights_max.png
                                         "attention_weights_min.png", "attention_scores_min.png"};
 
 TEST_CASE("train and plot without gnuplot: status 0, a warning, every file but the figures") {
-  ScratchDirectory dir;
+  Scratch dir;
   const ChildSettings no_gnuplot{{{"GNUPLOT_IOSTREAM_CMD", "/nonexistent/gnuplot"}}, {}, {}};
   const std::string out = dir.file("run");
   const Outcome o = run_minmax({"train", "--epochs", "3", "--threads", "1", "--out", out}, no_gnuplot);
@@ -583,7 +569,7 @@ TEST_CASE("train and plot without gnuplot: status 0, a warning, every file but t
 }
 
 TEST_CASE("train and plot with a failing gnuplot: status 1 and a clear message, every other file written") {
-  ScratchDirectory dir;
+  Scratch dir;
   const ChildSettings failing{{{"GNUPLOT_IOSTREAM_CMD", "false"}}, {}, {}};
   const std::string out = dir.file("run");
   const Outcome o = run_minmax({"train", "--epochs", "3", "--threads", "1", "--out", out}, failing);
@@ -613,7 +599,7 @@ TEST_CASE("train with gnuplot on PATH draws the five PNG figures") {
     MESSAGE("gnuplot is not on PATH: skipped");
     return;
   }
-  ScratchDirectory dir;
+  Scratch dir;
   const std::string out = dir.file("run");
   const Outcome o = run_minmax({"train", "--epochs", "3", "--threads", "1", "--out", out},
                                {{{"GNUPLOT_IOSTREAM_CMD", std::nullopt}}, {}, {}});
@@ -643,7 +629,7 @@ std::vector<std::string> with_out(std::vector<std::string> args, const std::stri
 
 // The uninterrupted run every resumed run must match, once per test process.
 const std::string& uninterrupted_run() {
-  static ScratchDirectory directory;
+  static Scratch directory;
   static const std::string out = [] {
     const Outcome o = run_minmax(with_out(kResumableRun, directory.file("A")));
     REQUIRE_EXIT_STATUS(o, 0);
@@ -663,7 +649,7 @@ void check_same_as_uninterrupted(const std::string& dir) {
 
 TEST_CASE("a run killed with SIGKILL resumes from its last checkpoint to the uninterrupted result, bit for bit") {
   uninterrupted_run();
-  ScratchDirectory dir;
+  Scratch dir;
   const std::string out = dir.file("B"), checkpoint = out + "/checkpoint.safetensors";
   Child run(with_out(kResumableRun, out));
   // Kill once a checkpoint at epoch >= 20 exists, at a moment when no file is being written: stop the
@@ -702,7 +688,7 @@ TEST_CASE("a run killed with SIGKILL resumes from its last checkpoint to the uni
 
 TEST_CASE("SIGINT saves a checkpoint, exits with 130 and says how to resume, and the resumed run is bit-identical") {
   uninterrupted_run();
-  ScratchDirectory dir;
+  Scratch dir;
   const std::string out = dir.file("C");
   Child run(with_out(kResumableRun, out));
   REQUIRE_MESSAGE(wait_for_stdout(run, "epoch 1/200"), run.wait().describe());  // training, handlers installed
@@ -733,7 +719,7 @@ TEST_CASE("SIGINT saves a checkpoint, exits with 130 and says how to resume, and
 }
 
 TEST_CASE("SIGTERM saves a checkpoint and exits with 130 too") {
-  ScratchDirectory dir;
+  Scratch dir;
   const std::string out = dir.file("T");
   Child run(with_out(kResumableRun, out));
   REQUIRE_MESSAGE(wait_for_stdout(run, "epoch 1/200"), run.wait().describe());
@@ -747,7 +733,7 @@ TEST_CASE("SIGTERM saves a checkpoint and exits with 130 too") {
 TEST_CASE("resume accepts a curves.csv ahead of its checkpoint (a crash between the two writes)") {
   // A crash after curves.csv was rewritten at epoch 20 but before checkpoint.safetensors was: the
   // checkpoint of a 10-epoch run next to the curves of the 20-epoch run.
-  ScratchDirectory dir;
+  Scratch dir;
   const std::vector<std::string> run{"train", "--checkpoint-every", "10", "--no-plot", "--threads", "1"};
   auto epochs = [&](const char* n, const std::string& out) {
     std::vector<std::string> args = with_out(run, out);
@@ -769,7 +755,7 @@ TEST_CASE("resume accepts a curves.csv ahead of its checkpoint (a crash between 
 }
 
 TEST_CASE("resume refuses conflicting settings (status 2) and a missing or inconsistent checkpoint (status 1)") {
-  ScratchDirectory dir;
+  Scratch dir;
   const std::string out = dir.file("R"), checkpoint = out + "/checkpoint.safetensors";
   REQUIRE_EXIT_STATUS(
       run_minmax({"train", "--epochs", "2", "--checkpoint-every", "1", "--no-plot", "--threads", "1", "--out", out}),
@@ -814,7 +800,7 @@ TEST_CASE("resume refuses conflicting settings (status 2) and a missing or incon
 
 // ---- a full disk ----------------------------------------------------------------------------------------------
 TEST_CASE("a full disk (RLIMIT_FSIZE): status 1 naming the file, no partial file, the old file kept") {
-  ScratchDirectory dir;
+  Scratch dir;
   const std::string out = dir.file("full");
   fs::create_directory(out);
   const std::string previous = read_text(kTorchWeights);  // a weights file from an earlier run
@@ -846,7 +832,7 @@ TEST_CASE("a full disk (RLIMIT_FSIZE): status 1 naming the file, no partial file
 TEST_CASE("training that diverges stops with status 1 naming the epoch and keeps the last good weights") {
   // AdamW's decoupled decay multiplies every weight by 1 - lr * weight_decay = 1 - 1e7 per step: the
   // logits overflow within a few epochs and the training loss becomes NaN.
-  ScratchDirectory dir;
+  Scratch dir;
   const std::string out = dir.file("diverged");
   const Outcome o = run_minmax(
       {"train", "--epochs", "30", "--lr", "10", "--weight-decay", "1e6", "--no-plot", "--threads", "1", "--out", out});

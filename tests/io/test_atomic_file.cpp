@@ -1,4 +1,5 @@
 // Tests of tinyattn/io/atomic_file.hpp: the new content appears completely or not at all.
+#include "../support/scratch_directory.hpp"
 #include <doctest/doctest.h>
 
 #include <signal.h>
@@ -24,22 +25,11 @@ using tinyattn::io::write_file_atomically;
 
 namespace {
 
-// A fresh directory per test (ctest may run test cases in parallel), removed afterwards.
-// Under /tmp so that an unprivileged user can reach it (see the permission test).
-struct ScratchDirectory {
-  fs::path path;
-  ScratchDirectory() {
-    std::string pattern = (fs::temp_directory_path() / "tinyattn-atomic-XXXXXX").string();
-    REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-    path = pattern;
-  }
-  ~ScratchDirectory() {
-    std::error_code ignored;
-    fs::permissions(path, fs::perms::owner_all, fs::perm_options::add, ignored);
-    fs::remove_all(path, ignored);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
+struct Scratch : tinyattn::test::ScratchDirectory {
+  Scratch() : ScratchDirectory("tinyattn-atomic") {}
 };
+
+// A fresh directory per test (ctest may run test cases in parallel), removed afterwards.
 
 std::string read_text(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -90,7 +80,7 @@ int run_in_child(const std::function<int()>& child) {
 }  // namespace
 
 TEST_CASE("write_file_atomically creates and replaces files with exactly the given bytes") {
-  ScratchDirectory scratch;
+  Scratch scratch;
   const std::string path = scratch.file("out.bin");
 
   write_file_atomically(path, std::string("first version"));
@@ -108,7 +98,7 @@ TEST_CASE("write_file_atomically creates and replaces files with exactly the giv
 }
 
 TEST_CASE("write_file_atomically streams many appends through the sink") {
-  ScratchDirectory scratch;
+  Scratch scratch;
   const std::string path = scratch.file("streamed.txt");
   std::string expected;
   const std::string big_block(200'000, 'x');  // larger than the sink's buffer: written through
@@ -127,7 +117,7 @@ TEST_CASE("write_file_atomically streams many appends through the sink") {
 }
 
 TEST_CASE("write_file_atomically into a missing directory throws IoError naming the path") {
-  ScratchDirectory scratch;
+  Scratch scratch;
   const std::string path = scratch.file("no-such-directory/out.bin");
   const std::string message = io_error_message([&] { write_file_atomically(path, "data"); });
   CHECK(message.find(path) != std::string::npos);
@@ -137,7 +127,7 @@ TEST_CASE("write_file_atomically into a missing directory throws IoError naming 
 }
 
 TEST_CASE("write_file_atomically below a regular file throws IoError") {
-  ScratchDirectory scratch;
+  Scratch scratch;
   write_text_plainly(scratch.file("plain"), "not a directory");
   const std::string path = scratch.file("plain/out.bin");
   const std::string message = io_error_message([&] { write_file_atomically(path, "data"); });
@@ -147,7 +137,7 @@ TEST_CASE("write_file_atomically below a regular file throws IoError") {
 }
 
 TEST_CASE("write_file_atomically onto a directory fails at the rename and leaves nothing behind") {
-  ScratchDirectory scratch;
+  Scratch scratch;
   fs::create_directory(scratch.file("occupied"));
   const std::string path = scratch.file("occupied");
   const std::string message = io_error_message([&] { write_file_atomically(path, "data"); });
@@ -157,7 +147,7 @@ TEST_CASE("write_file_atomically onto a directory fails at the rename and leaves
 }
 
 TEST_CASE("write_file_atomically into an unwritable directory throws IoError and creates nothing") {
-  ScratchDirectory scratch;
+  Scratch scratch;
   const fs::path locked = scratch.path / "locked";
   fs::create_directory(locked);
   fs::permissions(locked, fs::perms::owner_read | fs::perms::owner_exec | fs::perms::group_read |
@@ -183,7 +173,7 @@ TEST_CASE("write_file_atomically into an unwritable directory throws IoError and
 }
 
 TEST_CASE("an exception thrown by the writer leaves the old file untouched and no temporary") {
-  ScratchDirectory scratch;
+  Scratch scratch;
   const std::string path = scratch.file("model.bin");
   write_text_plainly(path, "old content");
   CHECK_THROWS_WITH_AS(write_file_atomically(path,
@@ -197,7 +187,7 @@ TEST_CASE("an exception thrown by the writer leaves the old file untouched and n
 }
 
 TEST_CASE("a full disk (EFBIG from RLIMIT_FSIZE) leaves the old file untouched and no temporary") {
-  ScratchDirectory scratch;
+  Scratch scratch;
   const std::string path = scratch.file("checkpoint.bin");
   write_text_plainly(path, "old content");
 
@@ -235,7 +225,7 @@ TEST_CASE("a full disk (EFBIG from RLIMIT_FSIZE) leaves the old file untouched a
 }
 
 TEST_CASE("read_file_bytes reads whole files and reports missing ones") {
-  ScratchDirectory scratch;
+  Scratch scratch;
   const std::string path = scratch.file("data.bin");
   write_file_atomically(path, std::string(100'000, 'z'));
   CHECK(tinyattn::io::read_file_bytes(path) == std::vector<unsigned char>(100'000, 'z'));

@@ -1,4 +1,5 @@
 // Tests of tinyattn/io/npy.hpp: the exact header layout NumPy expects, round trips, clear errors.
+#include "../support/scratch_directory.hpp"
 #include <doctest/doctest.h>
 
 #include <stdlib.h>
@@ -20,19 +21,10 @@ using tinyattn::io::write_npy;
 
 namespace {
 
-struct ScratchDirectory {
-  fs::path path;
-  ScratchDirectory() {
-    std::string pattern = (fs::temp_directory_path() / "tinyattn-npy-XXXXXX").string();
-    REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-    path = pattern;
-  }
-  ~ScratchDirectory() {
-    std::error_code ignored;
-    fs::remove_all(path, ignored);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
+struct Scratch : tinyattn::test::ScratchDirectory {
+  Scratch() : ScratchDirectory("tinyattn-npy") {}
 };
+
 
 std::vector<unsigned char> bytes_of(const std::string& text) {
   return std::vector<unsigned char>(text.begin(), text.end());
@@ -82,7 +74,7 @@ TEST_CASE("npy preamble: magic, version 1.0, 64-byte alignment, descr and shape 
 }
 
 TEST_CASE("npy files round trip for float and int32 of several ranks") {
-  ScratchDirectory scratch;
+  Scratch scratch;
 
   const std::vector<float> matrix{1.5f, -2.0f, 3.25f, 0.0f, -0.0f, 1e-30f};
   write_npy(scratch.file("matrix.npy"), matrix, {2, 3});
@@ -120,7 +112,7 @@ TEST_CASE("npy files round trip for float and int32 of several ranks") {
 }
 
 TEST_CASE("write_npy rejects a shape that does not match the values") {
-  ScratchDirectory scratch;
+  Scratch scratch;
   const std::vector<float> values(5);
   CHECK_THROWS_WITH_AS(write_npy(scratch.file("x.npy"), values, {2, 3}),
                        doctest::Contains("shape (2, 3) does not match the 5 values"), tinyattn::Error);

@@ -1,5 +1,6 @@
 // Tests of tinyattn/io/safetensors.hpp: round trips, the PyTorch-written fixture, and a table of
 // malformed files, each rejected with its own message.
+#include "../support/scratch_directory.hpp"
 #include <doctest/doctest.h>
 
 #include <stdlib.h>
@@ -28,19 +29,10 @@ using Shape = std::vector<std::int64_t>;
 
 namespace {
 
-struct ScratchDirectory {
-  fs::path path;
-  ScratchDirectory() {
-    std::string pattern = (fs::temp_directory_path() / "tinyattn-safetensors-XXXXXX").string();
-    REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-    path = pattern;
-  }
-  ~ScratchDirectory() {
-    std::error_code ignored;
-    fs::remove_all(path, ignored);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
+struct Scratch : tinyattn::test::ScratchDirectory {
+  Scratch() : ScratchDirectory("tinyattn-safetensors") {}
 };
+
 
 // A file from its parts: 8-byte little-endian `header_length` (by default the header's size), the
 // header text, then `buffer_size` bytes of buffer.
@@ -100,7 +92,7 @@ TEST_CASE("dtype names and sizes") {
 }
 
 TEST_CASE("write_safetensors -> load round trips F32, F64, I32, I64 of several ranks and metadata") {
-  ScratchDirectory scratch;
+  Scratch scratch;
   const std::string path = scratch.file("round_trip.safetensors");
 
   const auto matrix = iota_values<float>(6, -2.5f);
@@ -365,7 +357,7 @@ TEST_CASE("padded headers, reordered entries and all dtypes of the format are ac
 }
 
 TEST_CASE("write_safetensors rejects invalid tensors before touching the disk") {
-  ScratchDirectory scratch;
+  Scratch scratch;
   const std::string path = scratch.file("bad.safetensors");
   const std::vector<float> six(6);
   const auto error_of = [&](const std::vector<TensorToWrite>& tensors,

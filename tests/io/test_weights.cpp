@@ -1,6 +1,7 @@
 // Tests of tinyattn/io/weights.hpp: weights in the notebook's state_dict format (round trip, files
 // written by PyTorch, every way a file can fail to fit the network) and checkpoints that resume a run
 // bit-identically.
+#include "../support/scratch_directory.hpp"
 #include <doctest/doctest.h>
 
 #include <stdlib.h>
@@ -25,31 +26,17 @@ namespace fs = std::filesystem;
 namespace tinyattn::test {
 namespace {
 
+struct Scratch : tinyattn::test::ScratchDirectory {
+  Scratch() : ScratchDirectory("tinyattn-weights") {}
+};
+
 using ReferenceNet = AttentionNetwork<ReferenceShape, backend::cpu, float>;
 using ReferenceNetDouble = AttentionNetwork<ReferenceShape, backend::cpu, double>;
 using Layout = ParameterLayout<ReferenceShape>;
 
 std::string fixture(const std::string& name) { return std::string(TINYATTN_TEST_DATA_DIR) + "/" + name; }
 
-// A fresh directory per test case, removed afterwards.
-struct ScratchDirectory {
-  fs::path path;
-  ScratchDirectory() {
-    std::string pattern = (fs::temp_directory_path() / "tinyattn-weights-XXXXXX").string();
-    REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-    path = pattern;
-  }
-  ~ScratchDirectory() {
-    std::error_code ignored;
-    fs::remove_all(path, ignored);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
 
-std::vector<unsigned char> read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
 
 void write_bytes(const std::string& path, const std::vector<unsigned char>& bytes) {
   std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()),
@@ -133,7 +120,7 @@ struct HandMadeWeights {
 
 template <class Net>
 void check_round_trip(io::DType dtype_on_disk) {
-  ScratchDirectory dir;
+  Scratch dir;
   const Net saved(/*seed=*/3);
   io::save_weights(saved, dir.file("w.safetensors"), {{"note", "round trip"}, {"epochs", "7"}});
 
@@ -195,7 +182,7 @@ TEST_CASE("save_weights then load_weights gives back the double network bit for 
 }
 
 TEST_CASE("an F32 file loads into a double network exactly (widening)") {
-  ScratchDirectory dir;
+  Scratch dir;
   const ReferenceNet saved(5);
   io::save_weights(saved, dir.file("w.safetensors"));
   ReferenceNetDouble loaded(6);
@@ -236,7 +223,7 @@ TEST_CASE("weights written by PyTorch load and reproduce PyTorch's probe logits"
 }
 
 TEST_CASE("load_weights rejects a file that does not fit the network and leaves the network unchanged") {
-  ScratchDirectory dir;
+  Scratch dir;
   ReferenceNet net(/*seed=*/1);
   const std::vector<float> before = net.parameters();
   const std::string path = dir.file("w.safetensors");
@@ -301,7 +288,7 @@ TEST_CASE("load_weights rejects a file that does not fit the network and leaves 
 }
 
 TEST_CASE("a checkpoint resumes training bit-identically") {
-  ScratchDirectory dir;
+  Scratch dir;
   const MinMaxTask task(128, 0);
   const TokenBatch train = task.train(), test = task.test();
 
@@ -333,7 +320,7 @@ TEST_CASE("a checkpoint resumes training bit-identically") {
 }
 
 TEST_CASE("load_checkpoint rejects a missing or corrupt 'adamw.step' and leaves the trainer unchanged") {
-  ScratchDirectory dir;
+  Scratch dir;
   const MinMaxTask task(128, 0);
   ReferenceNet net(0);
   Trainer<ReferenceNet> trainer(net, task.train(), TokenBatch{});
@@ -382,7 +369,7 @@ TEST_CASE("load_checkpoint rejects a missing or corrupt 'adamw.step' and leaves 
 }
 
 TEST_CASE("a weights file is not a checkpoint: load_checkpoint names the missing optimizer state") {
-  ScratchDirectory dir;
+  Scratch dir;
   const MinMaxTask task(128, 0);
   ReferenceNet net(0);
   Trainer<ReferenceNet> trainer(net, task.train(), TokenBatch{});

@@ -81,33 +81,11 @@ struct EachColumn {  // one (row, column) per thread: neighbouring threads read 
   TINYATTN_HD void operator()(index_t i) const { f(i / cols, i % cols, i % cols + 1); }
 };
 
+// One output element of a product per team, the members striding over k (and the batch when summed):
+// a warp per element for the long inner dimensions of weight gradients (k = rows of a table), which
+// one thread would walk serially; a team of one (a plain thread) for short ones.
 template <class T>
 struct GemmElement {
-  GemmArgs<T> g;
-  TINYATTN_HD void operator()(index_t i) const {
-    const index_t per_output = g.m * g.n;
-    const index_t out = i / per_output, rest = i % per_output, r = rest / g.n, c = rest % g.n;
-    const index_t first = g.sum_batches ? 0 : out, last = g.sum_batches ? g.batch : out + 1;
-    T acc = 0;
-    for (index_t bi = first; bi < last; ++bi) {
-      const T* a = g.a + bi * g.stride_a;
-      const T* b = g.b + bi * g.stride_b;
-      for (index_t l = 0; l < g.k; ++l) {
-        const T av = g.trans_a ? a[static_cast<std::ptrdiff_t>(l) * g.lda + r] : a[static_cast<std::ptrdiff_t>(r) * g.lda + l];
-        const T bv = g.trans_b ? b[static_cast<std::ptrdiff_t>(c) * g.ldb + l] : b[static_cast<std::ptrdiff_t>(l) * g.ldb + c];
-        acc += av * bv;
-      }
-    }
-    T* out_c = g.c + (g.sum_batches ? 0 : out * g.stride_c) + static_cast<std::ptrdiff_t>(r) * g.ldc + c;
-    *out_c = g.accumulate ? *out_c + acc : acc;
-  }
-};
-
-// One output element per team, the team's members striding over k (and the batch when summed): for
-// the long inner dimensions of weight gradients (k = rows of a table), which one thread per element
-// would walk serially.
-template <class T>
-struct GemmTeamElement {
   GemmArgs<T> g;
   TINYATTN_HD void operator()(index_t i, Team team) const {
     const index_t per_output = g.m * g.n;
@@ -123,7 +101,7 @@ struct GemmTeamElement {
         acc += av * bv;
       }
     }
-    acc = GenericRowOps<kTeam>::team_sum(acc);
+    if (team.size > 1) acc = GenericRowOps<kTeam>::team_sum(acc);
     if (team.lane != 0) return;
     T* out_c = g.c + (g.sum_batches ? 0 : out * g.stride_c) + static_cast<std::ptrdiff_t>(r) * g.ldc + c;
     *out_c = g.accumulate ? *out_c + acc : acc;
@@ -263,9 +241,9 @@ struct Primitives<backend::thrust> {
     const index_t outputs = g.sum_batches ? 1 : g.batch;
     const index_t inner = g.k * (g.sum_batches ? g.batch : 1);
     if (thrust_detail::kTeam > 1 && inner >= 128)
-      for_each_team(outputs * g.m * g.n, thrust_detail::GemmTeamElement<T>{g});
+      for_each_team(outputs * g.m * g.n, thrust_detail::GemmElement<T>{g});
     else
-      for_each(outputs * g.m * g.n, thrust_detail::GemmElement<T>{g});
+      for_each(outputs * g.m * g.n, thrust_detail::EachOfTeamOfOne<thrust_detail::GemmElement<T>>{{g}});
   }
   template <class T>
   static void gather_sum_rows(const GatherSumArgs<T>& g) {
