@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -112,6 +113,12 @@ void prepare_output_directory(const std::string& dir) {
     throw RunError("output path '" + dir + "' is not a directory");
   if (access(dir.c_str(), W_OK | X_OK) != 0)
     throw RunError("cannot write to output directory '" + dir + "': " + std::strerror(errno));
+  // access() says yes to root everywhere; creating a file is the real test, before any training.
+  const std::string probe = join(dir, ".minmax-write-test." + std::to_string(getpid()));
+  const int fd = open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
+  if (fd < 0) throw RunError("cannot write to output directory '" + dir + "': " + std::strerror(errno));
+  close(fd);
+  unlink(probe.c_str());
 }
 
 struct CurveRow {
