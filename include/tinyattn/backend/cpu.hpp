@@ -46,7 +46,7 @@ struct Primitives<backend::cpu> {
   // Training batches are processed in tiles of this many samples so that the per-sample gradient rows
   // (tile x 144 floats for the reference shape) stay in L2 between the kernel that writes them and the
   // scatter that reads them back, instead of streaming 6 MB through memory every epoch.
-  static constexpr index_t kSampleTile = 2048;
+  static constexpr index_t kSampleTile = 4096;
   static constexpr index_t kScatterChunk = 256;  // entries a scatter task sums (ops/index_add.hpp)
 
   // ---- parallel loops --------------------------------------------------------------------------
