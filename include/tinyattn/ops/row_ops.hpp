@@ -163,7 +163,7 @@ struct GenericRowOps {
     }
     const index_t owner = target % TeamSize, slot = target / TeamSize;
     const S target_logit = team_broadcast(t.lane == owner ? logits[slot] : S(0), owner);
-    const S loss = math::log(total) + top - target_logit;
+    const S loss = math::log(total) + (top - target_logit);  // the difference first: exact near the top
     return {static_cast<double>(loss), best == target};
   }
 

@@ -1,0 +1,137 @@
+// The CPU backend's vectorized row operations (backend/cpu_row_ops.hpp) against double-precision
+// references and against the portable GenericRowOps they replace: exp, cross-entropy (loss, first
+// argmax with ties, gradient) and the row mixes, for widths that are and are not whole vectors.
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "../support/test_support.hpp"
+#include "tinyattn/backend/cpu_row_ops.hpp"
+
+namespace tinyattn::test {
+namespace {
+
+constexpr Team kOne{0, 1};
+
+// Relative error in units of the float spacing at the reference value.
+double ulps(float got, double want) {
+  const double spacing = std::ldexp(1.0, std::ilogb(static_cast<float>(want)) - 23);
+  return std::abs(static_cast<double>(got) - want) / spacing;
+}
+
+TEST_CASE("CpuRowOps::exp: within 2 ulp on the softmax range, NaN stays NaN, far below underflows to ~0") {
+  double worst = 0;
+  for (int i = 0; i <= 87 * 4096; i += 16) {
+    float x[16], y[16];
+    for (int l = 0; l < 16; ++l) x[l] = -static_cast<float>(std::min(i + l, 87 * 4096)) / 4096.0f;
+    CpuRowOps::exp<16>(x, y);
+    for (int l = 0; l < 16; ++l) worst = std::max(worst, ulps(y[l], std::exp(static_cast<double>(x[l]))));
+  }
+  CHECK(worst <= 2.0);
+  MESSAGE("worst error on [-87, 0]: " << worst << " ulp");
+
+  float x[16] = {std::numeric_limits<float>::quiet_NaN(), -1e30f, -200.0f, -100.0f, 0.0f, -0.5f};
+  float y[16];
+  CpuRowOps::exp<16>(x, y);
+  CHECK(std::isnan(y[0]));
+  for (int l = 1; l <= 3; ++l) {
+    CHECK(y[l] >= 0.0f);
+    CHECK(y[l] <= 1e-37f);
+  }
+  CHECK(y[4] == 1.0f);
+  CHECK(ulps(y[5], std::exp(-0.5)) <= 2.0);
+
+  // Fewer lanes than a vector: only N outputs are written.
+  float small_x[3] = {0.0f, -1.0f, -2.0f}, small_y[4] = {7, 7, 7, 7};
+  CpuRowOps::exp<3>(small_x, small_y);
+  CHECK(small_y[3] == 7.0f);
+  CHECK(ulps(small_y[2], std::exp(-2.0)) <= 2.0);
+}
+
+// Reference cross-entropy in double: loss, first argmax, gradient (softmax - onehot) * scale.
+struct Reference {
+  double loss;
+  index_t argmax;
+  std::vector<double> grad;
+};
+Reference reference_cross_entropy(const std::vector<float>& logits, index_t v, index_t target, double scale) {
+  index_t best = 0;
+  for (index_t c = 1; c < v; ++c)
+    if (logits[c] > logits[best]) best = c;
+  double total = 0;
+  for (index_t c = 0; c < v; ++c) total += std::exp(static_cast<double>(logits[c]) - logits[best]);
+  Reference r{std::log(total) + logits[best] - logits[target], best, std::vector<double>(v)};
+  for (index_t c = 0; c < v; ++c)
+    r.grad[c] = (std::exp(static_cast<double>(logits[c]) - logits[best]) / total - (c == target)) * scale;
+  return r;
+}
+
+template <index_t V, index_t Vp>
+void check_cross_entropy(std::uint64_t seed) {
+  SplitMix64 rng(seed);
+  NormalGenerator normal(seed + 1);
+  for (int trial = 0; trial < 400; ++trial) {
+    std::vector<float> logits(Vp, 0.0f);
+    const float spread = trial % 4 == 0 ? 30.0f : 3.0f;
+    for (index_t c = 0; c < V; ++c) logits[c] = spread * static_cast<float>(normal.next());
+    // Pad lanes hold garbage on purpose: they must be ignored.
+    for (index_t c = V; c < Vp; ++c) logits[c] = 1e4f;
+    index_t target = static_cast<index_t>(rng.next() % V);
+    if (trial % 3 == 0) {  // ties for the maximum, the target on either side of the first one
+      const index_t a = static_cast<index_t>(rng.next() % V), b = static_cast<index_t>(rng.next() % V);
+      logits[a] = logits[b] = 100.0f;
+      target = trial % 2 ? a : b;
+    }
+    if (trial % 5 == 0) logits[target] = 200.0f;  // the target is the unique maximum
+    const Reference want = reference_cross_entropy(logits, V, target, 0.25);
+    std::vector<float> grad(Vp, -9.0f), generic_grad(Vp, -9.0f);
+    const CrossEntropyResult got = CpuRowOps::cross_entropy<V, Vp>(logits.data(), target, 0.25f, grad.data(), kOne);
+    const CrossEntropyResult generic =
+        GenericRowOps<1>::cross_entropy<V, Vp>(logits.data(), target, 0.25f, generic_grad.data(), kOne);
+    const CrossEntropyResult eval_only =
+        CpuRowOps::cross_entropy<V, Vp>(logits.data(), target, 0.25f, static_cast<float*>(nullptr), kOne);
+    CHECK_MESSAGE(std::abs(got.loss - want.loss) <= 1e-6 + 1e-6 * std::abs(want.loss),
+                  "V " << V << " trial " << trial << ": loss " << got.loss << ", want " << want.loss);
+    CHECK(eval_only.loss == got.loss);
+    CHECK(got.correct == (want.argmax == target));
+    CHECK(eval_only.correct == got.correct);
+    CHECK(generic.correct == got.correct);
+    CHECK(std::abs(generic.loss - got.loss) <= 1e-6 + 1e-6 * std::abs(want.loss));
+    double worst = 0;
+    for (index_t c = 0; c < V; ++c) worst = std::max(worst, std::abs(grad[c] - want.grad[c]));
+    CHECK(worst <= 1e-7);
+  }
+  // A NaN anywhere makes the loss NaN.
+  std::vector<float> logits(Vp, 0.0f);
+  logits[V / 2] = std::numeric_limits<float>::quiet_NaN();
+  CHECK(std::isnan(CpuRowOps::cross_entropy<V, Vp>(logits.data(), 0, 1.0f, static_cast<float*>(nullptr), kOne).loss));
+}
+
+TEST_CASE("CpuRowOps::cross_entropy: loss, first argmax and gradient as a double reference, any width") {
+  check_cross_entropy<131, 144>(1);  // the reference vocabulary, padded to 9 vectors
+  check_cross_entropy<16, 16>(2);    // one whole vector, no padding
+  check_cross_entropy<17, 32>(3);    // one lane into the second vector
+  check_cross_entropy<64, 64>(4);
+  check_cross_entropy<5, 5>(5);      // not a whole vector: the portable loops
+}
+
+TEST_CASE("CpuRowOps::mix and dots agree with the portable loops") {
+  constexpr index_t Width = 48, J = 9;
+  NormalGenerator normal(11);
+  std::vector<float> table(J * Width), w(J), g(Width);
+  for (auto& x : table) x = static_cast<float>(normal.next());
+  for (auto& x : w) x = static_cast<float>(normal.next());
+  for (auto& x : g) x = static_cast<float>(normal.next());
+  const float* rows[J];
+  for (index_t j = 0; j < J; ++j) rows[j] = table.data() + (J - 1 - j) * Width;  // rows in any order
+  float fast[Width], slow[Width], fast_dots[J], slow_dots[J];
+  CpuRowOps::mix<Width, J>(rows, w.data(), fast, kOne);
+  GenericRowOps<1>::mix<Width, J>(rows, w.data(), slow, kOne);
+  for (index_t c = 0; c < Width; ++c) CHECK(fast[c] == doctest::Approx(slow[c]).epsilon(1e-5));
+  CpuRowOps::dots<Width, J>(g.data(), rows, fast_dots, kOne);
+  GenericRowOps<1>::dots<Width, J>(g.data(), rows, slow_dots, kOne);
+  for (index_t j = 0; j < J; ++j) CHECK(fast_dots[j] == doctest::Approx(slow_dots[j]).epsilon(1e-5));
+}
+
+}  // namespace
+}  // namespace tinyattn::test
