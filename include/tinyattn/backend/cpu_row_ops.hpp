@@ -145,20 +145,6 @@ struct CpuRowOps : GenericRowOps<1> {
     for (index_t j = 0; j < J; ++j) out[j] = dot<Width>(g, rows[j]);
   }
 
-  template <index_t N, class Scalar>
-  TINYATTN_HD static TINYATTN_FORCEINLINE void exp(const Scalar* x, Scalar* y) {
-#if TINYATTN_HOST_SIMD
-    if constexpr (std::is_same_v<Scalar, float> && N <= 16) {
-      float lanes[16] = {};
-      std::memcpy(lanes, x, N * sizeof(float));
-      const simd::f32x16 e = simd::exp(simd::load(lanes));
-      std::memcpy(y, &e, N * sizeof(float));
-      return;
-    }
-#endif
-    GenericRowOps<1>::exp<N>(x, y);
-  }
-
   template <index_t V, index_t Vp, class Scalar>
   TINYATTN_HD static TINYATTN_FORCEINLINE CrossEntropyResult cross_entropy(const Scalar* logits, index_t target,
                                                                Scalar grad_scale, Scalar* dlogits, Team team) {

@@ -6,6 +6,8 @@
 //   buffer<T>                          owning storage in the backend's memory
 //   upload / download / fill / copy    moving data (host <-> backend, backend <-> backend)
 //   for_each(n, f)                     f(i) for i in [0, n), in parallel; f is TINYATTN_HD
+//   for_each_simd(n, f)                as for_each, for small branch-free f: the CPU runs 16 items in
+//                                      the lanes of a vector (OpenMP simd), other backends as for_each
 //   for_each_team(n, f)                f(i, team) for i in [0, n): a team per item, of row_ops::team_size
 //                                      members (1 on a CPU, a warp on CUDA); see ops/row_ops.hpp
 //   for_each_row(rows, cols, f)        f(row, col_begin, col_end) covering every (row, col); the
@@ -16,6 +18,11 @@
 //                                      deterministic building block of scatter-adds)
 //   sum_metrics(loss, correct, n, check, m)   deterministic sum of per-sample losses and hits, and
 //                                      whether check[0, m) is all finite (one wait for the device)
+// and a few constants that tune the model's schedule to the backend, not its math:
+//   kSampleTile                        samples per tile of a training pass
+//   kScatterChunk                      entries one scatter task sums
+//   kAttendFirst                       true: attention weights of a whole pass in one vectorized
+//                                      loop first (AttendLastQuery); false: inside each sample's kernel
 //
 // The model's math (tinyattn/model/) is written once against this interface; a new backend is a new
 // tag plus a specialization of Primitives. Every result is deterministic: a rerun on the same

@@ -173,6 +173,8 @@ struct Primitives<backend::thrust> {
   // One tile = the whole batch: on a GPU fewer, larger launches win; the buffers are device memory.
   static constexpr index_t kSampleTile = std::numeric_limits<index_t>::max();
   static constexpr index_t kScatterChunk = 64;  // short serial sums, many threads
+  // Each sample's kernel attends itself: one launch fewer per pass, and a GPU hides the latency.
+  static constexpr bool kAttendFirst = false;
 
   static constexpr const char* name() {
 #if THRUST_DEVICE_SYSTEM == THRUST_DEVICE_SYSTEM_CUDA
@@ -212,6 +214,10 @@ struct Primitives<backend::thrust> {
   static void for_each(index_t n, const F& f) {
     if (n <= 0) return;
     thrust::for_each_n(thrust_detail::policy(), thrust::counting_iterator<index_t>(0), n, thrust_detail::Each<F>{f});
+  }
+  template <class F>
+  static void for_each_simd(index_t n, const F& f) {
+    for_each(n, f);
   }
   template <class F>
   static void for_each_team(index_t n, const F& f) {

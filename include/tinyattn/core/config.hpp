@@ -49,6 +49,16 @@
 #define TINYATTN_SIMD_MIN(var)
 #endif
 
+// Unroll the small loop that follows completely (loops over heads and positions): a loop over samples
+// around it can then be vectorized across samples, and device code keeps its arrays in registers.
+#if defined(__CUDACC__) || defined(__clang__)
+#define TINYATTN_UNROLL TINYATTN_PRAGMA(unroll)
+#elif defined(__GNUC__)
+#define TINYATTN_UNROLL TINYATTN_PRAGMA(GCC unroll 64)
+#else
+#define TINYATTN_UNROLL
+#endif
+
 namespace tinyattn {
 
 using index_t = std::int32_t;  // sample, row and element indices: every buffer is < 2^31 elements

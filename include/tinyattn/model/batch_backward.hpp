@@ -107,10 +107,11 @@ class BatchGradient {
     require(tables.rows() == rows_, "BatchGradient: tables have ", tables.rows(), " rows, the plan expects ", rows_);
     require(tables.has_score_table() == (scores_ == ScorePath::table),
             "BatchGradient: the tables' score path does not match the plan's");
-    const auto in = plan_.inputs(tables);
+    auto in = plan_.inputs(tables);
     const index_t n = plan_.samples(), R = rows_;
     const Scalar grad_scale = Scalar(1) / static_cast<Scalar>(n);
     const kernels::SampleGradients<Shape, Scalar> s{P::data(mix_w_), P::data(q_), P::data(dscores_), P::data(dq_)};
+    if constexpr (P::kAttendFirst) attend_first<Shape, Backend>(in, n, s.mix_w, s.q);
     for (std::size_t t = 0; t < mix_plans_.size(); ++t) {
       const index_t first = static_cast<index_t>(t) * tile_, count = std::min(tile_, n - first);
       const bool accumulate = t > 0;

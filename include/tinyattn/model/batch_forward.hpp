@@ -79,6 +79,19 @@ class BatchPlan {
   typename P::template buffer<index_t> kv_row_, mix_row_, targets_;
 };
 
+// The mixing weights (N, J) (and q (N, H, dh) when non-null: per-sample score path) of every sample
+// of a pass, in one vectorized loop, for backends that attend first (Primitives<B>::kAttendFirst).
+// ensures: in.weights points at them, so the per-sample kernels read them instead of attending.
+template <class Shape, class Backend, class Scalar>
+void attend_first(kernels::SampleInputs<Shape, Scalar>& in, index_t samples, Scalar* mix_w, Scalar* q) {
+  using P = Primitives<Backend>;
+  if (in.qkv.score)
+    P::for_each_simd(samples, kernels::AttendLastQuery<Shape, Scalar, true>{in.qkv, in.kv_row, mix_w, nullptr});
+  else
+    P::for_each_simd(samples, kernels::AttendLastQuery<Shape, Scalar, false>{in.qkv, in.kv_row, mix_w, q});
+  in.weights = mix_w;
+}
+
 // Loss and accuracy of a batch at the last position, forward only. Holds its per-sample buffers, so
 // calling evaluate() every epoch allocates nothing.
 template <class Shape, class Backend, class Scalar>
@@ -95,9 +108,9 @@ class BatchEvaluator {
     const auto n = static_cast<std::size_t>(plan_.samples());
     P::allocate(loss_, n);
     P::allocate(correct_, n);
+    if (P::kAttendFirst || path_ == LogitPath::direct) P::allocate(mix_w_, n * J);
     if (path_ == LogitPath::direct) {
       tile_ = std::min<index_t>(plan_.samples(), P::kSampleTile);
-      P::allocate(mix_w_, n * J);
       P::allocate(resid_, static_cast<std::size_t>(tile_) * D);
       P::allocate(logits_, static_cast<std::size_t>(tile_) * Vp);
     }
@@ -105,8 +118,9 @@ class BatchEvaluator {
 
   // requires: tables computed from `params`, with a logit table when the path is logit_table.
   BatchTotals evaluate(const Scalar* params, const RowTables<Shape, Backend, Scalar>& tables) {
-    const auto in = plan_.inputs(tables);
+    auto in = plan_.inputs(tables);
     const index_t n = plan_.samples();
+    if constexpr (P::kAttendFirst) attend_first<Shape, Backend>(in, n, P::data(mix_w_), static_cast<Scalar*>(nullptr));
     if (path_ == LogitPath::logit_table) {
       P::for_each_team(n, kernels::EvaluateSampleFromLogitTable<Shape, Scalar, RowOps>{in, tables.logit(), P::data(loss_),
                                                                             P::data(correct_)});

@@ -65,42 +65,59 @@ TINYATTN_HD TINYATTN_FORCEINLINE void softmax_scaled(const Scalar* scores, Scala
 }
 
 // ---- attention of the last query ----------------------------------------------------------------------
-// scores[h, k] = q_h(T-1) . k_h(k)  (unscaled, as the notebook plots them); pattern = softmax(scores/sqrt(dh)).
-// Scores come from the score table when there is one, else from q . k. Writes pattern (H, T); scores
-// (H, T) and q (H, dh) when non-null (q only without a score table: the backward then needs it).
-template <class Shape, class Scalar, class RowOps = GenericRowOps<1>>
+// scores[h, k] = q_h(T-1) . k_h(k) (unscaled, as the notebook plots them); pattern = softmax(scores/sqrt(dh))
+// as torch: exp(s - max) / sum. Scores come from the score table (kScoreTable) or from q . k; writes
+// pattern (H, T) and, without a score table, q (H, dh) when q_out is non-null (the backward needs it).
+// Plain scalar code on purpose: one thread per sample, so that the CPU backend's for_each_simd runs
+// 16 samples in the lanes of one vector (the table lookups become gathers with 32-bit indices: every
+// table has fewer than 2^31 entries). The per-sample kernels of a device call it for their own sample.
+template <class Shape, class Scalar, bool kScoreTable>
 TINYATTN_HD TINYATTN_FORCEINLINE void attend_last_query(const QkvTable<Shape, Scalar>& qkv, const index_t* kv_row,
-                                                        Scalar* pattern, Scalar* scores_out, Scalar* q_out) {
-  constexpr index_t H = Shape::heads, T = Shape::context, dh = Shape::head_dim, HT = H * T;
+                                                        Scalar* pattern, Scalar* q_out) {
+  constexpr index_t H = Shape::heads, T = Shape::context, dh = Shape::head_dim;
   constexpr Scalar scale = math::inverse_sqrt<Scalar, dh>;
-  Scalar scores[HT], top[HT], total[HT];
+  const index_t query_row = kv_row[T - 1];
+  TINYATTN_UNROLL
   for (index_t h = 0; h < H; ++h) {
-    if (qkv.score) {
-      const Scalar* row_scores = qkv.scores_of(h, kv_row[T - 1]);
-      for (index_t k = 0; k < T; ++k) scores[h * T + k] = row_scores[kv_row[k]];
-    } else {
-      const Scalar* q = qkv.query(h, kv_row[T - 1]);
-      for (index_t k = 0; k < T; ++k) scores[h * T + k] = RowOps::template dot<dh>(q, qkv.key(h, kv_row[k]));
-      if (q_out)
-        for (index_t e = 0; e < dh; ++e) q_out[h * dh + e] = q[e];
+    Scalar s[T];
+    TINYATTN_UNROLL
+    for (index_t k = 0; k < T; ++k) {
+      if constexpr (kScoreTable) {
+        s[k] = qkv.score[(h * qkv.query_rows + query_row) * qkv.rows + kv_row[k]] * scale;
+      } else {
+        s[k] = GenericRowOps<1>::dot<dh>(qkv.query(h, query_row), qkv.key(h, kv_row[k])) * scale;
+      }
     }
-    Scalar m = scores[h * T] * scale;
-    for (index_t k = 1; k < T; ++k) m = scores[h * T + k] * scale > m ? scores[h * T + k] * scale : m;
-    for (index_t k = 0; k < T; ++k) top[h * T + k] = m;
+    Scalar top = s[0];
+    TINYATTN_UNROLL
+    for (index_t k = 1; k < T; ++k) top = s[k] > top ? s[k] : top;
+    Scalar e[T], total = 0;
+    TINYATTN_UNROLL
+    for (index_t k = 0; k < T; ++k) {
+      e[k] = math::exp(s[k] - top);
+      total += e[k];
+    }
+    TINYATTN_UNROLL
+    for (index_t k = 0; k < T; ++k) pattern[h * T + k] = e[k] / total;
+    if constexpr (!kScoreTable) {
+      if (q_out) {
+        const Scalar* q = qkv.query(h, query_row);
+        for (index_t e = 0; e < dh; ++e) q_out[h * dh + e] = q[e];
+      }
+    }
   }
-  // Softmax of every head at once (one vector of H*T lanes), as torch: exp(s - max) / sum.
-  Scalar shifted[HT];
-  for (index_t i = 0; i < HT; ++i) shifted[i] = scores[i] * scale - top[i];
-  RowOps::template exp<HT>(shifted, pattern);
-  for (index_t h = 0; h < H; ++h) {
-    Scalar sum = 0;
-    for (index_t k = 0; k < T; ++k) sum += pattern[h * T + k];
-    for (index_t k = 0; k < T; ++k) total[h * T + k] = sum;
-  }
-  TINYATTN_SIMD
-  for (index_t i = 0; i < HT; ++i) pattern[i] /= total[i];
-  if (scores_out)
-    for (index_t i = 0; i < HT; ++i) scores_out[i] = scores[i];
+}
+
+// The mixing weights of sample b, (J): the attention pattern of the last query, then 1 (the residual
+// row); q (H, dh) too when non-null (per-sample score path only).
+template <class Shape, class Scalar>
+TINYATTN_HD TINYATTN_FORCEINLINE void mixing_weights(const QkvTable<Shape, Scalar>& qkv, const index_t* kv_row_b,
+                                                     Scalar* w, Scalar* q_out) {
+  if (qkv.score)
+    attend_last_query<Shape, Scalar, true>(qkv, kv_row_b, w, q_out);
+  else
+    attend_last_query<Shape, Scalar, false>(qkv, kv_row_b, w, q_out);
+  w[Shape::heads * Shape::context] = Scalar(1);
 }
 
 // Backward of attend_last_query. dpattern (H, T) in; writes dscores (H, T) = d loss / d scores and,
@@ -156,10 +173,30 @@ struct SampleInputs {
   const index_t* kv_row;   // (N, T)
   const index_t* mix_row;  // (N, J)
   const index_t* targets;  // (N)
+  // (N, J) mixing weights computed beforehand by AttendLastQuery (then they are not stored again),
+  // or null: every sample's kernel attends itself (one launch fewer; see Primitives::kAttendFirst).
+  const Scalar* weights = nullptr;
 };
 
 template <class Shape>
 inline constexpr index_t mix_slots = Shape::heads * Shape::context + 1;  // J
+
+// The mixing weights (and q, per-sample score path) of every sample, one thread each: the first step
+// of a pass on backends that attend first (Primitives<B>::kAttendFirst, run by for_each_simd).
+template <class Shape, class Scalar, bool kScoreTable>
+struct AttendLastQuery {
+  QkvTable<Shape, Scalar> qkv;
+  const index_t* kv_row;  // (N, T)
+  Scalar* mix_w;          // (N, J)
+  Scalar* q;              // (N, H, dh) or null
+  TINYATTN_HD void operator()(index_t b) const {
+    constexpr index_t H = Shape::heads, T = Shape::context, J = mix_slots<Shape>, dh = Shape::head_dim;
+    Scalar* w = mix_w + static_cast<std::ptrdiff_t>(b) * J;
+    attend_last_query<Shape, Scalar, kScoreTable>(qkv, kv_row + static_cast<std::ptrdiff_t>(b) * T, w,
+                                                  q ? q + static_cast<std::ptrdiff_t>(b) * H * dh : nullptr);
+    w[J - 1] = Scalar(1);
+  }
+};
 
 // One sample's forward up to the mixed rows: the attention pattern (into w, complete on every member;
 // q (H, dh) written by member 0 when non-null) and the member's share of
@@ -169,9 +206,11 @@ template <class Shape, class Scalar, index_t Width, class RowOps>
 TINYATTN_HD TINYATTN_FORCEINLINE void attend_and_mix(const SampleInputs<Shape, Scalar>& in, const Scalar* table,
                                                      index_t b, Scalar* w, Scalar* q, Scalar* out, Team team) {
   constexpr index_t T = Shape::context, J = mix_slots<Shape>;
-  attend_last_query<Shape, Scalar, RowOps>(in.qkv, in.kv_row + static_cast<std::ptrdiff_t>(b) * T, w,
-                                           static_cast<Scalar*>(nullptr), team.lane == 0 ? q : nullptr);
-  w[J - 1] = Scalar(1);
+  if (in.weights) {  // computed beforehand for the whole batch (AttendLastQuery)
+    for (index_t j = 0; j < J; ++j) w[j] = in.weights[static_cast<std::ptrdiff_t>(b) * J + j];
+  } else {
+    mixing_weights<Shape>(in.qkv, in.kv_row + static_cast<std::ptrdiff_t>(b) * T, w, team.lane == 0 ? q : nullptr);
+  }
   const Scalar* rows[J];
   table_rows<Width, J>(table, in.mix_row + static_cast<std::ptrdiff_t>(b) * J, rows);
   RowOps::template mix<Width, J>(rows, w, out, team);
@@ -219,10 +258,11 @@ struct SampleGradients {
   }
 };
 
-// Member 0 stores the attention pattern (and the constant 1) of sample b.
+// Member 0 stores the attention pattern (and the constant 1) of sample b, unless it came from there.
 template <class Shape, class Scalar>
-TINYATTN_HD TINYATTN_FORCEINLINE void store_weights(const Scalar* w, Scalar* out, Team team) {
-  if (team.lane != 0) return;
+TINYATTN_HD TINYATTN_FORCEINLINE void store_weights(const SampleInputs<Shape, Scalar>& in, const Scalar* w, Scalar* out,
+                                                    Team team) {
+  if (team.lane != 0 || in.weights) return;
   for (index_t j = 0; j < mix_slots<Shape>; ++j) out[j] = w[j];
 }
 
@@ -240,7 +280,7 @@ struct AttendAndMixRows {
     Scalar w[J], resid[RowOps::template share<D>];
     attend_and_mix<Shape, Scalar, D, RowOps>(
         in, table, b, w, q ? q + static_cast<std::ptrdiff_t>(b) * Shape::heads * Shape::head_dim : nullptr, resid, team);
-    store_weights<Shape>(w, mix_w + static_cast<std::ptrdiff_t>(b) * J, team);
+    store_weights<Shape>(in, w, mix_w + static_cast<std::ptrdiff_t>(b) * J, team);
     RowOps::template store_share<D>(resid, out + static_cast<std::ptrdiff_t>(b - first) * D, team);
   }
 };
@@ -302,7 +342,7 @@ struct TrainSampleFromLogitTable {
                       S = RowOps::template share<Vp>;
     Scalar w[J], logits[S], dl_share[S];
     attend_and_mix<Shape, Scalar, Vp, RowOps>(in, logit_table, b, w, s.q_of(b), logits, team);
-    store_weights<Shape>(w, s.w(b), team);
+    store_weights<Shape>(in, w, s.w(b), team);
     // A team of one's share is the whole row: write the gradient in place instead of copying it.
     Scalar* dl_row = dlogits + static_cast<std::ptrdiff_t>(b - first) * Vp;
     Scalar* dl = RowOps::team_size == 1 ? dl_row : dl_share;

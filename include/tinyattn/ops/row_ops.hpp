@@ -15,7 +15,7 @@
 //   dots<Width, J>(g, rows, out)        out[j] = g . rows[j] (g a share; out complete on every member)
 //   cross_entropy<V, Vp>(logits, target, s, d)   loss and hit of a padded logits row (shares; entries
 //                                       past V ignored); with d non-null, d = (softmax - onehot) * s
-//   dot<N>(a, b), exp<N>(x, y)          small whole rows, computed by every member alike
+//   dot<N>(a, b)                        small whole rows, computed by every member alike
 #pragma once
 
 #include "tinyattn/core/config.hpp"
@@ -173,10 +173,6 @@ struct GenericRowOps {
     S acc = 0;
     for (index_t i = 0; i < N; ++i) acc += a[i] * b[i];
     return acc;
-  }
-  template <index_t N, class S>
-  TINYATTN_HD static TINYATTN_FORCEINLINE void exp(const S* x, S* y) {
-    for (index_t i = 0; i < N; ++i) y[i] = math::exp(x[i]);
   }
 };
 
