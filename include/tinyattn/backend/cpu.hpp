@@ -131,7 +131,9 @@ struct Primitives<backend::cpu> {
   }
 
   // One segment per task. Float rows of 16..256 columns (multiples of 16) are summed in vector
-  // registers, one load and one FMA per 16 columns of an entry; width 1 is a plain scalar sum.
+  // registers, one load and one FMA per 16 columns of an entry. Width 1 is a scalar sum, vectorized
+  // (a fixed lane order) when all entries share one source value, as the score-table gradients do
+  // (the weights are then summed first), or when the entries are a contiguous run.
   template <class T>
   static void gather_sum_rows(const GatherSumArgs<T>& g) {
 #if TINYATTN_HOST_SIMD
@@ -146,12 +148,22 @@ struct Primitives<backend::cpu> {
     for (index_t s = 0; s < g.segments; ++s) {
       T* out = g.out + static_cast<std::ptrdiff_t>(s) * g.width;
       if (g.width == 1) {
-        T acc = g.accumulate ? out[0] : T(0);
-        for (index_t e = g.begin[s]; e < g.begin[s + 1]; ++e) {
-          const index_t item = g.entry_item ? g.entry_item[e] : e;
-          acc += (g.weight ? g.weight[g.entry_slot[e]] : T(1)) * g.src[static_cast<std::ptrdiff_t>(item) * g.src_ld];
+        const index_t first = g.begin[s], last = g.begin[s + 1];
+        T acc = 0;
+        if (g.src_ld == 0 && g.weight) {  // one source value for all: sum the weights (a gather per 16)
+          TINYATTN_SIMD_SUM(acc)
+          for (index_t e = first; e < last; ++e) acc += g.weight[g.entry_slot[e]];
+          acc *= g.src[0];
+        } else if (!g.entry_item && !g.weight && g.src_ld == 1) {  // a contiguous run (chunk partials)
+          TINYATTN_SIMD_SUM(acc)
+          for (index_t e = first; e < last; ++e) acc += g.src[e];
+        } else {
+          for (index_t e = first; e < last; ++e) {
+            const index_t item = g.entry_item ? g.entry_item[e] : e;
+            acc += (g.weight ? g.weight[g.entry_slot[e]] : T(1)) * g.src[static_cast<std::ptrdiff_t>(item) * g.src_ld];
+          }
         }
-        out[0] = acc;
+        out[0] = g.accumulate ? out[0] + acc : acc;
         continue;
       }
       if (!g.accumulate) std::fill(out, out + g.width, T(0));

@@ -140,6 +140,42 @@ inline float max(f32x16 v) {
   v = max(v, swap1(v));
   return v[0];
 }
+// out[j] = sum of the lanes of v[j], j < 8: pairs of vectors are folded into one (each half-width
+// lane group now holding a partial sum of one of them) until one vector holds all eight sums.
+inline f32x16 fold(f32x16 a, f32x16 b, i32x16 low_half, i32x16 high_half) {
+#if defined(__clang__)
+  (void)low_half, (void)high_half;
+  return a + b;  // not reached: clang builds use the loop below
+#else
+  return __builtin_shuffle(a, b, low_half) + __builtin_shuffle(a, b, high_half);
+#endif
+}
+inline void store8_sums(const f32x16* v, float* out) {
+#if defined(__clang__)
+  for (int j = 0; j < 8; ++j) out[j] = sum(v[j]);
+#else
+  // Step 1: lanes 0-7 of a with 0-7 of b, and 8-15 of a with 8-15 of b: 8 lanes each, summed.
+  const i32x16 lo8 = {0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23};
+  const i32x16 hi8 = {8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31};
+  const f32x16 a01 = fold(v[0], v[1], lo8, hi8), a23 = fold(v[2], v[3], lo8, hi8);
+  const f32x16 a45 = fold(v[4], v[5], lo8, hi8), a67 = fold(v[6], v[7], lo8, hi8);
+  // Step 2: groups of 4 lanes: [v0 v0 v1 v1] + ... -> 4 lanes per vector.
+  const i32x16 lo4 = {0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27};
+  const i32x16 hi4 = {4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31};
+  const f32x16 b0123 = fold(a01, a23, lo4, hi4), b4567 = fold(a45, a67, lo4, hi4);
+  // Step 3: groups of 2 lanes.
+  const i32x16 lo2 = {0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29};
+  const i32x16 hi2 = {2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31};
+  const f32x16 c = fold(b0123, b4567, lo2, hi2);
+  // Step 4: adjacent lanes; lane 2m holds the sum for one row.
+  const f32x16 d = c + swap1(c);
+  float lanes[16];
+  store(lanes, d);
+  // Which row each even lane holds follows from the index patterns above.
+  constexpr int kRowOfLane[8] = {0, 4, 2, 6, 1, 5, 3, 7};
+  for (int m = 0; m < 8; ++m) out[kRowOfLane[m]] = lanes[2 * m];
+#endif
+}
 }  // namespace simd
 #endif
 
@@ -174,9 +210,26 @@ struct CpuRowOps : GenericRowOps<1> {
     GenericRowOps<1>::mix<Width, J>(rows, w, out, team);
   }
 
+  // J dot products; for 8 rows of whole vectors the 8 horizontal sums are done together, as a
+  // transpose-and-add tree (15 shuffles and adds instead of 64).
   template <index_t Width, index_t J, class Scalar>
-  TINYATTN_HD static TINYATTN_FORCEINLINE void dots(const Scalar* g, const Scalar* const* rows, Scalar* out, Team) {
+  TINYATTN_HD static TINYATTN_FORCEINLINE void dots(const Scalar* g, const Scalar* const* rows, Scalar* out, Team team) {
+#if TINYATTN_HOST_SIMD
+    if constexpr (std::is_same_v<Scalar, float> && Width % 16 == 0 && J % 8 == 0) {
+      for (index_t j0 = 0; j0 < J; j0 += 8) {
+        simd::f32x16 acc[8];
+        for (index_t j = 0; j < 8; ++j) acc[j] = simd::splat(0);
+        for (index_t c = 0; c < Width; c += 16) {
+          const simd::f32x16 gc = simd::load(g + c);
+          for (index_t j = 0; j < 8; ++j) acc[j] += gc * simd::load(rows[j0 + j] + c);
+        }
+        simd::store8_sums(acc, out + j0);
+      }
+      return;
+    }
+#endif
     for (index_t j = 0; j < J; ++j) out[j] = dot<Width>(g, rows[j]);
+    (void)team;
   }
 
   template <index_t V, index_t Vp, class Scalar>
