@@ -12,6 +12,9 @@
 #include <vector>
 
 #include <Eigen/Core>
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
 
 #include "tinyattn/backend/primitives.hpp"
 #include "tinyattn/core/math.hpp"
@@ -44,9 +47,11 @@ struct Primitives<backend::cpu> {
   static void fill(T* p, std::size_t n, T value) { std::fill(p, p + n, value); }
 
   // Training batches are processed in tiles of this many samples so that the per-sample gradient rows
-  // (tile x 144 floats for the reference shape) stay in L2 between the kernel that writes them and the
-  // scatter that reads them back, instead of streaming 6 MB through memory every epoch.
-  static constexpr index_t kSampleTile = 4096;
+  // (tile x 144 floats for the reference shape, 1.2 MB) stay in the two cores' L2 between the kernel
+  // that writes them and the scatter that reads them back. Measured on the 2-vCPU machine (bench/):
+  // one tile of the whole batch (6.3 MB) doubles the kernel's time on two threads, tiles of 512-1024
+  // lose more to the extra parallel regions than they gain.
+  static constexpr index_t kSampleTile = 2048;
   static constexpr index_t kScatterChunk = 256;  // entries a scatter task sums (ops/index_add.hpp)
   // The attention of the last query (a few table lookups and a softmax of T per head) vectorizes
   // across samples, 16 per vector, with gathers; inside each sample's kernel it is a chain of scalar
@@ -56,6 +61,11 @@ struct Primitives<backend::cpu> {
   // ---- parallel loops --------------------------------------------------------------------------
   // Below this many iterations a loop runs on the calling thread: waking the team costs more.
   static constexpr index_t kSerialBelow = 64;
+  // Products and scatters smaller than this many multiply-adds (about 50 us on one core) run on the
+  // calling thread. A parallel region costs 1-2 us when the other threads are spinning, but on a
+  // virtual machine whose host deschedules spinning vCPUs (pause-loop exiting) each one costs ~40 us,
+  // and an epoch of the reference experiment would otherwise open a dozen regions around small work.
+  static constexpr long kParallelWork = 1L << 20;
 
   template <class F>
   static void for_each(index_t n, const F& f) {
@@ -84,14 +94,16 @@ struct Primitives<backend::cpu> {
 
   template <class F>
   static void for_each_row(index_t rows, index_t cols, const F& f) {
-#pragma omp parallel for schedule(dynamic, 4) if (rows >= 8)
+#pragma omp parallel for schedule(dynamic, 4) if (rows >= 8 && static_cast<long>(rows) * cols >= kParallelWork / 4)
     for (index_t r = 0; r < rows; ++r) f(r, index_t{0}, cols);
   }
 
   // ---- matrix products ---------------------------------------------------------------------------
   // Output rows are cut into fixed blocks of kGemmRowBlock; each (batch, block) is one Eigen product
-  // computed by one thread, so the summation order does not depend on the thread count. Eigen does
-  // not start threads of its own inside an OpenMP parallel region.
+  // computed by one thread, so the summation order does not depend on the thread count. Eigen must
+  // not start threads of its own (its GEMM threads synchronize by spinning, and a region of ours that
+  // runs on one thread would not stop it): each thread of the region sets its own thread count to 1
+  // (an ICV of the region's implicit task, gone with the region).
   static constexpr index_t kGemmRowBlock = 64;
 
   template <class T>
@@ -103,7 +115,12 @@ struct Primitives<backend::cpu> {
     const index_t blocks = (g.m + kGemmRowBlock - 1) / kGemmRowBlock;
     const index_t outputs = g.sum_batches ? 1 : g.batch;
     const index_t tasks = outputs * blocks;
-#pragma omp parallel for schedule(dynamic, 1) if (tasks > 1 && static_cast<long>(g.m) * g.n * g.k * g.batch > 32768)
+#pragma omp parallel if (tasks > 1 && static_cast<long>(g.m) * g.n * g.k * g.batch >= kParallelWork)
+    {
+#if defined(_OPENMP)
+      omp_set_num_threads(1);
+#endif
+#pragma omp for schedule(dynamic, 1)
     for (index_t task = 0; task < tasks; ++task) {
       const index_t out = task / blocks, block = task % blocks;
       const index_t row0 = block * kGemmRowBlock, rows = std::min(kGemmRowBlock, g.m - row0);
@@ -128,6 +145,7 @@ struct Primitives<backend::cpu> {
         }
       }
     }
+    }
   }
 
   // One segment per task. Float rows of 16..256 columns (multiples of 16) are summed in vector
@@ -144,7 +162,7 @@ struct Primitives<backend::cpu> {
       }
     }
 #endif
-#pragma omp parallel for schedule(dynamic, 8) if (g.segments >= 16)
+#pragma omp parallel for schedule(dynamic, 8) if (g.segments >= 16 && work(g) >= kParallelWork)
     for (index_t s = 0; s < g.segments; ++s) {
       T* out = g.out + static_cast<std::ptrdiff_t>(s) * g.width;
       if (g.width == 1) {
@@ -177,6 +195,12 @@ struct Primitives<backend::cpu> {
     }
   }
 
+  // Multiply-adds of a gather-sum: entries times width (the segments' entry lists are contiguous).
+  template <class T>
+  static long work(const GatherSumArgs<T>& g) {
+    return static_cast<long>(g.begin[g.segments] - g.begin[0]) * std::max<index_t>(g.width, 1);
+  }
+
   // ---- reductions ----------------------------------------------------------------------------------
   template <class T>
   static BatchTotals sum_metrics(const T* loss, const index_t* correct, index_t n, const T* check = nullptr,
@@ -198,7 +222,7 @@ struct Primitives<backend::cpu> {
   }
   template <int Blocks>
   static void gather_sum_blocks(const GatherSumArgs<float>& g) {
-#pragma omp parallel for schedule(dynamic, 8) if (g.segments >= 16)
+#pragma omp parallel for schedule(dynamic, 8) if (g.segments >= 16 && work(g) >= kParallelWork)
     for (index_t s = 0; s < g.segments; ++s) {
       float* out = g.out + static_cast<std::ptrdiff_t>(s) * g.width;
       simd::f32x16 acc[Blocks];
