@@ -92,5 +92,31 @@ TEST_CASE_TEMPLATE("finite-difference gradients: one head, one token, wide", Bac
   }
 }
 
+// Few query rows (the last token takes 1-3 values): the CPU backend mixes the logit table rebased on
+// the query row (7 rows instead of 9 on the reference shape); Thrust does not. Same gradients.
+TEST_CASE_TEMPLATE("finite-difference gradients: few query tokens, rebased logit table", Backend,
+                   TINYATTN_TEST_BACKENDS) {
+  const bool cpu = std::is_same_v<Backend, backend::cpu>;
+  SUBCASE("V=17 D=12 H=3 T=5, one query token") {
+    using S = Shape<17, 12, 3, 5>;
+    const TokenBatch batch = few_query_batch(S::vocab, S::context, 300, 21, 1);
+    CHECK(rebased_for<S, Backend>(batch) == cpu);
+    check_gradients<S, Backend>(LogitPath::logit_table, batch, 21, ScorePath::table);
+    check_gradients<S, Backend>(LogitPath::logit_table, batch, 22, ScorePath::per_sample);
+  }
+  SUBCASE("V=11 D=16 H=2 T=3, two query tokens, several tiles") {
+    using S = Shape<11, 16, 2, 3>;
+    const TokenBatch batch = few_query_batch(S::vocab, S::context, 5000, 23, 2);
+    CHECK(rebased_for<S, Backend>(batch) == cpu);
+    check_gradients<S, Backend>(LogitPath::logit_table, batch, 23, ScorePath::table);
+  }
+  SUBCASE("V=9 D=8 H=4 T=2, three query tokens") {
+    using S = Shape<9, 8, 4, 2>;
+    const TokenBatch batch = few_query_batch(S::vocab, S::context, 400, 24, 3);
+    CHECK(rebased_for<S, Backend>(batch) == cpu);
+    check_gradients<S, Backend>(LogitPath::logit_table, batch, 24, ScorePath::automatic);
+  }
+}
+
 }  // namespace
 }  // namespace tinyattn::test

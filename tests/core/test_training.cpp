@@ -31,10 +31,10 @@ Evaluation evaluate_from_cache(const Net& net, const TokenBatch& batch) {
 }
 
 template <class Shape, class Backend>
-void check_paths_agree(std::uint64_t seed) {
+void check_paths_agree(std::uint64_t seed, index_t query_tokens = Shape::vocab) {
   using Net = AttentionNetwork<Shape, Backend, double>;
   const Net net(seed);
-  const TokenBatch batch = random_batch(Shape::vocab, Shape::context, 500, seed);
+  const TokenBatch batch = few_query_batch(Shape::vocab, Shape::context, 500, seed, query_tokens);
   const Evaluation reference = evaluate_from_cache(net, batch);
   for (LogitPath path : {LogitPath::logit_table, LogitPath::direct}) {
     const Evaluation e = net.evaluate(batch, path);
@@ -48,6 +48,10 @@ TEST_CASE_TEMPLATE("both logit paths equal the straightforward full forward", Ba
   check_paths_agree<Shape<17, 12, 3, 5>, Backend>(12);
   check_paths_agree<Shape<9, 8, 4, 6>, Backend>(13);
   check_paths_agree<Shape<40, 64, 4, 3>, Backend>(14);
+  // Few query tokens: the logit table rebased on the query row (CPU backend).
+  check_paths_agree<Shape<17, 12, 3, 5>, Backend>(15, 1);
+  check_paths_agree<Shape<9, 8, 4, 6>, Backend>(16, 2);
+  check_paths_agree<ReferenceShape, Backend>(17, 1);
 }
 
 TEST_CASE("the cost model picks the cheaper exact path per shape") {

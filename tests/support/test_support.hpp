@@ -78,4 +78,22 @@ inline TokenBatch random_batch(index_t vocab, index_t context, index_t samples, 
   return batch;
 }
 
+// As random_batch, but the last token is one of the first `query_tokens` tokens, as in the min/max
+// task ('=' always last): few query rows, so the CPU backend mixes the rebased logit table.
+inline TokenBatch few_query_batch(index_t vocab, index_t context, index_t samples, std::uint64_t seed,
+                                  index_t query_tokens) {
+  TokenBatch batch = random_batch(vocab, context, samples, seed);
+  for (index_t n = 0; n < samples; ++n) {
+    index_t& last = batch.tokens[static_cast<std::size_t>(n) * context + context - 1];
+    last %= query_tokens;
+  }
+  return batch;
+}
+
+// Whether the logit table is rebased on the query row for this batch (RowTables, rebase_logits).
+template <class Shape, class Backend>
+bool rebased_for(const TokenBatch& batch) {
+  return rebase_logits<Shape, Backend>(RowSpace(Shape::vocab, Shape::context, {std::cref(batch)}));
+}
+
 }  // namespace tinyattn::test

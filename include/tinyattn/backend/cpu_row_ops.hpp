@@ -210,20 +210,24 @@ struct CpuRowOps : GenericRowOps<1> {
     GenericRowOps<1>::mix<Width, J>(rows, w, out, team);
   }
 
-  // J dot products; for 8 rows of whole vectors the 8 horizontal sums are done together, as a
-  // transpose-and-add tree (15 shuffles and adds instead of 64).
+  // J dot products; for rows of whole vectors the horizontal sums of up to 8 rows are done together,
+  // as a transpose-and-add tree (15 shuffles and adds instead of 8 per row).
   template <index_t Width, index_t J, class Scalar>
   TINYATTN_HD static TINYATTN_FORCEINLINE void dots(const Scalar* g, const Scalar* const* rows, Scalar* out, Team team) {
 #if TINYATTN_HOST_SIMD
-    if constexpr (std::is_same_v<Scalar, float> && Width % 16 == 0 && J % 8 == 0) {
+    if constexpr (std::is_same_v<Scalar, float> && Width % 16 == 0 && J >= 4) {
       for (index_t j0 = 0; j0 < J; j0 += 8) {
         simd::f32x16 acc[8];
         for (index_t j = 0; j < 8; ++j) acc[j] = simd::splat(0);
         for (index_t c = 0; c < Width; c += 16) {
           const simd::f32x16 gc = simd::load(g + c);
-          for (index_t j = 0; j < 8; ++j) acc[j] += gc * simd::load(rows[j0 + j] + c);
+          for (index_t j = 0; j < 8; ++j)
+            if (j0 + j < J) acc[j] += gc * simd::load(rows[j0 + j] + c);
         }
-        simd::store8_sums(acc, out + j0);
+        float sums[8];
+        simd::store8_sums(acc, sums);
+        for (index_t j = 0; j < 8; ++j)
+          if (j0 + j < J) out[j0 + j] = sums[j];
       }
       return;
     }

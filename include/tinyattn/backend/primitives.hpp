@@ -23,6 +23,8 @@
 //   kScatterChunk                      entries one scatter task sums
 //   kAttendFirst                       true: attention weights of a whole pass in one vectorized
 //                                      loop first (AttendLastQuery); false: inside each sample's kernel
+//   kRebaseLogits                      mix the logit table rebased on the query row when it pays
+//                                      (model/row_tables.hpp, rebase_logits)
 //
 // The model's math (tinyattn/model/) is written once against this interface; a new backend is a new
 // tag plus a specialization of Primitives. Every result is deterministic: a rerun on the same

@@ -118,7 +118,7 @@ class BatchGradient {
       Scalar* mix_w = P::data(mix_w_) + static_cast<std::ptrdiff_t>(first) * J;
       if (path_ == LogitPath::logit_table) {
         P::for_each_team(count, kernels::offset_by(kernels::TrainSampleFromLogitTable<Shape, Scalar, RowOps>{
-                                                  in, tables.logit(), grad_scale, s, P::data(dlogits_),
+                                                  in, tables.logit(), tables.rebased_logit(), grad_scale, s, P::data(dlogits_),
                                                   P::data(loss_), P::data(correct_), first},
                                               first));
         mix_plans_[t].apply(mix_w, P::data(dlogits_), Vp, P::data(dlogit_table_), accumulate);

@@ -58,16 +58,35 @@ class BatchPlan {
     }
     P::upload(kv_row_, kv_row_host_.data(), kv_row_host_.size());
     P::upload(mix_row_, mix_row_host_.data(), mix_row_host_.size());
+    if (rebase_logits<Shape, Backend>(space)) {  // rows of the rebased logit table (row_tables.hpp)
+      constexpr index_t J2 = kernels::rebased_slots<Shape>;
+      const index_t Rq = space.query_rows(), keys = rows_ - Rq;
+      std::vector<index_t> rebased(static_cast<std::size_t>(samples_) * J2);
+      for (index_t b = 0; b < samples_; ++b) {
+        const index_t* kv = &kv_row_host_[static_cast<std::size_t>(b) * T];
+        index_t* out = &rebased[static_cast<std::size_t>(b) * J2];
+        const index_t q = kv[T - 1];  // query rows come first, [0, Rq); the others follow
+        for (index_t h = 0; h < H; ++h)
+          for (index_t k = 0; k + 1 < T; ++k) out[h * (T - 1) + k] = Rq + (h * Rq + q) * keys + (kv[k] - Rq);
+        out[J2 - 1] = q;
+      }
+      P::upload(rebased_row_, rebased.data(), rebased.size());
+      rebased_ = true;
+    }
     P::upload(targets_, targets.data(), targets.size());
   }
 
   index_t samples() const { return samples_; }
   index_t rows() const { return rows_; }
   kernels::SampleInputs<Shape, Scalar> inputs(const RowTables<Shape, Backend, Scalar>& tables) const {
-    return {{tables.qkv(), tables.rows(), tables.score(), tables.query_rows()},
-            P::data(kv_row_),
-            P::data(mix_row_),
-            P::data(targets_)};
+    require(tables.rows() == rows_, "BatchPlan: tables have ", tables.rows(), " rows, the plan expects ", rows_);
+    require(!tables.rebased_logit() || rebased_, "BatchPlan: the tables are rebased, the plan is not");
+    kernels::SampleInputs<Shape, Scalar> in{{tables.qkv(), tables.rows(), tables.score(), tables.query_rows()},
+                                           P::data(kv_row_),
+                                           P::data(mix_row_),
+                                           P::data(targets_)};
+    if (tables.rebased_logit()) in.rebased_row = P::data(rebased_row_);
+    return in;
   }
   // Host copies, for building scatter patterns.
   const std::vector<index_t>& kv_row_host() const { return kv_row_host_; }    // (N, T)
@@ -75,8 +94,9 @@ class BatchPlan {
 
  private:
   index_t samples_, rows_;
+  bool rebased_ = false;
   std::vector<index_t> kv_row_host_, mix_row_host_;
-  typename P::template buffer<index_t> kv_row_, mix_row_, targets_;
+  typename P::template buffer<index_t> kv_row_, mix_row_, targets_, rebased_row_;
 };
 
 // The mixing weights (N, J) (and q (N, H, dh) when non-null: per-sample score path) of every sample
@@ -122,8 +142,8 @@ class BatchEvaluator {
     const index_t n = plan_.samples();
     if constexpr (P::kAttendFirst) attend_first<Shape, Backend>(in, n, P::data(mix_w_), static_cast<Scalar*>(nullptr));
     if (path_ == LogitPath::logit_table) {
-      P::for_each_team(n, kernels::EvaluateSampleFromLogitTable<Shape, Scalar, RowOps>{in, tables.logit(), P::data(loss_),
-                                                                            P::data(correct_)});
+      P::for_each_team(n, kernels::EvaluateSampleFromLogitTable<Shape, Scalar, RowOps>{
+                              in, tables.logit(), tables.rebased_logit(), P::data(loss_), P::data(correct_)});
     } else {
       for (index_t first = 0; first < n; first += tile_) {  // tiles keep the logits rows in cache
         const index_t count = std::min(tile_, n - first);

@@ -10,6 +10,8 @@
 //   logit (M, Vp)         rows (M, D) W_E^T (tied unembedding); rows padded to Vp >= V columns
 //                         (kernels::padded_vocab), the pad columns zero
 //   score (H, Rq, R)      q . k of every query row (the first Rq rows: position T-1) with every row
+//   rebased (Rq + H Rq (R - Rq), Vp)   the logit table rebased on the query row (row_tables.hpp); no
+//                         backward of its own: the training pass scatters into the logit table's rows
 //
 // Gradient convention: a backward writes (=) the gradient of the tensor it owns, except W_E, which
 // gets two contributions: unembedding_backward writes it, embedding_backward then adds to it.
@@ -138,6 +140,36 @@ struct Layers {
     k.b = qkv, k.ldb = dh, k.stride_b = head;
     k.c = dqkv + key_block, k.ldc = dh, k.stride_c = head;
     P::gemm(k);
+  }
+
+  // The logit table rebased on the query row (model/row_tables.hpp, RebasedLogits). out rows: q < Rq
+  // -> base[q] + sum_h OV_h[q]; Rq + (h Rq + q)(R - Rq) + (r - Rq) -> OV_h[r] - OV_h[q] for r >= Rq.
+  struct RebaseRow {
+    const Scalar* logit;  // ((H+1) R, Vp): OV_h[r] at row h R + r, base[r] at row H R + r
+    Scalar* out;          // (Rq + H Rq (R - Rq), Vp)
+    index_t rows, query_rows;
+    TINYATTN_HD void operator()(index_t row, index_t c0, index_t c1) const {
+      constexpr index_t Vp = kernels::padded_vocab<Shape, Scalar>;
+      Scalar* o = out + static_cast<std::ptrdiff_t>(row) * Vp;
+      const auto at = [&](index_t table_row) { return logit + static_cast<std::ptrdiff_t>(table_row) * Vp; };
+      if (row < query_rows) {
+        const Scalar* base = at(H * rows + row);
+        for (index_t c = c0; c < c1; ++c) {
+          Scalar sum = base[c];
+          for (index_t h = 0; h < H; ++h) sum += at(h * rows + row)[c];
+          o[c] = sum;
+        }
+        return;
+      }
+      const index_t keys = rows - query_rows, i = row - query_rows, key = query_rows + i % keys;
+      const index_t q = (i / keys) % query_rows, h = i / keys / query_rows;
+      const Scalar *ov_key = at(h * rows + key), *ov_query = at(h * rows + q);
+      for (index_t c = c0; c < c1; ++c) o[c] = ov_key[c] - ov_query[c];
+    }
+  };
+  static void rebase_forward(const Scalar* logit, index_t rows, index_t query_rows, Scalar* out) {
+    const index_t out_rows = query_rows + H * query_rows * (rows - query_rows);
+    P::for_each_row(out_rows, kernels::padded_vocab<Shape, Scalar>, RebaseRow{logit, out, rows, query_rows});
   }
 
   // ---- tied unembedding: logits (M, V; row stride Vp) = rows (M, D) W_E^T -----------------------------

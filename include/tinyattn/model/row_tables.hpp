@@ -47,6 +47,26 @@ inline ScorePath resolve(ScorePath path, const RowSpace& space, std::int64_t sam
   return table <= samples_per_pass * space.context() ? ScorePath::table : ScorePath::per_sample;
 }
 
+// The logit table rebased on each sample's query row q (its last row): a head's pattern sums to 1, so
+//   logits = base[q] + sum_h sum_k p_hk OV_h[r_k]
+//          = (base[q] + sum_h OV_h[q]) + sum_h sum_{k < T-1} p_hk (OV_h[r_k] - OV_h[q])
+// exactly: 1 + H (T-1) rows per sample instead of 1 + H T (7 instead of 9 for the reference), and the
+// backward drops the query slot too (adding a constant to a head's d pattern leaves the softmax's
+// backward unchanged, and the query slot's rebased row is zero). The rebased table has
+// Rq + H Rq (R - Rq) rows: it pays when few rows are queries (the min/max task has one, '='), and
+// is used when it has at most twice the logit table's rows (a table that stays in cache, computed
+// once per step), on backends that ask for it (Primitives<B>::kRebaseLogits).
+template <class Shape, class Backend>
+bool rebase_logits(const RowSpace& space) {
+  if constexpr (!Primitives<Backend>::kRebaseLogits || Shape::context < 2) {
+    (void)space;
+    return false;
+  } else {
+    const std::int64_t R = space.size(), Rq = space.query_rows(), H = Shape::heads;
+    return Rq > 0 && Rq + H * Rq * (R - Rq) <= 2 * (H + 1) * R;
+  }
+}
+
 inline const char* to_string(ScorePath path) {
   switch (path) {
     case ScorePath::automatic: return "automatic";
@@ -85,6 +105,10 @@ class RowTables {
     P::allocate(z_, static_cast<std::size_t>(H + 1) * rows_ * D);
     P::allocate(qkv_, static_cast<std::size_t>(3) * H * rows_ * dh);
     if (with_logits_) P::allocate(logit_, static_cast<std::size_t>(H + 1) * rows_ * Vp);
+    rebased_ = with_logits_ && rebase_logits<Shape, Backend>(space);
+    if (rebased_)
+      P::allocate(rebased_logit_, (static_cast<std::size_t>(query_rows_) + static_cast<std::size_t>(H) * query_rows_ *
+                                                                            (rows_ - query_rows_)) * Vp);
     if (with_scores_) P::allocate(score_, static_cast<std::size_t>(H) * query_rows_ * rows_);
   }
 
@@ -94,6 +118,7 @@ class RowTables {
     Ly::projection_forward(params, x(), rows_, P::data(qkv_));
     Ly::output_forward(params, P::data(qkv_), rows_, P::data(z_));
     if (with_logits_) Ly::unembedding_forward(params, P::data(z_), (H + 1) * rows_, P::data(logit_));
+    if (rebased_) Ly::rebase_forward(P::data(logit_), rows_, query_rows_, P::data(rebased_logit_));
     if (with_scores_) Ly::scores_forward(P::data(qkv_), rows_, query_rows_, P::data(score_));
   }
 
@@ -109,6 +134,8 @@ class RowTables {
   const Scalar* x() const { return P::data(z_) + static_cast<std::ptrdiff_t>(H) * rows_ * D; }
   const Scalar* qkv() const { return P::data(qkv_); }  // (3, H, R, dh)
   const Scalar* logit() const { return P::data(logit_); }  // ((H+1) R, Vp)
+  // (Rq + H Rq (R - Rq), Vp), or null when not rebased (see rebase_logits)
+  const Scalar* rebased_logit() const { return rebased_ ? P::data(rebased_logit_) : nullptr; }
   const Scalar* score() const { return with_scores_ ? P::data(score_) : nullptr; }  // (H, Rq, R)
   const buffer<Scalar>& z_buffer() const { return z_; }
   const buffer<Scalar>& qkv_buffer() const { return qkv_; }
@@ -116,9 +143,9 @@ class RowTables {
 
  private:
   index_t rows_, query_rows_;
-  bool with_logits_, with_scores_;
+  bool with_logits_, with_scores_, rebased_ = false;
   buffer<index_t> row_token_, row_position_;
-  buffer<Scalar> z_, qkv_, logit_, score_;
+  buffer<Scalar> z_, qkv_, logit_, score_, rebased_logit_;
 };
 
 }  // namespace tinyattn

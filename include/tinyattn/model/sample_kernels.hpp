@@ -176,10 +176,15 @@ struct SampleInputs {
   // (N, J) mixing weights computed beforehand by AttendLastQuery (then they are not stored again),
   // or null: every sample's kernel attends itself (one launch fewer; see Primitives::kAttendFirst).
   const Scalar* weights = nullptr;
+  // (N, J2) rows of the rebased logit table (model/row_tables.hpp: slot h*(T-1) + k -> head h's
+  // rebased row for key k < T-1, slot J2 - 1 -> the query's combined row), or null when not rebased.
+  const index_t* rebased_row = nullptr;
 };
 
 template <class Shape>
 inline constexpr index_t mix_slots = Shape::heads * Shape::context + 1;  // J
+template <class Shape>
+inline constexpr index_t rebased_slots = Shape::heads * (Shape::context - 1) + 1;  // J2
 
 // The mixing weights (and q, per-sample score path) of every sample, one thread each: the first step
 // of a pass on backends that attend first (Primitives<B>::kAttendFirst, run by for_each_simd).
@@ -198,18 +203,39 @@ struct AttendLastQuery {
   }
 };
 
-// One sample's forward up to the mixed rows: the attention pattern (into w, complete on every member;
-// q (H, dh) written by member 0 when non-null) and the member's share of
-// out (Width) = sum_j w_j table[row_j]. OV path: table = per-row logits (Width = Vp); direct path:
-// table = per-row residual terms (Width = D).
-template <class Shape, class Scalar, index_t Width, class RowOps>
-TINYATTN_HD TINYATTN_FORCEINLINE void attend_and_mix(const SampleInputs<Shape, Scalar>& in, const Scalar* table,
-                                                     index_t b, Scalar* w, Scalar* q, Scalar* out, Team team) {
+// The mixing weights of sample b into w (J), complete on every member: read from in.weights when the
+// pass attended first, else computed here (q (H, dh) then written by member 0 when non-null).
+template <class Shape, class Scalar>
+TINYATTN_HD TINYATTN_FORCEINLINE void sample_weights(const SampleInputs<Shape, Scalar>& in, index_t b, Scalar* w,
+                                                     Scalar* q, Team team) {
   constexpr index_t T = Shape::context, J = mix_slots<Shape>;
   if (in.weights) {  // computed beforehand for the whole batch (AttendLastQuery)
     for (index_t j = 0; j < J; ++j) w[j] = in.weights[static_cast<std::ptrdiff_t>(b) * J + j];
   } else {
     mixing_weights<Shape>(in.qkv, in.kv_row + static_cast<std::ptrdiff_t>(b) * T, w, team.lane == 0 ? q : nullptr);
+  }
+}
+
+// One sample's forward up to the mixed rows: the mixing weights w (J, see sample_weights) and the
+// member's share of out (Width) = sum_j w_j table[row_j]. OV path: table = per-row logits (Width =
+// Vp); direct path: table = per-row residual terms (Width = D). With `rebased` (the rebased logit
+// table, Width = Vp) the J2 rebased rows are mixed instead, weighted by the non-query pattern and 1.
+template <class Shape, class Scalar, index_t Width, class RowOps>
+TINYATTN_HD TINYATTN_FORCEINLINE void attend_and_mix(const SampleInputs<Shape, Scalar>& in, const Scalar* table,
+                                                     const Scalar* rebased, index_t b, Scalar* w, Scalar* q,
+                                                     Scalar* out, Team team) {
+  constexpr index_t H = Shape::heads, T = Shape::context, J = mix_slots<Shape>;
+  sample_weights<Shape>(in, b, w, q, team);
+  if (rebased) {
+    constexpr index_t J2 = rebased_slots<Shape>;
+    Scalar w2[J2];
+    for (index_t h = 0; h < H; ++h)
+      for (index_t k = 0; k + 1 < T; ++k) w2[h * (T - 1) + k] = w[h * T + k];
+    w2[J2 - 1] = Scalar(1);
+    const Scalar* rows[J2];
+    table_rows<Width, J2>(rebased, in.rebased_row + static_cast<std::ptrdiff_t>(b) * J2, rows);
+    RowOps::template mix<Width, J2>(rows, w2, out, team);
+    return;
   }
   const Scalar* rows[J];
   table_rows<Width, J>(table, in.mix_row + static_cast<std::ptrdiff_t>(b) * J, rows);
@@ -217,20 +243,32 @@ TINYATTN_HD TINYATTN_FORCEINLINE void attend_and_mix(const SampleInputs<Shape, S
 }
 
 // Backward of attend_and_mix for sample b, given the member's share of g = d loss / d out: the
-// attention weights' gradient through the table rows, then through the softmax to the scores and the
-// query. Member 0 writes dscores (H, T) and dq (H, dh, null with a score table). (The table rows' own
-// gradients are scattered afterwards by a ScatterPlan.)
+// attention weights' gradient through the table rows (d pattern[h, k] = g . row of slot (h, k); when
+// rebased, g . rebased row for k < T-1 and 0 for the query slot: the same up to a constant per head,
+// which the softmax's backward ignores), then through the softmax to the scores and the query.
+// Member 0 writes dscores (H, T) and dq (H, dh, null with a score table). (The table rows' own
+// gradients are scattered afterwards by a ScatterPlan, over the logit table's rows.)
 template <class Shape, class Scalar, index_t Width, class RowOps>
 TINYATTN_HD TINYATTN_FORCEINLINE void attend_and_mix_backward(const SampleInputs<Shape, Scalar>& in,
-                                                              const Scalar* table, index_t b, const Scalar* w,
-                                                              const Scalar* g, Scalar* dscores, Scalar* dq,
-                                                              Team team) {
+                                                              const Scalar* table, const Scalar* rebased,
+                                                              index_t b, const Scalar* w, const Scalar* g,
+                                                              Scalar* dscores, Scalar* dq, Team team) {
   constexpr index_t H = Shape::heads, T = Shape::context, J = mix_slots<Shape>, HT = J - 1,
                     dh = Shape::head_dim;
-  const Scalar* rows[J];
-  table_rows<Width, J>(table, in.mix_row + static_cast<std::ptrdiff_t>(b) * J, rows);
   Scalar dpattern[HT], ds[HT], dq_local[H * dh];
-  RowOps::template dots<Width, HT>(g, rows, dpattern, team);
+  if (rebased) {
+    constexpr index_t J2 = rebased_slots<Shape>, K = J2 - 1;
+    const Scalar* rows[J2];
+    table_rows<Width, J2>(rebased, in.rebased_row + static_cast<std::ptrdiff_t>(b) * J2, rows);
+    Scalar d2[K > 0 ? K : 1];
+    RowOps::template dots<Width, K>(g, rows, d2, team);
+    for (index_t h = 0; h < H; ++h)
+      for (index_t k = 0; k < T; ++k) dpattern[h * T + k] = k + 1 < T ? d2[h * (T - 1) + k] : Scalar(0);
+  } else {
+    const Scalar* rows[J];
+    table_rows<Width, J>(table, in.mix_row + static_cast<std::ptrdiff_t>(b) * J, rows);
+    RowOps::template dots<Width, HT>(g, rows, dpattern, team);
+  }
   attend_last_query_backward<Shape>(in.qkv, in.kv_row + static_cast<std::ptrdiff_t>(b) * T, w, dpattern, ds,
                                     dq ? dq_local : nullptr);
   if (team.lane != 0) return;
@@ -279,7 +317,8 @@ struct AttendAndMixRows {
     constexpr index_t D = Shape::d_model, J = mix_slots<Shape>;
     Scalar w[J], resid[RowOps::template share<D>];
     attend_and_mix<Shape, Scalar, D, RowOps>(
-        in, table, b, w, q ? q + static_cast<std::ptrdiff_t>(b) * Shape::heads * Shape::head_dim : nullptr, resid, team);
+        in, table, nullptr, b, w, q ? q + static_cast<std::ptrdiff_t>(b) * Shape::heads * Shape::head_dim : nullptr, resid,
+        team);
     store_weights<Shape>(in, w, mix_w + static_cast<std::ptrdiff_t>(b) * J, team);
     RowOps::template store_share<D>(resid, out + static_cast<std::ptrdiff_t>(b - first) * D, team);
   }
@@ -320,7 +359,8 @@ struct AttendAndMixRowsBackward {
     constexpr index_t D = Shape::d_model;
     Scalar g[RowOps::template share<D>];
     RowOps::template load_share<D>(dresid + static_cast<std::ptrdiff_t>(b - first) * D, g, team);
-    attend_and_mix_backward<Shape, Scalar, D, RowOps>(in, table, b, s.w(b), g, s.dscores_of(b), s.dq_of(b), team);
+    attend_and_mix_backward<Shape, Scalar, D, RowOps>(in, table, nullptr, b, s.w(b), g, s.dscores_of(b), s.dq_of(b),
+                                                      team);
   }
 };
 
@@ -331,6 +371,7 @@ template <class Shape, class Scalar, class RowOps>
 struct TrainSampleFromLogitTable {
   SampleInputs<Shape, Scalar> in;
   const Scalar* logit_table;  // ((H+1) R, Vp)
+  const Scalar* rebased;      // (Rq + H Rq (R - Rq), Vp) or null (RowTables::rebased_logit)
   Scalar grad_scale;
   SampleGradients<Shape, Scalar> s;
   Scalar* dlogits;   // (tile, Vp): rows of samples first, first + 1, ...
@@ -341,14 +382,15 @@ struct TrainSampleFromLogitTable {
     constexpr index_t V = Shape::vocab, Vp = padded_vocab<Shape, Scalar>, J = mix_slots<Shape>,
                       S = RowOps::template share<Vp>;
     Scalar w[J], logits[S], dl_share[S];
-    attend_and_mix<Shape, Scalar, Vp, RowOps>(in, logit_table, b, w, s.q_of(b), logits, team);
+    attend_and_mix<Shape, Scalar, Vp, RowOps>(in, logit_table, rebased, b, w, s.q_of(b), logits, team);
     store_weights<Shape>(in, w, s.w(b), team);
     // A team of one's share is the whole row: write the gradient in place instead of copying it.
     Scalar* dl_row = dlogits + static_cast<std::ptrdiff_t>(b - first) * Vp;
     Scalar* dl = RowOps::team_size == 1 ? dl_row : dl_share;
     const auto r = RowOps::template cross_entropy<V, Vp>(logits, in.targets[b], grad_scale, dl, team);
     if constexpr (RowOps::team_size > 1) RowOps::template store_share<Vp>(dl, dl_row, team);
-    attend_and_mix_backward<Shape, Scalar, Vp, RowOps>(in, logit_table, b, w, dl, s.dscores_of(b), s.dq_of(b), team);
+    attend_and_mix_backward<Shape, Scalar, Vp, RowOps>(in, logit_table, rebased, b, w, dl, s.dscores_of(b), s.dq_of(b),
+                                                       team);
     if (team.lane != 0) return;
     loss[b] = static_cast<Scalar>(r.loss);
     correct[b] = r.correct ? 1 : 0;
@@ -360,12 +402,13 @@ template <class Shape, class Scalar, class RowOps>
 struct EvaluateSampleFromLogitTable {
   SampleInputs<Shape, Scalar> in;
   const Scalar* logit_table;  // ((H+1) R, Vp)
+  const Scalar* rebased;      // (Rq + H Rq (R - Rq), Vp) or null (RowTables::rebased_logit)
   Scalar* loss;      // (N)
   index_t* correct;  // (N)
   TINYATTN_HD void operator()(index_t b, Team team) const {
     constexpr index_t V = Shape::vocab, Vp = padded_vocab<Shape, Scalar>, J = mix_slots<Shape>;
     Scalar w[J], logits[RowOps::template share<Vp>];
-    attend_and_mix<Shape, Scalar, Vp, RowOps>(in, logit_table, b, w, nullptr, logits, team);
+    attend_and_mix<Shape, Scalar, Vp, RowOps>(in, logit_table, rebased, b, w, nullptr, logits, team);
     const auto r = RowOps::template cross_entropy<V, Vp>(logits, in.targets[b], Scalar(0), static_cast<Scalar*>(nullptr), team);
     if (team.lane != 0) return;
     loss[b] = static_cast<Scalar>(r.loss);
