@@ -37,7 +37,9 @@ class BatchGradient {
         path_(resolve<Shape>(logits)),
         scores_(scores),
         rows_(space.size()),
-        query_rows_(space.query_rows()) {
+        query_rows_(space.query_rows()),
+        rebased_(path_ == LogitPath::logit_table && rebase_logits<Shape, Backend>(space)),
+        rebased_rows_(query_rows_ + H * query_rows_ * (rows_ - query_rows_)) {
     require(scores != ScorePath::automatic, "BatchGradient: the score path must be resolved");
     const index_t n = plan_.samples(), R = rows_, Rq = query_rows_;
     const index_t width = path_ == LogitPath::logit_table ? Vp : D;
@@ -51,6 +53,18 @@ class BatchGradient {
       mix.out_row_of_slot.reserve(static_cast<std::size_t>(count) * J);
       for (std::size_t i = static_cast<std::size_t>(first) * J; i < static_cast<std::size_t>(first + count) * J; ++i)
         mix.out_row_of_slot.push_back(plan_.mix_row_host()[i]);
+      if (rebased_) {  // onto the rebased rows: the query slots have none (their weights are implied)
+        mix.out_rows = rebased_rows_;
+        for (index_t b = first; b < first + count; ++b) {
+          const index_t* kv = kv_of(b);
+          index_t* slot = &mix.out_row_of_slot[static_cast<std::size_t>(b - first) * J];
+          for (index_t h = 0; h < H; ++h) {
+            for (index_t k = 0; k + 1 < T; ++k) slot[h * T + k] = Rq + (h * Rq + kv[T - 1]) * (R - Rq) + kv[k] - Rq;
+            slot[h * T + T - 1] = -1;
+          }
+          slot[J - 1] = kv[T - 1];
+        }
+      }
       mix_plans_.emplace_back(mix, width);
       if (scores_ == ScorePath::table) {
         // d score[h, query row, key row] += dscores[b, h, k]: one scalar per entry (width 1).
@@ -95,6 +109,7 @@ class BatchGradient {
       P::allocate(dresid_, tile * D);
     } else {
       P::allocate(dlogit_table_, static_cast<std::size_t>(H + 1) * R * Vp);
+      if (rebased_) P::allocate(drebased_, static_cast<std::size_t>(rebased_rows_) * Vp);
     }
     P::allocate(dz_, static_cast<std::size_t>(H + 1) * R * D);
     P::allocate(dqkv_, static_cast<std::size_t>(3) * H * R * dh);  // zero: score-table Q rows past Rq stay 0
@@ -121,7 +136,7 @@ class BatchGradient {
                                                   in, tables.logit(), tables.rebased_logit(), grad_scale, s, P::data(dlogits_),
                                                   P::data(loss_), P::data(correct_), first},
                                               first));
-        mix_plans_[t].apply(mix_w, P::data(dlogits_), Vp, P::data(dlogit_table_), accumulate);
+        mix_plans_[t].apply(mix_w, P::data(dlogits_), Vp, P::data(rebased_ ? drebased_ : dlogit_table_), accumulate);
       } else {
         P::for_each_team(count, kernels::offset_by(kernels::AttendAndMixRows<Shape, Scalar, RowOps>{
                                                   in, tables.z(), s.mix_w, s.q, P::data(resid_), first},
@@ -148,6 +163,7 @@ class BatchGradient {
       }
     }
     Scalar* dqkv = P::data(dqkv_);
+    if (rebased_) Ly::rebase_backward(P::data(drebased_), R, query_rows_, P::data(dlogit_table_));
     if (path_ == LogitPath::logit_table)
       Ly::unembedding_backward(params, tables.z(), P::data(dlogit_table_), (H + 1) * R, grads, P::data(dz_));
     if (scores_ == ScorePath::table)
@@ -169,6 +185,8 @@ class BatchGradient {
   LogitPath path_;
   ScorePath scores_;
   index_t rows_, query_rows_;
+  bool rebased_;           // the tables and the plan mix the rebased logit table (row_tables.hpp)
+  index_t rebased_rows_;   // Rq + H Rq (R - Rq)
   index_t tile_ = 0;                                            // samples per tile
   std::vector<Plan> mix_plans_, key_plans_, query_plans_, score_plans_;  // one per tile
   Plan token_plan_, position_plan_;
@@ -178,6 +196,7 @@ class BatchGradient {
   buffer<Scalar> resid_, logits_, dresid_;            // per sample of a tile, direct path only
   buffer<index_t> correct_;
   buffer<Scalar> dlogit_table_, dz_, dqkv_;           // per row
+  buffer<Scalar> drebased_;                           // per rebased row, rebased tables only
   buffer<Scalar> dscore_table_, one_;                 // score table path only
 };
 

@@ -10,8 +10,7 @@
 //   logit (M, Vp)         rows (M, D) W_E^T (tied unembedding); rows padded to Vp >= V columns
 //                         (kernels::padded_vocab), the pad columns zero
 //   score (H, Rq, R)      q . k of every query row (the first Rq rows: position T-1) with every row
-//   rebased (Rq + H Rq (R - Rq), Vp)   the logit table rebased on the query row (row_tables.hpp); no
-//                         backward of its own: the training pass scatters into the logit table's rows
+//   rebased (Rq + H Rq (R - Rq), Vp)   the logit table rebased on the query row (row_tables.hpp)
 //
 // Gradient convention: a backward writes (=) the gradient of the tensor it owns, except W_E, which
 // gets two contributions: unembedding_backward writes it, embedding_backward then adds to it.
@@ -170,6 +169,41 @@ struct Layers {
   static void rebase_forward(const Scalar* logit, index_t rows, index_t query_rows, Scalar* out) {
     const index_t out_rows = query_rows + H * query_rows * (rows - query_rows);
     P::for_each_row(out_rows, kernels::padded_vocab<Shape, Scalar>, RebaseRow{logit, out, rows, query_rows});
+  }
+  // Backward: d logit ((H+1) R, Vp) from d rebased. Row h R + r (r >= Rq): sum over q of
+  // d rebased(h, q, r); row h R + q (q < Rq): d combined(q) - sum over r of d rebased(h, q, r); base
+  // row H R + q: d combined(q); base rows of non-query rows: 0 (the forward never reads them).
+  struct RebaseRowBackward {
+    const Scalar* drebased;  // (Rq + H Rq (R - Rq), Vp)
+    Scalar* dlogit;          // ((H+1) R, Vp)
+    index_t rows, query_rows;
+    TINYATTN_HD void operator()(index_t row, index_t c0, index_t c1) const {
+      constexpr index_t Vp = kernels::padded_vocab<Shape, Scalar>;
+      const index_t keys = rows - query_rows, h = row / rows, r = row % rows;
+      const auto at = [&](index_t rebased_row) { return drebased + static_cast<std::ptrdiff_t>(rebased_row) * Vp; };
+      const auto delta = [&](index_t q, index_t key) { return at(query_rows + (h * query_rows + q) * keys + key - query_rows); };
+      Scalar* o = dlogit + static_cast<std::ptrdiff_t>(row) * Vp;
+      if (h == H) {  // base rows
+        for (index_t c = c0; c < c1; ++c) o[c] = r < query_rows ? at(r)[c] : Scalar(0);
+      } else if (r >= query_rows) {  // a key row of head h: its rebased rows, one per query row
+        for (index_t c = c0; c < c1; ++c) o[c] = 0;
+        for (index_t q = 0; q < query_rows; ++q) {
+          const Scalar* d = delta(q, r);
+          for (index_t c = c0; c < c1; ++c) o[c] += d[c];
+        }
+      } else {  // a query row of head h: in the combined row, minus in every rebased row of it
+        const Scalar* combined = at(r);
+        for (index_t c = c0; c < c1; ++c) o[c] = combined[c];
+        for (index_t key = query_rows; key < rows; ++key) {
+          const Scalar* d = delta(r, key);
+          for (index_t c = c0; c < c1; ++c) o[c] -= d[c];
+        }
+      }
+    }
+  };
+  static void rebase_backward(const Scalar* drebased, index_t rows, index_t query_rows, Scalar* dlogit) {
+    P::for_each_row((H + 1) * rows, kernels::padded_vocab<Shape, Scalar>,
+                    RebaseRowBackward{drebased, dlogit, rows, query_rows});
   }
 
   // ---- tied unembedding: logits (M, V; row stride Vp) = rows (M, D) W_E^T -----------------------------
