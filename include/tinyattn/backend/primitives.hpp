@@ -10,6 +10,9 @@
 //                                      the lanes of a vector (OpenMP simd), other backends as for_each
 //   for_each_team(n, f)                f(i, team) for i in [0, n): a team per item, of row_ops::team_size
 //                                      members (1 on a CPU, a warp on CUDA); see ops/row_ops.hpp
+//   for_each_task(n, workers, f)       f(task, worker) for task in [0, n): coarse independent tasks that
+//                                      call primitives themselves; a CPU runs up to `workers` of them
+//                                      at once, one thread each (worker < workers names its scratch)
 //   for_each_row(rows, cols, f)        f(row, col_begin, col_end) covering every (row, col); the
 //                                      backend picks the column tiling (whole rows on a CPU for
 //                                      SIMD, one column per thread on a GPU for coalescing)
@@ -25,6 +28,10 @@
 //                                      loop first (AttendLastQuery); false: inside each sample's kernel
 //   kRebaseLogits                      mix the logit table rebased on the query row when it pays
 //                                      (model/row_tables.hpp, rebase_logits)
+//   kTileTasks                         training tiles as tasks (kernel and scatter of a tile on one
+//                                      thread, into the tile's own partial table) rather than one
+//                                      tile after another with every thread on each step
+//   max_workers()                      workers for_each_task can use at most
 //
 // The model's math (tinyattn/model/) is written once against this interface; a new backend is a new
 // tag plus a specialization of Primitives. Every result is deterministic: a rerun on the same
@@ -93,6 +100,7 @@ struct GatherSumArgs {
   const T* src = nullptr;
   index_t src_ld = 0;
   T* out = nullptr;
+  const index_t* segment_out = nullptr;  // (segments): out row of segment s, or null for row s
   bool accumulate = false;
 };
 

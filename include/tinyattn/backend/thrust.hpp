@@ -113,7 +113,7 @@ struct GatherSumElement {
   GatherSumArgs<T> g;
   TINYATTN_HD void operator()(index_t i) const {
     const index_t s = i / g.width, c = i % g.width;
-    T* out = g.out + static_cast<std::ptrdiff_t>(s) * g.width + c;
+    T* out = g.out + static_cast<std::ptrdiff_t>(g.segment_out ? g.segment_out[s] : s) * g.width + c;
     T acc = g.accumulate ? *out : T(0);
     for (index_t e = g.begin[s]; e < g.begin[s + 1]; ++e) {
       const index_t item = g.entry_item ? g.entry_item[e] : e;
@@ -178,6 +178,8 @@ struct Primitives<backend::thrust> {
   // The rebased logit table (model/row_tables.hpp) is not used here: the CUDA path was measured and
   // tested on a GPU without it.
   static constexpr bool kRebaseLogits = false;
+  // One tile (the whole batch), so there is nothing to run as tasks.
+  static constexpr bool kTileTasks = false;
 
   static constexpr const char* name() {
 #if THRUST_DEVICE_SYSTEM == THRUST_DEVICE_SYSTEM_CUDA
@@ -221,6 +223,12 @@ struct Primitives<backend::thrust> {
   template <class F>
   static void for_each_simd(index_t n, const F& f) {
     for_each(n, f);
+  }
+  static index_t max_workers() { return 1; }
+  // One after another: each task's primitives already use the whole device.
+  template <class F>
+  static void for_each_task(index_t n, index_t, const F& f) {
+    for (index_t task = 0; task < n; ++task) f(task, index_t{0});
   }
   template <class F>
   static void for_each_team(index_t n, const F& f) {

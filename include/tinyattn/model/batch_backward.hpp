@@ -6,7 +6,10 @@
 //   per row (layers.hpp)             unembedding, output projection, projections, embedding
 // All buffers are allocated at construction: compute() allocates nothing. Samples are processed in
 // tiles (Primitives<B>::kSampleTile, a constant of the backend) so that per-sample gradient rows stay
-// in cache; every scatter adds the tiles in order, so a run is bit-identical for any thread count.
+// in cache. Either the tiles run one after another, every scatter adding onto the tables in tile
+// order, or (Primitives<B>::kTileTasks, logit and score tables) each tile is a task scattering into
+// its own partial tables, which are then added in tile order. Either way a run is bit-identical for
+// any thread count.
 #pragma once
 
 #include <algorithm>
@@ -98,9 +101,29 @@ class BatchGradient {
     position_plan_ = Plan(ScatterPattern{R, 1, T, space.row_position()}, D);
 
     const auto tile = static_cast<std::size_t>(tile_);
+    const auto tiles = static_cast<index_t>(mix_plans_.size());
+    // Tiles as tasks (Primitives::kTileTasks): each tile's scatters go into the tile's own partial
+    // tables (touched rows only), which two more scatters then add up in tile order.
+    tile_tasks_ = P::kTileTasks && tiles > 1 && path_ == LogitPath::logit_table && scores_ == ScorePath::table;
+    workers_ = tile_tasks_ ? std::min<index_t>(P::max_workers(), tiles) : 1;
+    if (tile_tasks_) {
+      const index_t table_rows = rebased_ ? rebased_rows_ : (H + 1) * R, cells = H * Rq * R;
+      ScatterPattern logits{tiles * table_rows, 1, table_rows, std::vector<index_t>(static_cast<std::size_t>(tiles) * table_rows, -1)};
+      ScatterPattern scores{tiles * cells, 1, cells, std::vector<index_t>(static_cast<std::size_t>(tiles) * cells, -1)};
+      for (index_t t = 0; t < tiles; ++t) {
+        for (index_t r : mix_plans_[static_cast<std::size_t>(t)].touched_rows())
+          logits.out_row_of_slot[static_cast<std::size_t>(t) * table_rows + r] = r;
+        for (index_t c : score_plans_[static_cast<std::size_t>(t)].touched_rows())
+          scores.out_row_of_slot[static_cast<std::size_t>(t) * cells + c] = c;
+      }
+      logit_sum_ = Plan(logits, Vp);
+      score_sum_ = Plan(scores, 1);
+      P::allocate(tile_dlogit_table_, static_cast<std::size_t>(tiles) * table_rows * Vp);
+      P::allocate(tile_dscore_table_, static_cast<std::size_t>(tiles) * cells);
+    }
     P::allocate(mix_w_, N * J);
     P::allocate(dscores_, N * H * T);
-    P::allocate(dlogits_, tile * Vp);
+    P::allocate(dlogits_, static_cast<std::size_t>(workers_) * tile * Vp);  // one tile per worker
     P::allocate(loss_, N);
     P::allocate(correct_, N);
     if (path_ == LogitPath::direct) {
@@ -127,7 +150,26 @@ class BatchGradient {
     const Scalar grad_scale = Scalar(1) / static_cast<Scalar>(n);
     const kernels::SampleGradients<Shape, Scalar> s{P::data(mix_w_), P::data(q_), P::data(dscores_), P::data(dq_)};
     if constexpr (P::kAttendFirst) attend_first<Shape, Backend>(in, n, s.mix_w, s.q);
-    for (std::size_t t = 0; t < mix_plans_.size(); ++t) {
+    if (tile_tasks_) {
+      const index_t table_rows = rebased_ ? rebased_rows_ : (H + 1) * R, cells = H * query_rows_ * R;
+      P::for_each_task(static_cast<index_t>(mix_plans_.size()), workers_, [&](index_t t, index_t worker) {
+        const index_t first = t * tile_, count = std::min(tile_, n - first);
+        Scalar* dlogits = P::data(dlogits_) + static_cast<std::ptrdiff_t>(worker) * tile_ * Vp;
+        P::for_each_team(count, kernels::offset_by(kernels::TrainSampleFromLogitTable<Shape, Scalar, RowOps>{
+                                                  in, tables.logit(), tables.rebased_logit(), grad_scale, s, dlogits,
+                                                  P::data(loss_), P::data(correct_), first},
+                                              first));
+        const auto ut = static_cast<std::size_t>(t);
+        mix_plans_[ut].assign_touched(P::data(mix_w_) + static_cast<std::ptrdiff_t>(first) * J, dlogits, Vp,
+                                      P::data(tile_dlogit_table_) + static_cast<std::ptrdiff_t>(t) * table_rows * Vp);
+        score_plans_[ut].assign_touched(P::data(dscores_) + static_cast<std::ptrdiff_t>(first) * H * T, P::data(one_), 0,
+                                        P::data(tile_dscore_table_) + static_cast<std::ptrdiff_t>(t) * cells);
+      });
+      logit_sum_.apply(nullptr, P::data(tile_dlogit_table_), Vp, P::data(rebased_ ? drebased_ : dlogit_table_), false);
+      score_sum_.apply(nullptr, P::data(tile_dscore_table_), 1, P::data(dscore_table_), false);
+    }
+    const std::size_t sequential_tiles = tile_tasks_ ? 0 : mix_plans_.size();
+    for (std::size_t t = 0; t < sequential_tiles; ++t) {
       const index_t first = static_cast<index_t>(t) * tile_, count = std::min(tile_, n - first);
       const bool accumulate = t > 0;
       Scalar* mix_w = P::data(mix_w_) + static_cast<std::ptrdiff_t>(first) * J;
@@ -188,8 +230,11 @@ class BatchGradient {
   bool rebased_;           // the tables and the plan mix the rebased logit table (row_tables.hpp)
   index_t rebased_rows_;   // Rq + H Rq (R - Rq)
   index_t tile_ = 0;                                            // samples per tile
+  bool tile_tasks_ = false;   // tiles run as tasks (Primitives::kTileTasks), into per-tile partial tables
+  index_t workers_ = 1;       // tiles in flight at once: dlogits_ holds one tile per worker
   std::vector<Plan> mix_plans_, key_plans_, query_plans_, score_plans_;  // one per tile
   Plan token_plan_, position_plan_;
+  Plan logit_sum_, score_sum_;                        // tile tasks: partial tables -> tables, in tile order
   buffer<Scalar> mix_w_, dscores_, loss_;             // per sample
   buffer<Scalar> q_, dq_;                             // per sample, per-sample scores only
   buffer<Scalar> dlogits_;                            // per sample of a tile
@@ -197,6 +242,7 @@ class BatchGradient {
   buffer<index_t> correct_;
   buffer<Scalar> dlogit_table_, dz_, dqkv_;           // per row
   buffer<Scalar> drebased_;                           // per rebased row, rebased tables only
+  buffer<Scalar> tile_dlogit_table_, tile_dscore_table_;  // per tile and row, tile tasks only
   buffer<Scalar> dscore_table_, one_;                 // score table path only
 };
 

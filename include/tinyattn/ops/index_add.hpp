@@ -67,6 +67,16 @@ class ScatterPlan {
     row_chunk_begin[out_rows_] = static_cast<index_t>(chunk_begin.size());
     chunks_ = static_cast<index_t>(chunk_begin.size());
     chunk_begin.push_back(entries);
+    // The rows some entry maps to, and their chunk lists, for assign_touched.
+    std::vector<index_t> touched_chunk_begin;
+    for (index_t r = 0; r < out_rows_; ++r) {
+      if (row_begin[r + 1] == row_begin[r]) continue;
+      touched_.push_back(r);
+      touched_chunk_begin.push_back(row_chunk_begin[r]);
+    }
+    touched_chunk_begin.push_back(chunks_);
+    P::upload(touched_row_, touched_.data(), touched_.size());
+    P::upload(touched_chunk_begin_, touched_chunk_begin.data(), touched_chunk_begin.size());
     P::upload(entry_item_, entry_item.data(), entry_item.size());
     P::upload(entry_slot_, entry_slot.data(), entry_slot.size());
     P::upload(chunk_begin_, chunk_begin.data(), chunk_begin.size());
@@ -78,6 +88,7 @@ class ScatterPlan {
   index_t slots_per_item() const { return slots_; }
   index_t out_rows() const { return out_rows_; }
   index_t width() const { return width_; }
+  const std::vector<index_t>& touched_rows() const { return touched_; }  // rows some entry maps to, ascending
 
   // out (out_rows, width) [+]= scatter of weight (N, J) [null: all ones] times src (N, width; row
   // stride src_ld). src and out must not overlap.
@@ -93,9 +104,26 @@ class ScatterPlan {
     P::gather_sum_rows(rows);
   }
 
+  // As apply without accumulating, but only the touched rows of out are written (the others keep
+  // whatever they hold): for partial tables whose untouched rows are never read.
+  void assign_touched(const Scalar* weight, const Scalar* src, index_t src_ld, Scalar* out) {
+    GatherSumArgs<Scalar> chunks;
+    chunks.segments = chunks_, chunks.width = width_, chunks.begin = P::data(chunk_begin_);
+    chunks.entry_item = P::data(entry_item_), chunks.entry_slot = P::data(entry_slot_), chunks.weight = weight;
+    chunks.src = src, chunks.src_ld = src_ld, chunks.out = P::data(partial_);
+    P::gather_sum_rows(chunks);
+    GatherSumArgs<Scalar> rows;
+    rows.segments = static_cast<index_t>(touched_.size()), rows.width = width_;
+    rows.begin = P::data(touched_chunk_begin_), rows.segment_out = P::data(touched_row_);
+    rows.src = P::data(partial_), rows.src_ld = width_, rows.out = out;
+    P::gather_sum_rows(rows);
+  }
+
  private:
   index_t items_ = 0, slots_ = 0, out_rows_ = 0, width_ = 0, chunks_ = 0;
   typename P::template buffer<index_t> entry_item_, entry_slot_, chunk_begin_, row_chunk_begin_;
+  std::vector<index_t> touched_;
+  typename P::template buffer<index_t> touched_row_, touched_chunk_begin_;
   typename P::template buffer<Scalar> partial_;
 };
 
