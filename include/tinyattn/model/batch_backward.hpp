@@ -206,8 +206,13 @@ class BatchGradient {
     }
     Scalar* dqkv = P::data(dqkv_);
     if (rebased_) Ly::rebase_backward(P::data(drebased_), R, query_rows_, P::data(dlogit_table_));
-    if (path_ == LogitPath::logit_table)
-      Ly::unembedding_backward(params, tables.z(), P::data(dlogit_table_), (H + 1) * R, grads, P::data(dz_));
+    if (path_ == LogitPath::logit_table) {
+      // Only the logit table's computed rows (tables.logit_rows(): base rows of query rows only) have
+      // gradients; the x rows past them get their share from the projections alone.
+      const index_t m = tables.logit_rows();
+      Ly::unembedding_backward(params, tables.z(), P::data(dlogit_table_), m, grads, P::data(dz_));
+      P::fill(P::data(dz_) + static_cast<std::ptrdiff_t>(m) * D, static_cast<std::size_t>((H + 1) * R - m) * D, Scalar(0));
+    }
     if (scores_ == ScorePath::table)
       Ly::scores_backward(tables.qkv(), P::data(dscore_table_), R, query_rows_, dqkv);  // dQ, dK blocks
     Ly::output_backward(params, tables.qkv(), P::data(dz_), R, grads, dqkv);   // dW_O, dV block

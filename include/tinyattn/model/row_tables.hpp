@@ -117,7 +117,8 @@ class RowTables {
     Ly::embedding_forward(params, P::data(row_token_), P::data(row_position_), rows_, x());
     Ly::projection_forward(params, x(), rows_, P::data(qkv_));
     Ly::output_forward(params, P::data(qkv_), rows_, P::data(z_));
-    if (with_logits_) Ly::unembedding_forward(params, P::data(z_), (H + 1) * rows_, P::data(logit_));
+    // The base rows (x W_E^T) are read for the query rows only: the others are not computed (zero).
+    if (with_logits_) Ly::unembedding_forward(params, P::data(z_), logit_rows(), P::data(logit_));
     if (rebased_) Ly::rebase_forward(P::data(logit_), rows_, query_rows_, P::data(rebased_logit_));
     if (with_scores_) Ly::scores_forward(P::data(qkv_), rows_, query_rows_, P::data(score_));
   }
@@ -133,7 +134,9 @@ class RowTables {
   Scalar* x() { return P::data(z_) + static_cast<std::ptrdiff_t>(H) * rows_ * D; }  // (R, D)
   const Scalar* x() const { return P::data(z_) + static_cast<std::ptrdiff_t>(H) * rows_ * D; }
   const Scalar* qkv() const { return P::data(qkv_); }  // (3, H, R, dh)
-  const Scalar* logit() const { return P::data(logit_); }  // ((H+1) R, Vp)
+  // ((H+1) R, Vp): OV_h rows h R + r, then base rows H R + r, computed for the first logit_rows() rows
+  const Scalar* logit() const { return P::data(logit_); }
+  index_t logit_rows() const { return H * rows_ + query_rows_; }
   // (Rq + H Rq (R - Rq), Vp), or null when not rebased (see rebase_logits)
   const Scalar* rebased_logit() const { return rebased_ ? P::data(rebased_logit_) : nullptr; }
   const Scalar* score() const { return with_scores_ ? P::data(score_) : nullptr; }  // (H, Rq, R)
