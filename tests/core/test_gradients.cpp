@@ -77,10 +77,18 @@ TEST_CASE_TEMPLATE("finite-difference gradients: odd shape V=17 D=12 H=3 T=5, ev
   SUBCASE("direct, per-sample") { check_gradients<S, Backend>(LogitPath::direct, 300, 4, ScorePath::per_sample); }
 }
 
+// Several tiles on the CPU backend (1024 samples each): with logit and score tables they run as tasks
+// into per-tile partial tables (Primitives::kTileTasks); otherwise one after another.
 TEST_CASE_TEMPLATE("finite-difference gradients: batches larger than a tile", Backend, TINYATTN_TEST_BACKENDS) {
-  using S = Shape<11, 16, 2, 3>;  // 2500 samples: several tiles on the CPU backend
+  using S = Shape<11, 16, 2, 3>;
   SUBCASE("logit table") { check_gradients<S, Backend>(LogitPath::logit_table, 2500, 8, ScorePath::table); }
   SUBCASE("direct") { check_gradients<S, Backend>(LogitPath::direct, 2500, 9, ScorePath::per_sample); }
+  SUBCASE("V=17 D=12 H=3 T=5, logit and score tables") {
+    check_gradients<Shape<17, 12, 3, 5>, Backend>(LogitPath::logit_table, 2200, 10, ScorePath::table);
+  }
+  SUBCASE("V=17 D=12 H=3 T=5, logit table, per-sample scores") {
+    check_gradients<Shape<17, 12, 3, 5>, Backend>(LogitPath::logit_table, 2200, 11, ScorePath::per_sample);
+  }
 }
 
 TEST_CASE_TEMPLATE("finite-difference gradients: one head, one token, wide", Backend, TINYATTN_TEST_BACKENDS) {
