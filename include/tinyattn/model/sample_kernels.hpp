@@ -102,7 +102,7 @@ TINYATTN_HD TINYATTN_FORCEINLINE void attend_last_query(const QkvTable<Shape, Sc
     if constexpr (!kScoreTable) {
       if (q_out) {
         const Scalar* q = qkv.query(h, query_row);
-        for (index_t e = 0; e < dh; ++e) q_out[h * dh + e] = q[e];
+        for (index_t i = 0; i < dh; ++i) q_out[h * dh + i] = q[i];
       }
     }
   }
