@@ -142,14 +142,11 @@ inline float max(f32x16 v) {
 }
 // out[j] = sum of the lanes of v[j], j < 8: pairs of vectors are folded into one (each half-width
 // lane group now holding a partial sum of one of them) until one vector holds all eight sums.
+#if !defined(__clang__)  // clang has no two-vector variable __builtin_shuffle: store8_sums loops there
 inline f32x16 fold(f32x16 a, f32x16 b, i32x16 low_half, i32x16 high_half) {
-#if defined(__clang__)
-  (void)low_half, (void)high_half;
-  return a + b;  // not reached: clang builds use the loop below
-#else
   return __builtin_shuffle(a, b, low_half) + __builtin_shuffle(a, b, high_half);
-#endif
 }
+#endif
 inline void store8_sums(const f32x16* v, float* out) {
 #if defined(__clang__)
   for (int j = 0; j < 8; ++j) out[j] = sum(v[j]);

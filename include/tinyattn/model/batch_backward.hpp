@@ -42,7 +42,7 @@ class BatchGradient {
         rows_(space.size()),
         query_rows_(space.query_rows()),
         rebased_(path_ == LogitPath::logit_table && rebase_logits<Shape, Backend>(space)),
-        rebased_rows_(query_rows_ + H * query_rows_ * (rows_ - query_rows_)) {
+        scatter_rows_(rebased_ ? kernels::rebased_table_rows<Shape>(rows_, query_rows_) : (H + 1) * rows_) {
     require(scores != ScorePath::automatic, "BatchGradient: the score path must be resolved");
     const index_t n = plan_.samples(), R = rows_, Rq = query_rows_;
     const index_t width = path_ == LogitPath::logit_table ? Vp : D;
@@ -56,16 +56,17 @@ class BatchGradient {
       mix.out_row_of_slot.reserve(static_cast<std::size_t>(count) * J);
       for (std::size_t i = static_cast<std::size_t>(first) * J; i < static_cast<std::size_t>(first + count) * J; ++i)
         mix.out_row_of_slot.push_back(plan_.mix_row_host()[i]);
-      if (rebased_) {  // onto the rebased rows: the query slots have none (their weights are implied)
-        mix.out_rows = rebased_rows_;
+      if (rebased_) {  // onto the plan's rebased rows: the query slots have none (their weights are implied)
+        constexpr index_t J2 = kernels::rebased_slots<Shape>;
+        mix.out_rows = scatter_rows_;
         for (index_t b = first; b < first + count; ++b) {
-          const index_t* kv = kv_of(b);
+          const index_t* rebased = &plan_.rebased_row_host()[static_cast<std::size_t>(b) * J2];
           index_t* slot = &mix.out_row_of_slot[static_cast<std::size_t>(b - first) * J];
           for (index_t h = 0; h < H; ++h) {
-            for (index_t k = 0; k + 1 < T; ++k) slot[h * T + k] = Rq + (h * Rq + kv[T - 1]) * (R - Rq) + kv[k] - Rq;
+            for (index_t k = 0; k + 1 < T; ++k) slot[h * T + k] = rebased[h * (T - 1) + k];
             slot[h * T + T - 1] = -1;
           }
-          slot[J - 1] = kv[T - 1];
+          slot[J - 1] = rebased[J2 - 1];
         }
       }
       mix_plans_.emplace_back(mix, width);
@@ -107,7 +108,7 @@ class BatchGradient {
     tile_tasks_ = P::kTileTasks && tiles > 1 && path_ == LogitPath::logit_table && scores_ == ScorePath::table;
     workers_ = tile_tasks_ ? std::min<index_t>(P::max_workers(), tiles) : 1;
     if (tile_tasks_) {
-      const index_t table_rows = rebased_ ? rebased_rows_ : (H + 1) * R, cells = H * Rq * R;
+      const index_t table_rows = scatter_rows_, cells = H * Rq * R;
       ScatterPattern logits{tiles * table_rows, 1, table_rows, std::vector<index_t>(static_cast<std::size_t>(tiles) * table_rows, -1)};
       ScatterPattern scores{tiles * cells, 1, cells, std::vector<index_t>(static_cast<std::size_t>(tiles) * cells, -1)};
       for (index_t t = 0; t < tiles; ++t) {
@@ -132,7 +133,7 @@ class BatchGradient {
       P::allocate(dresid_, tile * D);
     } else {
       P::allocate(dlogit_table_, static_cast<std::size_t>(H + 1) * R * Vp);
-      if (rebased_) P::allocate(drebased_, static_cast<std::size_t>(rebased_rows_) * Vp);
+      if (rebased_) P::allocate(drebased_, static_cast<std::size_t>(scatter_rows_) * Vp);
     }
     P::allocate(dz_, static_cast<std::size_t>(H + 1) * R * D);
     P::allocate(dqkv_, static_cast<std::size_t>(3) * H * R * dh);  // zero: score-table Q rows past Rq stay 0
@@ -151,7 +152,7 @@ class BatchGradient {
     const kernels::SampleGradients<Shape, Scalar> s{P::data(mix_w_), P::data(q_), P::data(dscores_), P::data(dq_)};
     if constexpr (P::kAttendFirst) attend_first<Shape, Backend>(in, n, s.mix_w, s.q);
     if (tile_tasks_) {
-      const index_t table_rows = rebased_ ? rebased_rows_ : (H + 1) * R, cells = H * query_rows_ * R;
+      const index_t table_rows = scatter_rows_, cells = H * query_rows_ * R;
       P::for_each_task(static_cast<index_t>(mix_plans_.size()), workers_, [&](index_t t, index_t worker) {
         const index_t first = t * tile_, count = std::min(tile_, n - first);
         Scalar* dlogits = P::data(dlogits_) + static_cast<std::ptrdiff_t>(worker) * tile_ * Vp;
@@ -233,7 +234,7 @@ class BatchGradient {
   ScorePath scores_;
   index_t rows_, query_rows_;
   bool rebased_;           // the tables and the plan mix the rebased logit table (row_tables.hpp)
-  index_t rebased_rows_;   // Rq + H Rq (R - Rq)
+  index_t scatter_rows_;   // rows the logit gradient is scattered onto: the rebased table's or the logit table's
   index_t tile_ = 0;                                            // samples per tile
   bool tile_tasks_ = false;   // tiles run as tasks (Primitives::kTileTasks), into per-tile partial tables
   index_t workers_ = 1;       // tiles in flight at once: dlogits_ holds one tile per worker

@@ -60,18 +60,17 @@ class BatchPlan {
     P::upload(mix_row_, mix_row_host_.data(), mix_row_host_.size());
     if (rebase_logits<Shape, Backend>(space)) {  // rows of the rebased logit table (row_tables.hpp)
       constexpr index_t J2 = kernels::rebased_slots<Shape>;
-      const index_t Rq = space.query_rows(), keys = rows_ - Rq;
-      std::vector<index_t> rebased(static_cast<std::size_t>(samples_) * J2);
+      const index_t Rq = space.query_rows();
+      rebased_row_host_.resize(static_cast<std::size_t>(samples_) * J2);
       for (index_t b = 0; b < samples_; ++b) {
         const index_t* kv = &kv_row_host_[static_cast<std::size_t>(b) * T];
-        index_t* out = &rebased[static_cast<std::size_t>(b) * J2];
+        index_t* out = &rebased_row_host_[static_cast<std::size_t>(b) * J2];
         const index_t q = kv[T - 1];  // query rows come first, [0, Rq); the others follow
         for (index_t h = 0; h < H; ++h)
-          for (index_t k = 0; k + 1 < T; ++k) out[h * (T - 1) + k] = Rq + (h * Rq + q) * keys + (kv[k] - Rq);
+          for (index_t k = 0; k + 1 < T; ++k) out[h * (T - 1) + k] = kernels::rebased_difference_row(h, q, kv[k], rows_, Rq);
         out[J2 - 1] = q;
       }
-      P::upload(rebased_row_, rebased.data(), rebased.size());
-      rebased_ = true;
+      P::upload(rebased_row_, rebased_row_host_.data(), rebased_row_host_.size());
     }
     P::upload(targets_, targets.data(), targets.size());
   }
@@ -80,7 +79,7 @@ class BatchPlan {
   index_t rows() const { return rows_; }
   kernels::SampleInputs<Shape, Scalar> inputs(const RowTables<Shape, Backend, Scalar>& tables) const {
     require(tables.rows() == rows_, "BatchPlan: tables have ", tables.rows(), " rows, the plan expects ", rows_);
-    require(!tables.rebased_logit() || rebased_, "BatchPlan: the tables are rebased, the plan is not");
+    require(!tables.rebased_logit() || rebased(), "BatchPlan: the tables are rebased, the plan is not");
     kernels::SampleInputs<Shape, Scalar> in{{tables.qkv(), tables.rows(), tables.score(), tables.query_rows()},
                                            P::data(kv_row_),
                                            P::data(mix_row_),
@@ -91,11 +90,13 @@ class BatchPlan {
   // Host copies, for building scatter patterns.
   const std::vector<index_t>& kv_row_host() const { return kv_row_host_; }    // (N, T)
   const std::vector<index_t>& mix_row_host() const { return mix_row_host_; }  // (N, J)
+  // (N, J2) rows of the rebased logit table, empty when the logits are not rebased (rebase_logits).
+  const std::vector<index_t>& rebased_row_host() const { return rebased_row_host_; }
+  bool rebased() const { return !rebased_row_host_.empty(); }
 
  private:
   index_t samples_, rows_;
-  bool rebased_ = false;
-  std::vector<index_t> kv_row_host_, mix_row_host_;
+  std::vector<index_t> kv_row_host_, mix_row_host_, rebased_row_host_;
   typename P::template buffer<index_t> kv_row_, mix_row_, targets_, rebased_row_;
 };
 

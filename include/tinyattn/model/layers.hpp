@@ -167,8 +167,7 @@ struct Layers {
     }
   };
   static void rebase_forward(const Scalar* logit, index_t rows, index_t query_rows, Scalar* out) {
-    const index_t out_rows = query_rows + H * query_rows * (rows - query_rows);
-    P::for_each_row(out_rows, kernels::padded_vocab<Shape, Scalar>, RebaseRow{logit, out, rows, query_rows});
+    P::for_each_row(kernels::rebased_table_rows<Shape>(rows, query_rows), kernels::padded_vocab<Shape, Scalar>, RebaseRow{logit, out, rows, query_rows});
   }
   // Backward: d logit ((H+1) R, Vp) from d rebased. Row h R + r (r >= Rq): sum over q of
   // d rebased(h, q, r); row h R + q (q < Rq): d combined(q) - sum over r of d rebased(h, q, r); base
@@ -179,9 +178,11 @@ struct Layers {
     index_t rows, query_rows;
     TINYATTN_HD void operator()(index_t row, index_t c0, index_t c1) const {
       constexpr index_t Vp = kernels::padded_vocab<Shape, Scalar>;
-      const index_t keys = rows - query_rows, h = row / rows, r = row % rows;
+      const index_t h = row / rows, r = row % rows;
       const auto at = [&](index_t rebased_row) { return drebased + static_cast<std::ptrdiff_t>(rebased_row) * Vp; };
-      const auto delta = [&](index_t q, index_t key) { return at(query_rows + (h * query_rows + q) * keys + key - query_rows); };
+      const auto delta = [&](index_t q, index_t key) {
+        return at(kernels::rebased_difference_row(h, q, key, rows, query_rows));
+      };
       Scalar* o = dlogit + static_cast<std::ptrdiff_t>(row) * Vp;
       if (h == H) {  // base rows
         for (index_t c = c0; c < c1; ++c) o[c] = r < query_rows ? at(r)[c] : Scalar(0);

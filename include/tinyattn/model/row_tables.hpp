@@ -63,7 +63,7 @@ bool rebase_logits(const RowSpace& space) {
     return false;
   } else {
     const std::int64_t R = space.size(), Rq = space.query_rows(), H = Shape::heads;
-    return Rq > 0 && Rq + H * Rq * (R - Rq) <= 2 * (H + 1) * R;
+    return Rq > 0 && kernels::rebased_table_rows<Shape>(R, Rq) <= 2 * (H + 1) * R;
   }
 }
 
@@ -107,8 +107,7 @@ class RowTables {
     if (with_logits_) P::allocate(logit_, static_cast<std::size_t>(H + 1) * rows_ * Vp);
     rebased_ = with_logits_ && rebase_logits<Shape, Backend>(space);
     if (rebased_)
-      P::allocate(rebased_logit_, (static_cast<std::size_t>(query_rows_) + static_cast<std::size_t>(H) * query_rows_ *
-                                                                            (rows_ - query_rows_)) * Vp);
+      P::allocate(rebased_logit_, static_cast<std::size_t>(kernels::rebased_table_rows<Shape>(rows_, query_rows_)) * Vp);
     if (with_scores_) P::allocate(score_, static_cast<std::size_t>(H) * query_rows_ * rows_);
   }
 

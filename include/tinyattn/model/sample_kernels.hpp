@@ -186,6 +186,18 @@ inline constexpr index_t mix_slots = Shape::heads * Shape::context + 1;  // J
 template <class Shape>
 inline constexpr index_t rebased_slots = Shape::heads * (Shape::context - 1) + 1;  // J2
 
+// The rebased logit table (model/row_tables.hpp) of a row space with R rows, the first Rq of them
+// queries: row q < Rq is query q's combined row; head h's difference row for query q and key row
+// `key` (>= Rq) comes after them, (h, q, key) in row-major order.
+template <class Shape>
+TINYATTN_HD constexpr index_t rebased_table_rows(index_t rows, index_t query_rows) {
+  return query_rows + Shape::heads * query_rows * (rows - query_rows);
+}
+TINYATTN_HD constexpr index_t rebased_difference_row(index_t head, index_t query, index_t key, index_t rows,
+                                                     index_t query_rows) {
+  return query_rows + (head * query_rows + query) * (rows - query_rows) + key - query_rows;
+}
+
 // The mixing weights (and q, per-sample score path) of every sample, one thread each: the first step
 // of a pass on backends that attend first (Primitives<B>::kAttendFirst, run by for_each_simd).
 template <class Shape, class Scalar, bool kScoreTable>
