@@ -88,6 +88,9 @@ class PythonRandom {
     return r;
   }
 
+  // random.randrange(n) for n >= 1 (CPython 3: _randbelow(n)).
+  std::uint32_t randrange(std::uint32_t n) { return randbelow(n); }
+
   // random.shuffle(x): Fisher-Yates from the back.
   template <class T>
   void shuffle(std::vector<T>& items) {

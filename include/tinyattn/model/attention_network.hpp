@@ -112,7 +112,7 @@ class AttentionNetwork {
   // Full forward of every sample at every position; keeps the parts asked for. Throws tinyattn::Error
   // for tokens outside the vocabulary or a wrong context length (naming sample, position and value).
   AttentionCache<Scalar> inspect(const TokenBatch& batch, unsigned parts = cache_all) const {
-    validate_batch(batch, vocab, context, "AttentionNetwork::inspect");
+    validate_batch(batch, vocab, vocab, context, "AttentionNetwork::inspect", TargetsRequired::no);
     const RowSpace space(vocab, context, {batch});
     RowTables<Shape, Backend, Scalar> tables(space, false, false);
     tables.compute(parameter_data());

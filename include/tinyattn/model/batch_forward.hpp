@@ -48,7 +48,7 @@ class BatchPlan {
     std::vector<index_t> targets(static_cast<std::size_t>(samples_));
     for (index_t b = 0; b < samples_; ++b) {
       const index_t original = order[static_cast<std::size_t>(b)];
-      targets[static_cast<std::size_t>(b)] = batch.targets[static_cast<std::size_t>(original)];
+      targets[static_cast<std::size_t>(b)] = batch.last_target(original);
       index_t* kv = &kv_row_host_[static_cast<std::size_t>(b) * T];
       for (index_t t = 0; t < T; ++t) kv[t] = rows_of[static_cast<std::size_t>(original) * T + t];
       index_t* mix = &mix_row_host_[static_cast<std::size_t>(b) * J];
