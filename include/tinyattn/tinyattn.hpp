@@ -8,7 +8,9 @@
 #pragma once
 
 #include "tinyattn/backend/cpu.hpp"
+#include "tinyattn/core/architecture.hpp"
 #include "tinyattn/core/shape.hpp"
 #include "tinyattn/data/minmax_task.hpp"
 #include "tinyattn/model/attention_network.hpp"
+#include "tinyattn/model/transformer.hpp"
 #include "tinyattn/train/trainer.hpp"

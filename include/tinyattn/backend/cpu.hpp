@@ -43,6 +43,12 @@ struct Primitives<backend::cpu> {
   static void download(const buffer<T>& b, T* host) { std::copy(b.begin(), b.end(), host); }
   template <class T>
   static void copy(const T* from, T* to, std::size_t n) { std::memmove(to, from, n * sizeof(T)); }
+  // n values from host memory into backend memory that is already allocated (no allocation).
+  template <class T>
+  static void copy_from_host(const T* host, T* to, std::size_t n) { std::copy(host, host + n, to); }
+  // n values from backend memory into host memory.
+  template <class T>
+  static void copy_to_host(const T* from, T* host, std::size_t n) { std::copy(from, from + n, host); }
   template <class T>
   static void fill(T* p, std::size_t n, T value) { std::fill(p, p + n, value); }
 

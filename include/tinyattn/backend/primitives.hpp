@@ -5,6 +5,7 @@
 //
 //   buffer<T>                          owning storage in the backend's memory
 //   upload / download / fill / copy    moving data (host <-> backend, backend <-> backend)
+//   copy_from_host / copy_to_host      host <-> backend into memory already allocated (no allocation)
 //   for_each(n, f)                     f(i) for i in [0, n), in parallel; f is TINYATTN_HD
 //   for_each_simd(n, f)                as for_each, for small branch-free f: the CPU runs 16 items in
 //                                      the lanes of a vector (OpenMP simd), other backends as for_each
@@ -105,9 +106,10 @@ struct GatherSumArgs {
 };
 
 struct BatchTotals {
-  double loss_sum = 0.0;       // sum of per-sample cross-entropy losses
-  std::int64_t correct = 0;    // samples whose argmax equals the target
+  double loss_sum = 0.0;       // sum of the scored positions' cross-entropy losses
+  std::int64_t correct = 0;    // scored positions whose argmax equals the target
   bool finite = true;          // every value of the checked array (the gradients) is finite
+  std::int64_t scored = 0;     // scored positions (set by the engine that knows them; not by sum_metrics)
 };
 
 // The primary template is never instantiated: a tag without a specialization is a compile error

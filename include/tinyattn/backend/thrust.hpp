@@ -210,6 +210,14 @@ struct Primitives<backend::thrust> {
     thrust::copy_n(thrust_detail::policy(), thrust::device_pointer_cast(from), n, thrust::device_pointer_cast(to));
   }
   template <class T>
+  static void copy_from_host(const T* host, T* to, std::size_t n) {
+    thrust::copy_n(host, n, thrust::device_pointer_cast(to));
+  }
+  template <class T>
+  static void copy_to_host(const T* from, T* host, std::size_t n) {
+    thrust::copy_n(thrust::device_pointer_cast(from), n, host);
+  }
+  template <class T>
   static void fill(T* p, std::size_t n, T value) {
     thrust::fill_n(thrust_detail::policy(), thrust::device_pointer_cast(p), n, value);
   }

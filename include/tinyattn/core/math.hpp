@@ -106,6 +106,16 @@ TINYATTN_HD TINYATTN_FORCEINLINE Scalar sqrt(Scalar x) {
   return ::sqrt(x);
 }
 
+// The error function, for the exact GELU: erff for float (as torch's GELU in float32), erf for double.
+template <class Scalar>
+TINYATTN_HD TINYATTN_FORCEINLINE Scalar erf(Scalar x) {
+  if constexpr (sizeof(Scalar) == sizeof(float)) {
+    return ::erff(x);
+  } else {
+    return ::erf(x);
+  }
+}
+
 // sqrt at compile time (Newton's iteration; exact to the last bit for the small integers it serves).
 constexpr double constexpr_sqrt(double x) {
   double r = x > 1 ? x : 1.0;

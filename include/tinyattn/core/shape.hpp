@@ -2,8 +2,8 @@
 //
 //   using Reference = tinyattn::Shape<131, 32, 2, 4>;   // vocab V, d_model D, heads H, context T
 //
-// Every buffer size in the library is derived from these four numbers, so a wrong combination is a
-// compile error here, not a crash later.
+// Every buffer size in the library is derived from these four numbers and the Architecture
+// (core/architecture.hpp), so a wrong combination is a compile error, not a crash later.
 #pragma once
 
 #include <cstdint>
@@ -20,9 +20,8 @@ struct Shape {
   static_assert(DModel >= 1, "tinyattn::Shape<V, D, H, T>: embedding dimension D must be at least 1");
   static_assert(Heads >= 1, "tinyattn::Shape<V, D, H, T>: head count H must be at least 1");
   static_assert(Context >= 1, "tinyattn::Shape<V, D, H, T>: context length T must be at least 1");
-  static_assert(Heads < 1 || DModel % Heads == 0,
-                "tinyattn::Shape<V, D, H, T>: embedding dimension D must be divisible by head count H "
-                "(head_dim = D / H)");
+  // D need not be a multiple of H here: an architecture may set head_dim<dh> (core/architecture.hpp,
+  // ModelDims checks the pair).
   // Every flat buffer is indexed with 32-bit integers; keep the largest table (V rows per
   // (head, token, position)) well inside that range.
   static_assert(static_cast<std::int64_t>(Vocab) * Context * (Heads + 1) * (Vocab > DModel ? Vocab : DModel) <
@@ -33,7 +32,7 @@ struct Shape {
   static constexpr index_t d_model = DModel;   // D: width of the residual stream
   static constexpr index_t heads = Heads;      // H
   static constexpr index_t context = Context;  // T: tokens per sample; the loss reads position T-1
-  static constexpr index_t head_dim = Heads >= 1 ? DModel / Heads : 1;  // d_head = D / H
+  static constexpr index_t head_dim = Heads >= 1 ? DModel / Heads : 1;  // D / H (ModelDims: head_dim<dh> overrides)
 };
 
 template <class T>

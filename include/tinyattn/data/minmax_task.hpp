@@ -15,6 +15,7 @@
 #include "tinyattn/core/config.hpp"
 #include "tinyattn/core/random.hpp"
 #include "tinyattn/data/token_batch.hpp"
+#include "tinyattn/train/adamw_config.hpp"
 
 namespace tinyattn {
 
@@ -40,6 +41,9 @@ class MinMaxTask {
     train_indices_.assign(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(cut));
     test_indices_.assign(order.begin() + static_cast<std::ptrdiff_t>(cut), order.end());
   }
+
+  // The reference experiment's optimizer: AdamW lr 2e-3, weight decay 1.0, betas (0.9, 0.99), eps 1e-8.
+  static AdamWConfig adamw() { return AdamWConfig{2e-3, 1.0, 0.9, 0.99, 1e-8}; }
 
   index_t max_n() const { return max_n_; }
   std::uint64_t seed() const { return seed_; }

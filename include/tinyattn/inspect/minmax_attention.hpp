@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "tinyattn/data/minmax_task.hpp"
-#include "tinyattn/model/attention_cache.hpp"
+#include "tinyattn/model/activation_cache.hpp"
 
 namespace tinyattn {
 

@@ -1,35 +1,48 @@
-// tinyattn/train/trainer.hpp — full-batch training with AdamW and per-epoch evaluation.
+// tinyattn/train/trainer.hpp — training with AdamW: full batch or minibatches, test evaluation every
+// k epochs.
 //
 //   tinyattn::MinMaxTask task(128, /*seed=*/0);
 //   Net net(/*seed=*/0);
-//   tinyattn::Trainer<Net> trainer(net, task.train(), task.test());
+//   tinyattn::TrainerOptions options;
+//   options.adamw = {/*lr*/ 2e-3, /*weight_decay*/ 1.0, /*beta1*/ 0.9, /*beta2*/ 0.99, /*eps*/ 1e-8};
+//   tinyattn::Trainer<Net> trainer(net, task.train(), task.test(), options);
 //   trainer.run(750, [](const tinyattn::EpochMetrics& m) { /* log, plot, stop early ... */ return true; });
 //
-// One epoch, as the reference: forward and backward on the whole training set (its loss and accuracy
-// are those of the weights before the step), one AdamW step, then the test set evaluated with the new
-// weights. The library prints nothing; the callback sees every epoch's numbers.
+// One epoch, as the PyTorch peer: full batch — forward and backward on the whole training set (its loss
+// and accuracy are those of the weights before the step) and one AdamW step; minibatches of
+// `batch_size` — the sample order 0..N-1 shuffled by one PythonRandom(shuffle_seed) (random.shuffle,
+// once per epoch, a fresh list each time), one step per minibatch (the last one shorter), the epoch's
+// train loss and accuracy averaged over the minibatches by scored positions. Then, every `eval_every`
+// epochs, the test set is evaluated with the new weights. The library prints nothing; the callback
+// sees every epoch's numbers.
+//
+// The table engine trains where its premises hold (model/table_engine.hpp), the reference engine
+// otherwise; TrainerOptions::engine picks one explicitly.
 #pragma once
 
 #include <cmath>
 #include <cstdint>
-#include <functional>
 #include <limits>
+#include <numeric>
 #include <optional>
-#include <type_traits>
 #include <string>
+#include <type_traits>
 #include <vector>
 
+#include "tinyattn/core/random.hpp"
 #include "tinyattn/model/attention_network.hpp"
-#include "tinyattn/model/batch_backward.hpp"
 #include "tinyattn/train/adamw.hpp"
 
 namespace tinyattn {
 
 struct EpochMetrics {
-  std::int64_t epoch = 0;  // 1-based: the number of optimizer steps taken after this epoch
-  double train_loss = 0, train_accuracy = 0;  // before this epoch's step
-  double test_loss = std::numeric_limits<double>::quiet_NaN();  // after it; NaN without a test set
+  std::int64_t epoch = 0;  // 1-based: epochs trained after this one
+  // Of the forward passes that made this epoch's steps (weights before each step).
+  double train_loss = 0, train_accuracy = 0;
+  // After the epoch's steps; NaN when the test set was not evaluated this epoch (or there is none).
+  double test_loss = std::numeric_limits<double>::quiet_NaN();
   double test_accuracy = std::numeric_limits<double>::quiet_NaN();
+  bool tested() const { return !std::isnan(test_loss); }
 };
 
 // Thrown when the loss or a gradient stops being finite. The parameters are left as they were before
@@ -38,7 +51,7 @@ class DivergenceError : public Error {
  public:
   DivergenceError(std::int64_t epoch, const std::string& what)
       : Error("training diverged at epoch " + std::to_string(epoch) + ": " + what +
-              "; the parameters are those before this epoch's step"),
+              "; the parameters are those before this step"),
         epoch_(epoch) {}
   std::int64_t epoch() const { return epoch_; }
 
@@ -47,55 +60,94 @@ class DivergenceError : public Error {
 };
 
 struct TrainerOptions {
-  AdamWConfig adamw{};
-  LogitPath logit_path = LogitPath::automatic;  // chosen at compile time from the shape
-  ScorePath score_path = ScorePath::automatic;  // chosen from the data: distinct last tokens vs samples
+  AdamWConfig adamw{};            // torch.optim.AdamW's defaults; set every value an experiment needs
+  index_t batch_size = 0;         // samples per step; 0 (or >= the training set): full batch
+  std::uint64_t shuffle_seed = 0; // PythonRandom seed of the minibatch order (the peer's --seed)
+  std::int64_t eval_every = 1;    // evaluate the test set after every k-th epoch (k >= 1)
+  Engine engine = Engine::automatic;
+  LogitPath logit_path = LogitPath::automatic;  // table engine: chosen at compile time from the shape
+  ScorePath score_path = ScorePath::automatic;  // table engine: chosen from the data
 };
+
+namespace detail {
+struct NoTableEngine {};
+}  // namespace detail
 
 template <class Network>
 class Trainer {
  public:
   using Shape = typename Network::Shape;
+  using Arch = typename Network::Architecture;
   using Backend = typename Network::backend_type;
   using Scalar = typename Network::scalar_type;
 
  private:
   using P = Primitives<Backend>;
+  using Reference = ReferenceEngine<Shape, Arch, Backend, Scalar>;
+  using Table = std::conditional_t<Network::has_table_engine, TableEngine<Shape, Backend, Scalar>, detail::NoTableEngine>;
 
  public:
-  // requires: train non-empty; test may be empty (no evaluation then). Both are validated against the
-  // network's shape (tinyattn::Error naming sample, position and value otherwise).
+  // requires: train non-empty with targets; test may be empty (no evaluation then), but a test set with
+  // samples must have targets. Both are validated against the network (tinyattn::Error naming sample,
+  // position and value otherwise).
   Trainer(Network& net, const TokenBatch& train, const TokenBatch& test, const TrainerOptions& options = {})
-      : net_(net),
-        options_(options),
-        path_(resolve<Shape>(options.logit_path)),
-        space_(make_space(train, test)),
-        scores_(resolve(options.score_path, space_, std::int64_t{train.size()} + test.size())),
-        tables_(space_, path_ == LogitPath::logit_table, scores_ == ScorePath::table),
-        gradient_(train, space_, path_, scores_),
-        optimizer_(Network::parameter_count, options.adamw) {
-    if (test.size() > 0) evaluator_.emplace(test, space_, path_);
+      : net_(net), options_(options), train_size_(train.size()), shuffle_(options.shuffle_seed) {
+    validate(options);
+    require(train.size() > 0, "Trainer: the training set is empty");
+    validate_batch(train, Network::vocab, Network::vocab_out, Network::context, "Trainer: training set",
+                   TargetsRequired::yes);
+    if (test.size() > 0)
+      validate_batch(test, Network::vocab, Network::vocab_out, Network::context, "Trainer: test set",
+                     TargetsRequired::yes);
+    const index_t n = train.size();
+    batch_ = options.batch_size > 0 && options.batch_size < n ? options.batch_size : n;
+    if (batch_ < n) train_set_ = train;  // minibatches are gathered from it every step
+    choose_engine(train, test);
+    if (!table_) {
+      reference_.emplace(std::max(n, test.size()), n);
+      full_train_ = reference_->make_batch(n);
+      full_train_.load(train);
+      if (batch_ < n) minibatch_ = reference_->make_batch(batch_);
+      if (test.size() > 0) {
+        test_ = reference_->make_batch(test.size());
+        test_.load(test);
+      }
+    }
+    has_test_ = test.size() > 0;
     P::allocate(grads_, Network::parameter_count);
+    order_.resize(static_cast<std::size_t>(n));
+    part_.reserve(static_cast<std::size_t>(batch_));
   }
 
-  // A network of another type (shape, backend or scalar) is a compile error with this message.
+  // A network of another type (shape, architecture, backend or scalar) is a compile error with this message.
   template <class Other, std::enable_if_t<!std::is_same_v<Other, Network>, int> = 0>
   Trainer(Other& other, const TokenBatch& train, const TokenBatch& test, const TrainerOptions& options = {})
       : Trainer(reject_network(other), train, test, options) {}
 
-  // One epoch: step, then evaluation. Throws DivergenceError (parameters unchanged) when the training
-  // loss or a gradient is NaN or infinite.
+  // One epoch: the steps, then the test evaluation when it is due. Throws DivergenceError (parameters
+  // those before the failing step) when a training loss or a gradient is NaN or infinite.
   EpochMetrics train_epoch() {
     EpochMetrics m;
-    m.epoch = optimizer_.steps() + 1;
-    const Evaluation train = compute_gradients();
-    m.train_loss = train.loss;
-    m.train_accuracy = train.accuracy;
-    if (!std::isfinite(train.loss)) throw DivergenceError(m.epoch, "training loss is " + std::to_string(train.loss));
-    if (!gradients_finite_) throw DivergenceError(m.epoch, "a gradient is NaN or infinite");
-    optimizer_.step(net_.parameter_data(), P::data(grads_));
-    net_.mark_modified();
-    if (evaluator_) {
+    m.epoch = epochs_ + 1;
+    double loss_sum = 0, correct = 0, scored = 0;
+    if (batch_ == train_size_) {
+      const BatchTotals t = step(m.epoch, /*minibatch=*/false);
+      loss_sum = t.loss_sum, correct = static_cast<double>(t.correct), scored = static_cast<double>(t.scored);
+    } else {
+      std::iota(order_.begin(), order_.end(), 0);
+      shuffle_.shuffle(order_);
+      for (index_t first = 0; first < train_size_; first += batch_) {
+        const index_t count = std::min(batch_, train_size_ - first);
+        part_.assign(order_.begin() + first, order_.begin() + first + count);
+        minibatch_.load(train_set_, &part_);
+        const BatchTotals t = step(m.epoch, /*minibatch=*/true);
+        loss_sum += t.loss_sum, correct += static_cast<double>(t.correct), scored += static_cast<double>(t.scored);
+      }
+    }
+    m.train_loss = scored > 0 ? loss_sum / scored : 0.0;
+    m.train_accuracy = scored > 0 ? correct / scored : 0.0;
+    ++epochs_;
+    if (has_test_ && epochs_ % options_.eval_every == 0) {
       const Evaluation test = evaluate_test();
       m.test_loss = test.loss;
       m.test_accuracy = test.accuracy;
@@ -119,19 +171,24 @@ class Trainer {
     return run(epochs, [](const EpochMetrics&) { return true; });
   }
 
-  // Loss and accuracy on the training set and the gradient of the mean loss (read it with
+  // Loss and accuracy on the whole training set and the gradient of its mean loss (read it with
   // gradients()), without a step.
   Evaluation compute_gradients() {
-    refresh_tables();
-    const BatchTotals totals = gradient_.compute(net_.parameter_data(), tables_, P::data(grads_));
-    gradients_finite_ = totals.finite;
-    return to_evaluation(totals, gradient_.samples());
+    BatchTotals t;
+    if constexpr (Network::has_table_engine) {
+      if (table_) t = table_->gradient(net_.parameter_data(), net_.version(), P::data(grads_));
+    }
+    if (!table_) t = reference_->gradient(net_.parameter_data(), full_train_, P::data(grads_));
+    gradients_finite_ = t.finite;
+    return to_evaluation(t);
   }
-  // Loss and accuracy on the test set with the current parameters.
+  // Loss and accuracy on the test set with the current parameters. requires: a test set.
   Evaluation evaluate_test() {
-    require(evaluator_.has_value(), "Trainer::evaluate_test: the trainer has no test set");
-    refresh_tables();
-    return to_evaluation(evaluator_->evaluate(net_.parameter_data(), tables_), evaluator_->samples());
+    require(has_test_, "Trainer::evaluate_test: the trainer has no test set");
+    if constexpr (Network::has_table_engine) {
+      if (table_) return to_evaluation(table_->evaluate_test(net_.parameter_data(), net_.version()));
+    }
+    return to_evaluation(reference_->evaluate(net_.parameter_data(), test_));
   }
 
   std::vector<Scalar> gradients() const {
@@ -141,9 +198,35 @@ class Trainer {
   }
   AdamW<Backend, Scalar>& optimizer() { return optimizer_; }
   const AdamW<Backend, Scalar>& optimizer() const { return optimizer_; }
-  LogitPath logit_path() const { return path_; }
-  ScorePath score_path() const { return scores_; }
-  const RowSpace& row_space() const { return space_; }
+  const TrainerOptions& options() const { return options_; }
+  // Epochs trained so far.
+  std::int64_t epochs() const { return epochs_; }
+  // For resuming: the trainer continues as if `epochs` epochs had run (the minibatch order's generator
+  // is advanced through their shuffles). The optimizer's state is restored separately.
+  void restore_epochs(std::int64_t epochs) {
+    require(epochs >= 0, "Trainer::restore_epochs: epochs must be >= 0, found ", epochs);
+    shuffle_ = PythonRandom(options_.shuffle_seed);
+    if (batch_ < train_size_)
+      for (std::int64_t e = 0; e < epochs; ++e) {
+        std::iota(order_.begin(), order_.end(), 0);
+        shuffle_.shuffle(order_);
+      }
+    epochs_ = epochs;
+  }
+  Engine engine() const { return table_ ? Engine::table : Engine::reference; }
+  index_t batch_size() const { return batch_; }
+  LogitPath logit_path() const {
+    if constexpr (Network::has_table_engine) {
+      if (table_) return table_->logit_path();
+    }
+    return LogitPath::direct;
+  }
+  ScorePath score_path() const {
+    if constexpr (Network::has_table_engine) {
+      if (table_) return table_->score_path();
+    }
+    return ScorePath::per_sample;
+  }
   Network& network() { return net_; }
   const Network& network() const { return net_; }
 
@@ -151,37 +234,68 @@ class Trainer {
   template <class Other>
   static Network& reject_network(Other& other) {
     static_assert(dependent_false<Other>,
-                  "tinyattn::Trainer<Net>: the network passed is not a Net (its shape, backend or scalar type "
-                  "differs); use Trainer<decltype(net)>");
+                  "tinyattn::Trainer<Net>: the network passed is not a Net (its shape, architecture, backend or "
+                  "scalar type differs); use Trainer<decltype(net)>");
     return *reinterpret_cast<Network*>(&other);
   }
 
-  static RowSpace make_space(const TokenBatch& train, const TokenBatch& test) {
-    require(train.size() > 0, "Trainer: the training set is empty");
-    validate_batch(train, Shape::vocab, Shape::context, "Trainer: training set");
-    if (test.size() > 0) validate_batch(test, Shape::vocab, Shape::context, "Trainer: test set");
-    return RowSpace(Shape::vocab, Shape::context, {train, test});
+  static void validate(const TrainerOptions& o) {
+    tinyattn::validate(o.adamw);
+    require(o.batch_size >= 0, "Trainer: batch_size must be >= 0 (0: full batch), found ", o.batch_size);
+    require(o.eval_every >= 1, "Trainer: eval_every must be >= 1, found ", o.eval_every);
   }
 
-  // The tables follow the parameters; recompute only when they changed (the test evaluation after a
-  // step and the next epoch's training pass share one computation).
-  void refresh_tables() {
-    if (tables_version_ == net_.version()) return;
-    tables_.compute(net_.parameter_data());
-    tables_version_ = net_.version();
+  static bool last_positions_scored(const TokenBatch& b) {
+    for (index_t n = 0; n < b.size(); ++n)
+      if (b.last_target(n) < 0) return false;
+    return true;
+  }
+
+  void choose_engine(const TokenBatch& train, const TokenBatch& test) {
+    if (options_.engine == Engine::reference) return;
+    const bool full_batch = batch_ == train.size();
+    if constexpr (Network::has_table_engine) {
+      if (full_batch && last_positions_scored(train) && last_positions_scored(test)) {
+        table_.emplace(train, test, options_.logit_path, options_.score_path);
+        return;
+      }
+    }
+    require(options_.engine != Engine::table, "Trainer: the table engine needs ",
+            Network::has_table_engine ? "full-batch training and every sample scored at the last position"
+                                      : "one attention-only block, no LayerNorm, a tied unembedding, no trainable "
+                                        "biases, d_head = D / H and the loss at the last position",
+            "; use Engine::automatic or Engine::reference");
+  }
+
+  // One optimizer step on the full training set or the loaded minibatch.
+  BatchTotals step(std::int64_t epoch, bool minibatch) {
+    BatchTotals t;
+    if constexpr (Network::has_table_engine) {
+      if (table_) t = table_->gradient(net_.parameter_data(), net_.version(), P::data(grads_));
+    }
+    if (!table_) t = reference_->gradient(net_.parameter_data(), minibatch ? minibatch_ : full_train_, P::data(grads_));
+    const double loss = t.scored ? t.loss_sum / static_cast<double>(t.scored) : 0.0;
+    if (!std::isfinite(loss)) throw DivergenceError(epoch, "training loss is " + std::to_string(loss));
+    if (!t.finite) throw DivergenceError(epoch, "a gradient is NaN or infinite");
+    optimizer_.step(net_.parameter_data(), P::data(grads_));
+    net_.mark_modified();
+    return t;
   }
 
   Network& net_;
   TrainerOptions options_;
-  LogitPath path_;
-  RowSpace space_;
-  ScorePath scores_;
-  RowTables<Shape, Backend, Scalar> tables_;
-  std::optional<std::uint64_t> tables_version_;
-  BatchGradient<Shape, Backend, Scalar> gradient_;
-  std::optional<BatchEvaluator<Shape, Backend, Scalar>> evaluator_;
-  AdamW<Backend, Scalar> optimizer_;
+  index_t train_size_;
+  TokenBatch train_set_;  // a copy, for minibatches only
+  index_t batch_ = 0;
+  bool has_test_ = false;
+  std::optional<Table> table_;
+  std::optional<Reference> reference_;
+  DeviceBatch<Backend> full_train_, minibatch_, test_;
+  AdamW<Backend, Scalar> optimizer_{Network::parameter_count, options_.adamw};
   typename P::template buffer<Scalar> grads_;
+  PythonRandom shuffle_;
+  std::vector<index_t> order_, part_;
+  std::int64_t epochs_ = 0;
   bool gradients_finite_ = true;
 };
 

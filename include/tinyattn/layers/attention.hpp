@@ -1,0 +1,207 @@
+// tinyattn/layers/attention.hpp — multi-head self-attention, as TransformerLens's Attention.
+//
+//   q[b, i, h] = x_query[b, i] W_Q[h] + b_Q[h]                q (B, Tq, H, dh)
+//   k[b, j, h] = x[b, j] W_K[h] + b_K[h]                      k (B, T, H, dh)     v likewise
+//   scores[b, h, i, j] = q[b, i, h] . k[b, j, h]              (B, H, Tq, T), unscaled (as plotted)
+//   pattern[b, h, i]   = softmax over j of scores / sqrt(dh)  causal: keys after the query's position
+//                        are left out (pattern 0)
+//   z[b, i, h]         = sum over j of pattern[b, h, i, j] v[b, j, h]          z (B, Tq, H, dh)
+//   out[b, i]          = sum over h of z[b, i, h] W_O[h] + b_O = z (B Tq, H dh) W_O (H dh, D) + b_O
+//
+// Queries are computed for Tq positions: all T, or only the last one (Tq = 1) when the loss reads the
+// last position alone and this is the last block — nothing at another query position reaches the loss
+// then. Query i sits at position T - Tq + i. Keys and values always cover all T positions.
+//
+// The attention core (scores, softmax, mixing) runs one (sample, head) per item: every item owns its
+// rows of q, k, v and of their gradients, so the backward needs no scatter and is deterministic.
+#pragma once
+
+#include <cmath>
+
+#include "tinyattn/backend/primitives.hpp"
+#include "tinyattn/core/math.hpp"
+#include "tinyattn/layers/matmul.hpp"
+
+namespace tinyattn::layers {
+
+struct AttentionDims {
+  index_t B, T, Tq, H, dh;
+  bool causal;
+  index_t query_offset() const { return T - Tq; }  // position of query 0
+};
+
+// ---- projections ----------------------------------------------------------------------------------------
+// q (B, Tq, H, dh) = x_query (B Tq, D) W_Q[h] + b_Q[h];  k, v (B, T, H, dh) from x (B T, D).
+// W_Q, W_K, W_V (H, D, dh); biases (H, dh) or null (frozen at zero or absent).
+template <class Backend, class Scalar>
+void qkv_forward(Scalar* q, Scalar* k, Scalar* v, const Scalar* x, const Scalar* x_query, const Scalar* w_q,
+                 const Scalar* w_k, const Scalar* w_v, const Scalar* b_q, const Scalar* b_k, const Scalar* b_v,
+                 const AttentionDims& a, index_t D) {
+  const index_t width = a.H * a.dh;  // (H, dh) per row
+  for (index_t h = 0; h < a.H; ++h) {
+    const std::ptrdiff_t w = static_cast<std::ptrdiff_t>(h) * D * a.dh, col = static_cast<std::ptrdiff_t>(h) * a.dh;
+    matmul_forward<Backend>(q + col, width, x_query, D, w_q + w, a.dh, a.B * a.Tq, D, a.dh);
+    matmul_forward<Backend>(k + col, width, x, D, w_k + w, a.dh, a.B * a.T, D, a.dh);
+    matmul_forward<Backend>(v + col, width, x, D, w_v + w, a.dh, a.B * a.T, D, a.dh);
+  }
+  if (b_q) {
+    bias_forward<Backend>(q, width, b_q, a.B * a.Tq, width);
+    bias_forward<Backend>(k, width, b_k, a.B * a.T, width);
+    bias_forward<Backend>(v, width, b_v, a.B * a.T, width);
+  }
+}
+
+// dx (B T, D) += dk W_K^T + dv W_V^T;  dx_query (B Tq, D) += dq W_Q^T (it may be dx itself when
+// Tq = T); dW_m[h] += x^T dm[h]; db_m += column sums (when non-null).
+template <class Backend, class Scalar>
+void qkv_backward(Scalar* dx, Scalar* dx_query, Scalar* dw_q, Scalar* dw_k, Scalar* dw_v, Scalar* db_q, Scalar* db_k,
+                  Scalar* db_v, const Scalar* dq, const Scalar* dk, const Scalar* dv, const Scalar* x,
+                  const Scalar* x_query, const Scalar* w_q, const Scalar* w_k, const Scalar* w_v,
+                  const AttentionDims& a, index_t D) {
+  const index_t width = a.H * a.dh;
+  for (index_t h = 0; h < a.H; ++h) {
+    const std::ptrdiff_t w = static_cast<std::ptrdiff_t>(h) * D * a.dh, col = static_cast<std::ptrdiff_t>(h) * a.dh;
+    matmul_backward_weight<Backend>(dw_q + w, a.dh, x_query, D, dq + col, width, a.B * a.Tq, D, a.dh);
+    matmul_backward_weight<Backend>(dw_k + w, a.dh, x, D, dk + col, width, a.B * a.T, D, a.dh);
+    matmul_backward_weight<Backend>(dw_v + w, a.dh, x, D, dv + col, width, a.B * a.T, D, a.dh);
+    matmul_backward_input<Backend>(dx_query, D, dq + col, width, w_q + w, a.dh, a.B * a.Tq, D, a.dh, true);
+    matmul_backward_input<Backend>(dx, D, dk + col, width, w_k + w, a.dh, a.B * a.T, D, a.dh, true);
+    matmul_backward_input<Backend>(dx, D, dv + col, width, w_v + w, a.dh, a.B * a.T, D, a.dh, true);
+  }
+  if (db_q) {
+    bias_backward<Backend>(db_q, dq, width, a.B * a.Tq, width);
+    bias_backward<Backend>(db_k, dk, width, a.B * a.T, width);
+    bias_backward<Backend>(db_v, dv, width, a.B * a.T, width);
+  }
+}
+
+// ---- the attention core: one (sample, head) per item ------------------------------------------------------
+template <class Scalar>
+struct AttendSampleHead {
+  Scalar* z;        // (B, Tq, H, dh)
+  Scalar* pattern;  // (B, H, Tq, T)
+  Scalar* scores;   // (B, H, Tq, T) unscaled, or null (only inspection keeps them)
+  const Scalar* q;  // (B, Tq, H, dh)
+  const Scalar* k;  // (B, T, H, dh)
+  const Scalar* v;  // (B, T, H, dh)
+  AttentionDims a;
+  Scalar sqrt_dh;
+  TINYATTN_HD void operator()(index_t item) const {
+    const index_t b = item / a.H, h = item % a.H, T = a.T, H = a.H, dh = a.dh;
+    for (index_t i = 0; i < a.Tq; ++i) {
+      const index_t keys = a.causal ? a.T - a.Tq + i + 1 : T;  // keys a query may see
+      const Scalar* qi = q + ((static_cast<std::ptrdiff_t>(b) * a.Tq + i) * H + h) * dh;
+      Scalar* p = pattern + ((static_cast<std::ptrdiff_t>(b) * H + h) * a.Tq + i) * T;
+      Scalar top = 0;
+      for (index_t j = 0; j < T; ++j) {
+        const Scalar* kj = k + ((static_cast<std::ptrdiff_t>(b) * T + j) * H + h) * dh;
+        Scalar s = 0;
+        for (index_t e = 0; e < dh; ++e) s += qi[e] * kj[e];
+        if (scores) scores[((static_cast<std::ptrdiff_t>(b) * H + h) * a.Tq + i) * T + j] = s;
+        p[j] = s / sqrt_dh;  // scaled score, replaced by its softmax below
+        if (j < keys) top = (j == 0 || p[j] > top) ? p[j] : top;
+      }
+      Scalar total = 0;
+      for (index_t j = 0; j < T; ++j) {
+        p[j] = j < keys ? math::exp(p[j] - top) : Scalar(0);
+        total += p[j];
+      }
+      for (index_t j = 0; j < keys; ++j) p[j] /= total;
+      Scalar* zi = z + ((static_cast<std::ptrdiff_t>(b) * a.Tq + i) * H + h) * dh;
+      for (index_t e = 0; e < dh; ++e) zi[e] = 0;
+      for (index_t j = 0; j < keys; ++j) {
+        const Scalar* vj = v + ((static_cast<std::ptrdiff_t>(b) * T + j) * H + h) * dh;
+        for (index_t e = 0; e < dh; ++e) zi[e] += p[j] * vj[e];
+      }
+    }
+  }
+};
+
+// z, pattern (and scores when non-null) from q, k, v.
+template <class Backend, class Scalar>
+void attention_forward(Scalar* z, Scalar* pattern, Scalar* scores, const Scalar* q, const Scalar* k, const Scalar* v,
+                       const AttentionDims& a) {
+  const Scalar sqrt_dh = static_cast<Scalar>(std::sqrt(static_cast<double>(a.dh)));
+  Primitives<Backend>::for_each(a.B * a.H, AttendSampleHead<Scalar>{z, pattern, scores, q, k, v, a, sqrt_dh});
+}
+
+// Backward of the core, per (sample, head): with dp[j] = dz[i] . v[j],
+//   dv[j] += p[i, j] dz[i];   ds[i, j] = p[i, j] (dp[j] - sum_j p[i, j] dp[j]) / sqrt(dh)
+//   dq[i]  = sum_j ds[i, j] k[j];   dk[j] += ds[i, j] q[i]
+template <class Scalar>
+struct AttendSampleHeadBackward {
+  Scalar* dq;       // (B, Tq, H, dh), written
+  Scalar* dk;       // (B, T, H, dh), written
+  Scalar* dv;       // (B, T, H, dh), written
+  Scalar* dp;       // (B, H, T) scratch
+  const Scalar* dz;       // (B, Tq, H, dh)
+  const Scalar* pattern;  // (B, H, Tq, T)
+  const Scalar* q;
+  const Scalar* k;
+  const Scalar* v;
+  AttentionDims a;
+  Scalar sqrt_dh;
+  TINYATTN_HD void operator()(index_t item) const {
+    const index_t b = item / a.H, h = item % a.H, T = a.T, H = a.H, dh = a.dh;
+    const auto row = [&](index_t t) { return ((static_cast<std::ptrdiff_t>(b) * T + t) * H + h) * dh; };
+    const auto query_row = [&](index_t i) { return ((static_cast<std::ptrdiff_t>(b) * a.Tq + i) * H + h) * dh; };
+    for (index_t j = 0; j < T; ++j)
+      for (index_t e = 0; e < dh; ++e) dk[row(j) + e] = dv[row(j) + e] = 0;
+    Scalar* d = dp + static_cast<std::ptrdiff_t>(item) * T;
+    for (index_t i = 0; i < a.Tq; ++i) {
+      const index_t keys = a.causal ? a.T - a.Tq + i + 1 : T;
+      const Scalar* p = pattern + ((static_cast<std::ptrdiff_t>(b) * H + h) * a.Tq + i) * T;
+      const Scalar* dzi = dz + query_row(i);
+      Scalar inner = 0;
+      for (index_t j = 0; j < keys; ++j) {
+        Scalar s = 0;
+        for (index_t e = 0; e < dh; ++e) {
+          s += dzi[e] * v[row(j) + e];
+          dv[row(j) + e] += p[j] * dzi[e];
+        }
+        d[j] = s;
+        inner += p[j] * s;
+      }
+      Scalar* dqi = dq + query_row(i);
+      const Scalar* qi = q + query_row(i);
+      for (index_t e = 0; e < dh; ++e) dqi[e] = 0;
+      for (index_t j = 0; j < keys; ++j) {
+        const Scalar ds = p[j] * (d[j] - inner) / sqrt_dh;
+        for (index_t e = 0; e < dh; ++e) {
+          dqi[e] += ds * k[row(j) + e];
+          dk[row(j) + e] += ds * qi[e];
+        }
+      }
+    }
+  }
+};
+
+// dq, dk, dv (written) from dz; dp_scratch holds B H T scalars.
+template <class Backend, class Scalar>
+void attention_backward(Scalar* dq, Scalar* dk, Scalar* dv, Scalar* dp_scratch, const Scalar* dz,
+                        const Scalar* pattern, const Scalar* q, const Scalar* k, const Scalar* v,
+                        const AttentionDims& a) {
+  const Scalar sqrt_dh = static_cast<Scalar>(std::sqrt(static_cast<double>(a.dh)));
+  Primitives<Backend>::for_each(
+      a.B * a.H, AttendSampleHeadBackward<Scalar>{dq, dk, dv, dp_scratch, dz, pattern, q, k, v, a, sqrt_dh});
+}
+
+// ---- output projection ----------------------------------------------------------------------------------
+// out (B Tq, D) = z (B Tq, H dh) W_O (H dh, D) + b_O (D, or null).
+template <class Backend, class Scalar>
+void attention_output_forward(Scalar* out, const Scalar* z, const Scalar* w_o, const Scalar* b_o, index_t rows,
+                              index_t H, index_t dh, index_t D) {
+  matmul_forward<Backend>(out, D, z, H * dh, w_o, D, rows, H * dh, D);
+  if (b_o) bias_forward<Backend>(out, D, b_o, rows, D);
+}
+
+// dz (B Tq, H dh) = dout W_O^T;  dW_O += z^T dout;  db_O += column sums (when non-null).
+template <class Backend, class Scalar>
+void attention_output_backward(Scalar* dz, Scalar* dw_o, Scalar* db_o, const Scalar* dout, const Scalar* z,
+                               const Scalar* w_o, index_t rows, index_t H, index_t dh, index_t D) {
+  matmul_backward_weight<Backend>(dw_o, D, z, H * dh, dout, D, rows, H * dh, D);
+  matmul_backward_input<Backend>(dz, H * dh, dout, D, w_o, D, rows, H * dh, D, false);
+  if (db_o) bias_backward<Backend>(db_o, dout, D, rows, D);
+}
+
+}  // namespace tinyattn::layers

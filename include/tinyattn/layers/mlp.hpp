@@ -1,0 +1,76 @@
+// tinyattn/layers/mlp.hpp — the MLP of a block, as TransformerLens's MLP.
+//
+//   pre  = x W_in + b_in            (rows, M)      hook_pre
+//   post = act(pre)                 (rows, M)      hook_post;  act = ReLU, or GELU in its exact erf form
+//   out  = post W_out + b_out       (rows, D)
+// GELU(x) = x Phi(x) with Phi(x) = (1 + erf(x / sqrt 2)) / 2, and GELU'(x) = Phi(x) + x phi(x) with
+// phi(x) = exp(-x^2 / 2) / sqrt(2 pi). ReLU'(0) = 0, as torch.
+#pragma once
+
+#include "tinyattn/backend/primitives.hpp"
+#include "tinyattn/core/architecture.hpp"
+#include "tinyattn/core/math.hpp"
+#include "tinyattn/layers/matmul.hpp"
+
+namespace tinyattn::layers {
+
+template <class Scalar>
+TINYATTN_HD TINYATTN_FORCEINLINE Scalar gelu(Scalar x) {
+  return x * (Scalar(0.5) * (Scalar(1) + math::erf(x * Scalar(0.70710678118654752440))));
+}
+template <class Scalar>
+TINYATTN_HD TINYATTN_FORCEINLINE Scalar gelu_derivative(Scalar x) {
+  const Scalar cdf = Scalar(0.5) * (Scalar(1) + math::erf(x * Scalar(0.70710678118654752440)));
+  const Scalar pdf = math::exp(Scalar(-0.5) * x * x) * Scalar(0.39894228040143267794);
+  return cdf + x * pdf;
+}
+
+template <class Scalar>
+struct Activate {
+  Scalar* post;
+  const Scalar* pre;
+  Activation act;
+  TINYATTN_HD void operator()(index_t i) const {
+    const Scalar x = pre[i];
+    post[i] = act == Activation::relu ? (x > Scalar(0) ? x : Scalar(0)) : gelu(x);
+  }
+};
+
+template <class Scalar>
+struct ActivateBackward {
+  Scalar* dpre;  // in: d post; out: d pre (in place)
+  const Scalar* pre;
+  Activation act;
+  TINYATTN_HD void operator()(index_t i) const {
+    const Scalar x = pre[i];
+    dpre[i] *= act == Activation::relu ? (x > Scalar(0) ? Scalar(1) : Scalar(0)) : gelu_derivative(x);
+  }
+};
+
+// pre, post (rows, M) and out (rows, D) from x (rows, D). Biases may be null.
+template <class Backend, class Scalar>
+void mlp_forward(Scalar* out, Scalar* pre, Scalar* post, const Scalar* x, const Scalar* w_in, const Scalar* b_in,
+                 const Scalar* w_out, const Scalar* b_out, Activation act, index_t rows, index_t D, index_t M) {
+  matmul_forward<Backend>(pre, M, x, D, w_in, M, rows, D, M);
+  if (b_in) bias_forward<Backend>(pre, M, b_in, rows, M);
+  Primitives<Backend>::for_each(rows * M, Activate<Scalar>{post, pre, act});
+  matmul_forward<Backend>(out, D, post, M, w_out, D, rows, M, D);
+  if (b_out) bias_forward<Backend>(out, D, b_out, rows, D);
+}
+
+// dx (rows, D) += the input gradient; parameter gradients +=; dpost_scratch (rows, M) is overwritten.
+template <class Backend, class Scalar>
+void mlp_backward(Scalar* dx, Scalar* dw_in, Scalar* db_in, Scalar* dw_out, Scalar* db_out, Scalar* dpost_scratch,
+                  const Scalar* dout, const Scalar* x, const Scalar* pre, const Scalar* post, const Scalar* w_in,
+                  const Scalar* w_out, Activation act, index_t rows, index_t D, index_t M) {
+  matmul_backward_weight<Backend>(dw_out, D, post, M, dout, D, rows, M, D);
+  if (db_out) bias_backward<Backend>(db_out, dout, D, rows, D);
+  Scalar* dpre = dpost_scratch;
+  matmul_backward_input<Backend>(dpre, M, dout, D, w_out, D, rows, M, D, false);  // d post
+  Primitives<Backend>::for_each(rows * M, ActivateBackward<Scalar>{dpre, pre, act});
+  matmul_backward_weight<Backend>(dw_in, M, x, D, dpre, M, rows, D, M);
+  if (db_in) bias_backward<Backend>(db_in, dpre, M, rows, M);
+  matmul_backward_input<Backend>(dx, D, dpre, M, w_in, M, rows, D, M, true);
+}
+
+}  // namespace tinyattn::layers
