@@ -49,7 +49,9 @@ int main(int argc, char** argv) {
   const auto setup_start = std::chrono::steady_clock::now();
   const tinyattn::MinMaxTask task(128, static_cast<std::uint64_t>(seed));
   Net net(static_cast<std::uint64_t>(seed));
-  tinyattn::Trainer<Net> trainer(net, task.train(), task.test());
+  tinyattn::TrainerOptions options;
+  options.adamw = tinyattn::MinMaxTask::adamw();
+  tinyattn::Trainer<Net> trainer(net, task.train(), task.test(), options);
   const double setup = std::chrono::duration<double>(std::chrono::steady_clock::now() - setup_start).count();
   const auto start = std::chrono::steady_clock::now();
   const tinyattn::EpochMetrics last = trainer.run(epochs);

@@ -19,7 +19,9 @@ void measure(long epochs, int repeats) {
   std::string logit, score;
   for (int r = 0; r < repeats; ++r) {
     Net net(0);
-    tinyattn::Trainer<Net> trainer(net, task.train(), task.test());
+    tinyattn::TrainerOptions options;
+    options.adamw = tinyattn::MinMaxTask::adamw();
+    tinyattn::Trainer<Net> trainer(net, task.train(), task.test(), options);
     trainer.run(1);  // warm up: first touch of every buffer
     const auto start = std::chrono::steady_clock::now();
     trainer.run(epochs);

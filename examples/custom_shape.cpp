@@ -21,7 +21,9 @@ int main(int argc, char** argv) {
 
   const tinyattn::MinMaxTask task(/*max_n=*/128, /*seed=*/0);
   Net net(/*seed=*/0);
-  tinyattn::Trainer<Net> trainer(net, task.train(), task.test());
+  tinyattn::TrainerOptions options;
+  options.adamw = tinyattn::MinMaxTask::adamw();  // the reference experiment's optimizer
+  tinyattn::Trainer<Net> trainer(net, task.train(), task.test(), options);
   std::printf("Shape<131, 64, 4, 4>: %zu parameters, head_dim %d, logits via %s, scores via %s\n",
               Net::parameter_count, Net::head_dim, tinyattn::to_string(trainer.logit_path()),
               tinyattn::to_string(trainer.score_path()));

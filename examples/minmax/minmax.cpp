@@ -220,7 +220,7 @@ void warn_no_gnuplot() {
 struct TrainSettings {
   std::int64_t epochs = 750;
   std::uint64_t seed = 0;
-  tinyattn::AdamWConfig adamw{};
+  tinyattn::AdamWConfig adamw = tinyattn::MinMaxTask::adamw();
   std::string out = "minmax-out";
   bool plot = true;
   std::int64_t checkpoint_every = 0;
@@ -253,14 +253,14 @@ int train(const TrainSettings& settings) {
     rows = read_curves_csv(join(settings.resume, "curves.csv"));
     // curves.csv is written before the checkpoint (see save_checkpoint below), so after a crash between
     // the two it may hold epochs past the checkpoint: those are recomputed, identically.
-    if (static_cast<std::int64_t>(rows.size()) < trainer.optimizer().steps())
+    if (static_cast<std::int64_t>(rows.size()) < trainer.epochs())
       throw RunError(join(settings.resume, "curves.csv") + " has " + std::to_string(rows.size()) +
-                     " epochs, the checkpoint " + std::to_string(trainer.optimizer().steps()));
-    rows.resize(static_cast<std::size_t>(trainer.optimizer().steps()));
+                     " epochs, the checkpoint " + std::to_string(trainer.epochs()));
+    rows.resize(static_cast<std::size_t>(trainer.epochs()));
     std::printf("resuming from %s at epoch %lld\n", settings.resume.c_str(),
-                static_cast<long long>(trainer.optimizer().steps()));
+                static_cast<long long>(trainer.epochs()));
   }
-  const std::int64_t first = trainer.optimizer().steps() + 1;
+  const std::int64_t first = trainer.epochs() + 1;
   if (first > settings.epochs + 1)
     throw RunError("the checkpoint is at epoch " + std::to_string(first - 1) + ", past --epochs " +
                    std::to_string(settings.epochs));
@@ -275,7 +275,7 @@ int train(const TrainSettings& settings) {
   // --resume accepts, never behind it.
   auto save_checkpoint = [&] {
     write_curves_csv(curves, rows);
-    tinyattn::io::save_checkpoint(trainer, checkpoint, run_metadata(settings, trainer.optimizer().steps()));
+    tinyattn::io::save_checkpoint(trainer, checkpoint, run_metadata(settings, trainer.epochs()));
   };
   install_stop_handlers();
   Progress progress(first, settings.epochs);
@@ -296,13 +296,13 @@ int train(const TrainSettings& settings) {
     progress.interrupt();
     save_checkpoint();
     std::fprintf(stderr, "interrupted (%s) after epoch %lld: checkpoint saved; continue with: minmax train --resume %s --epochs %lld\n",
-                 signal == SIGINT ? "SIGINT" : "SIGTERM", static_cast<long long>(trainer.optimizer().steps()),
+                 signal == SIGINT ? "SIGINT" : "SIGTERM", static_cast<long long>(trainer.epochs()),
                  dir.c_str(), static_cast<long long>(settings.epochs));
     return 130;
   }
   const double seconds = progress.seconds();
   std::vector<std::string> files{"weights.safetensors", "curves.csv"};
-  tinyattn::io::Metadata meta = run_metadata(settings, trainer.optimizer().steps());
+  tinyattn::io::Metadata meta = run_metadata(settings, trainer.epochs());
   if (!rows.empty()) {
     char text[32];
     std::snprintf(text, sizeof text, "%.6f", rows.back().train_acc);

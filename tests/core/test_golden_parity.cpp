@@ -15,7 +15,7 @@ template <class Net>
 std::vector<float> golden_tensors(const io::SafetensorsFile& file, const std::string& prefix) {
   std::vector<float> flat(Net::parameter_count);
   for (const auto& spec : Net::Layout::tensors()) {
-    const auto values = file.read<float>(prefix + spec.name, spec.shape);
+    const auto values = file.read<float>(prefix + spec.notebook_name, spec.shape);
     std::copy(values.begin(), values.end(), flat.begin() + static_cast<std::ptrdiff_t>(spec.offset));
   }
   return flat;
@@ -37,7 +37,8 @@ void check_tensors(const std::vector<float>& actual, const std::vector<float>& e
 }
 
 template <class Shape, class Backend>
-void check_golden(const std::string& fixture, LogitPath path, ScorePath scores = ScorePath::automatic) {
+void check_golden(const std::string& fixture, LogitPath path, ScorePath scores = ScorePath::automatic,
+                  Engine engine = Engine::table) {
   using Net = AttentionNetwork<Shape, Backend, float>;
   const auto golden = io::SafetensorsFile::load(data_path(fixture));
   const std::uint64_t seed = std::stoull(golden.metadata().at("seed"));
@@ -62,11 +63,15 @@ void check_golden(const std::string& fixture, LogitPath path, ScorePath scores =
     logits_last.insert(logits_last.end(), l, l + Shape::vocab);
   }
   TINYATTN_CHECK_CLOSE(logits_last, golden.read<float>("probe.logits_last"), 1e-5, 1e-6, "probe logits");
-  TINYATTN_CHECK_CLOSE(cache.scores, golden.read<float>("probe.attention_scores"), 1e-5, 1e-6, "attention scores");
-  TINYATTN_CHECK_CLOSE(cache.pattern, golden.read<float>("probe.attention_pattern"), 1e-5, 1e-6, "attention pattern");
+  TINYATTN_CHECK_CLOSE(cache["blocks.0.attn.scores"].values, golden.read<float>("probe.attention_scores"), 1e-5, 1e-6,
+                       "attention scores");
+  TINYATTN_CHECK_CLOSE(cache["blocks.0.attn.hook_pattern"].values, golden.read<float>("probe.attention_pattern"), 1e-5,
+                       1e-6, "attention pattern");
 
   // Loss and gradients at the initial weights, then the weights after 1 and 5 AdamW steps.
   TrainerOptions options;
+  options.adamw = MinMaxTask::adamw();
+  options.engine = engine;
   options.logit_path = path;
   options.score_path = scores;
   Trainer<Net> trainer(net, task.train(), TokenBatch{}, options);
@@ -94,12 +99,19 @@ TEST_CASE_TEMPLATE("golden parity with PyTorch, reference shape, both logit path
   SUBCASE("direct, per-sample scores") {
     check_golden<ReferenceShape, Backend>(file, LogitPath::direct, ScorePath::per_sample);
   }
+  SUBCASE("reference engine") {
+    check_golden<ReferenceShape, Backend>(file, LogitPath::automatic, ScorePath::automatic, Engine::reference);
+  }
 }
 
 TEST_CASE_TEMPLATE("golden parity with PyTorch, D=24 H=3 seed 7, both logit paths", Backend, TINYATTN_TEST_BACKENDS) {
   using S = Shape<131, 24, 3, 4>;
   SUBCASE("logit table") { check_golden<S, Backend>("golden_d24_h3_seed7.safetensors", LogitPath::logit_table); }
   SUBCASE("direct") { check_golden<S, Backend>("golden_d24_h3_seed7.safetensors", LogitPath::direct); }
+  SUBCASE("reference engine") {
+    check_golden<S, Backend>("golden_d24_h3_seed7.safetensors", LogitPath::automatic, ScorePath::automatic,
+                             Engine::reference);
+  }
 }
 
 }  // namespace

@@ -66,7 +66,7 @@ template <class Net>
 std::vector<float> train_reference(int epochs, std::uint64_t seed) {
   const MinMaxTask task(128, seed);
   Net net(seed);
-  Trainer<Net> trainer(net, task.train(), task.test());
+  Trainer<Net> trainer(net, task.train(), task.test(), reference_options());
   trainer.run(epochs);
   return net.parameters();
 }
@@ -89,7 +89,7 @@ TEST_CASE_TEMPLATE("divergence stops training with the epoch and keeps the last 
   using Net = AttentionNetwork<ReferenceShape, Backend>;
   const MinMaxTask task(128, 0);
   Net net(0);
-  Trainer<Net> trainer(net, task.train(), task.test());
+  Trainer<Net> trainer(net, task.train(), task.test(), reference_options());
   trainer.run(3);
   auto params = net.parameters();
   params[Net::Layout::value + 5] = std::numeric_limits<float>::quiet_NaN();  // poison one weight
@@ -111,20 +111,20 @@ TEST_CASE_TEMPLATE("bad batches are rejected with sample, position and value", B
   TokenBatch batch = MinMaxTask(128).batch({0, 1, 2});
   batch.tokens[2 * 4 + 1] = 131;
   CHECK_THROWS_WITH_AS(net.evaluate(batch),
-                       "AttentionNetwork::evaluate: sample 2, position 1: token 131 is outside the vocabulary [0, 131)",
+                       "Transformer::evaluate: sample 2, position 1: token 131 is outside the vocabulary [0, 131)",
                        Error);
   batch.tokens[2 * 4 + 1] = 128;
   batch.targets[1] = -3;
   CHECK_THROWS_WITH_AS(Trainer<Net>(net, batch, TokenBatch{}),
-                       "Trainer: training set: sample 1: target -3 is outside the vocabulary [0, 131)", Error);
+                       "Trainer: training set: sample 1, position 3: target -3 is outside [0, 131) (or -1: not scored)", Error);
   batch.targets[1] = 3;
   batch.context = 3;
   CHECK_THROWS_WITH_AS(net.inspect(batch),
-                       "AttentionNetwork::inspect: samples have 3 tokens, the network's context is 4", Error);
+                       "Transformer::inspect: samples have 3 tokens, the network's context is 4", Error);
   CHECK_THROWS_WITH_AS(Trainer<Net>(net, TokenBatch{4, {}, {}}, TokenBatch{}), "Trainer: the training set is empty",
                        Error);
   CHECK_THROWS_WITH_AS(net.set_parameters(std::vector<float>(10)),
-                       "AttentionNetwork::set_parameters: 10 values, expected 8416", Error);
+                       "Transformer::set_parameters: 10 values, expected 8416", Error);
   TrainerOptions bad;
   bad.adamw.lr = -1;
   CHECK_THROWS_WITH_AS(Trainer<Net>(net, MinMaxTask(128).train(), TokenBatch{}, bad),
@@ -139,7 +139,7 @@ TEST_CASE_TEMPLATE("slow: the reference experiment reaches 100% train and >= 98.
   for (std::uint64_t seed : {0, 1}) {
     const MinMaxTask task(128, seed);
     Net net(seed);
-    Trainer<Net> trainer(net, task.train(), task.test());
+    Trainer<Net> trainer(net, task.train(), task.test(), reference_options());
     const EpochMetrics last = trainer.run(750);
     MESSAGE("seed " << seed << ": train " << last.train_accuracy << ", test " << last.test_accuracy);
     CHECK(last.train_accuracy == 1.0);
@@ -165,8 +165,8 @@ TEST_CASE("CPU and Thrust backends agree after 50 epochs from the same weights")
   CpuNet cpu(5);
   ThrustNet gpu(5);
   REQUIRE(cpu.parameters() == gpu.parameters());
-  Trainer<CpuNet> cpu_trainer(cpu, task.train(), task.test());
-  Trainer<ThrustNet> gpu_trainer(gpu, task.train(), task.test());
+  Trainer<CpuNet> cpu_trainer(cpu, task.train(), task.test(), reference_options());
+  Trainer<ThrustNet> gpu_trainer(gpu, task.train(), task.test(), reference_options());
   const EpochMetrics a = cpu_trainer.run(50), b = gpu_trainer.run(50);
   const auto cmp = compare(gpu.parameters(), cpu.parameters(), 0.0, 2e-5);
   MESSAGE("max |cpu - thrust| after 50 epochs: " << cmp.max_abs_error);

@@ -36,6 +36,12 @@ using Layout = ParameterLayout<ReferenceShape>;
 
 std::string fixture(const std::string& name) { return std::string(TINYATTN_TEST_DATA_DIR) + "/" + name; }
 
+TrainerOptions reference_options() {
+  TrainerOptions options;
+  options.adamw = MinMaxTask::adamw();
+  return options;
+}
+
 
 
 void write_bytes(const std::string& path, const std::vector<unsigned char>& bytes) {
@@ -85,11 +91,11 @@ struct HandMadeWeights {
   // The parameters of `net` and the four zero biases, F32, as save_weights writes them.
   explicit HandMadeWeights(const ReferenceNet& net) {
     const std::vector<float> flat = net.parameters();
-    for (const TensorSpec& spec : Layout::tensors()) add(spec.name, spec.shape, slice(flat, spec));
-    for (const auto& [name, shape] : Layout::frozen_zero_biases()) {
+    for (const TensorSpec& spec : Layout::tensors()) add(spec.notebook_name, spec.shape, slice(flat, spec));
+    for (const ZeroTensor& bias : Layout::zero_biases(/*notebook_names=*/true)) {
       std::size_t count = 1;
-      for (auto d : shape) count *= static_cast<std::size_t>(d);
-      add(name, shape, std::vector<float>(count, 0.0f));
+      for (auto d : bias.shape) count *= static_cast<std::size_t>(d);
+      add(bias.name, bias.shape, std::vector<float>(count, 0.0f));
     }
   }
 
@@ -156,20 +162,22 @@ void check_round_trip(io::DType dtype_on_disk) {
   }
   using Scalar = typename Net::scalar_type;
   for (const TensorSpec& spec : Layout::tensors()) {
-    INFO("tensor " << spec.name);
-    CHECK(bit_identical(file.read<Scalar>(spec.name, spec.shape), slice(saved.parameters(), spec)));
+    INFO("tensor " << spec.notebook_name);
+    CHECK(bit_identical(file.read<Scalar>(spec.notebook_name, spec.shape), slice(saved.parameters(), spec)));
   }
-  for (const auto& [name, shape] : Layout::frozen_zero_biases()) {
-    INFO("bias " << name);
-    const auto values = file.read<Scalar>(name, shape);
+  for (const ZeroTensor& bias : Layout::zero_biases(/*notebook_names=*/true)) {
+    INFO("bias " << bias.name);
+    const auto values = file.read<Scalar>(bias.name, bias.shape);
     CHECK(std::count(values.begin(), values.end(), Scalar(0)) == static_cast<std::ptrdiff_t>(values.size()));
   }
   const auto& meta = file.metadata();
   CHECK(meta.at("format") == "tinyattn");
-  CHECK(meta.at("vocab") == "131");
+  CHECK(meta.at("d_vocab") == "131");
   CHECK(meta.at("d_model") == "32");
-  CHECK(meta.at("heads") == "2");
-  CHECK(meta.at("context") == "4");
+  CHECK(meta.at("n_heads") == "2");
+  CHECK(meta.at("n_ctx") == "4");
+  CHECK(meta.at("n_layers") == "1");
+  CHECK(meta.at("unembed") == "\"tied\"");
   CHECK(meta.at("note") == "round trip");
 }
 
@@ -199,8 +207,8 @@ TEST_CASE("weights written by PyTorch load and reproduce PyTorch's probe logits"
 
   // The same tensors as the golden file's initial weights, exactly.
   for (const TensorSpec& spec : Layout::tensors()) {
-    INFO("tensor " << spec.name);
-    const auto expected = golden.read<float>(std::string("init.") + spec.name, spec.shape);
+    INFO("tensor " << spec.notebook_name);
+    const auto expected = golden.read<float>(std::string("init.") + spec.notebook_name, spec.shape);
     CHECK(bit_identical(slice(net.parameters(), spec), expected));
   }
 
@@ -228,11 +236,19 @@ TEST_CASE("load_weights rejects a file that does not fit the network and leaves 
   const std::vector<float> before = net.parameters();
   const std::string path = dir.file("w.safetensors");
 
-  SUBCASE("another shape: the message names the tensor and both shapes") {
+  SUBCASE("another configuration: the message names the key and both values") {
     const AttentionNetwork<Shape<131, 24, 3, 4>> other(2);
     io::save_weights(other, path);
     const std::string message = message_of<io::FormatError>([&] { io::load_weights(net, path); });
     CHECK(message.find(path) != std::string::npos);
+    CHECK(message.find("d_model = 24, this model has 32") != std::string::npos);
+  }
+  SUBCASE("another shape without configuration metadata: the message names the tensor and both shapes") {
+    HandMadeWeights weights{ReferenceNet(7)};
+    weights.remove("_token_embedding._weight");
+    weights.add("_token_embedding._weight", {131, 24}, std::vector<float>(131 * 24, 0.5f));
+    weights.write(path);
+    const std::string message = message_of<io::FormatError>([&] { io::load_weights(net, path); });
     CHECK(message.find("'_token_embedding._weight'") != std::string::npos);
     CHECK(message.find("(131, 24)") != std::string::npos);
     CHECK(message.find("(131, 32)") != std::string::npos);
@@ -293,17 +309,17 @@ TEST_CASE("a checkpoint resumes training bit-identically") {
   const TokenBatch train = task.train(), test = task.test();
 
   ReferenceNet straight(0);
-  Trainer<ReferenceNet> straight_trainer(straight, train, test);
+  Trainer<ReferenceNet> straight_trainer(straight, train, test, reference_options());
   straight_trainer.run(10);
 
   ReferenceNet first_half(0);
-  Trainer<ReferenceNet> first_trainer(first_half, train, test);
+  Trainer<ReferenceNet> first_trainer(first_half, train, test, reference_options());
   first_trainer.run(5);
   const std::string path = dir.file("checkpoint.safetensors");
   io::save_checkpoint(first_trainer, path, {{"epochs", "5"}});
 
   ReferenceNet resumed(/*seed=*/42);  // nothing in common with the run but the checkpoint
-  Trainer<ReferenceNet> resumed_trainer(resumed, train, test);
+  Trainer<ReferenceNet> resumed_trainer(resumed, train, test, reference_options());
   const io::Metadata meta = io::load_checkpoint(resumed_trainer, path);
   CHECK(meta.at("adamw.step") == "5");
   CHECK(meta.at("epochs") == "5");
@@ -347,12 +363,12 @@ TEST_CASE("load_checkpoint rejects a missing or corrupt 'adamw.step' and leaves 
   const auto params = other.parameters();
   const auto m = other_trainer.optimizer().first_moment();
 
-  for (const char* step : {"five", "-1", "5x", "", "99999999999999999999999"}) {
+  for (const char* step : {"five", "-1", "5x", "", "99999999999999999999999", "+5", " 5", "5 "}) {
     INFO("adamw.step = '" << step << "'");
     const std::string bad = rewrite_step(step);
     const std::string message = message_of<io::FormatError>([&] { io::load_checkpoint(other_trainer, bad); });
     CHECK(message.find("'adamw.step'") != std::string::npos);
-    CHECK(message.find("non-negative integer") != std::string::npos);
+    CHECK(message.find("non-negative decimal integer") != std::string::npos);
   }
   const std::string no_step = rewrite_step(nullptr);
   const std::string message = message_of<io::FormatError>([&] { io::load_checkpoint(other_trainer, no_step); });

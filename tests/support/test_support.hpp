@@ -66,6 +66,13 @@ Comparison compare(const std::vector<A>& actual, const std::vector<E>& expected,
     CHECK_MESSAGE(tinyattn_cmp_.ok, tinyattn_cmp_.describe(what));                          \
   } while (0)
 
+// The reference experiment's trainer options (its AdamW values; the library's defaults are PyTorch's).
+inline TrainerOptions reference_options() {
+  TrainerOptions options;
+  options.adamw = MinMaxTask::adamw();
+  return options;
+}
+
 // Random token batches for shapes other than the min/max task: tokens uniform in [0, V).
 inline TokenBatch random_batch(index_t vocab, index_t context, index_t samples, std::uint64_t seed) {
   SplitMix64 bits(seed);

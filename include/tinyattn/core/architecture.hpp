@@ -124,16 +124,16 @@ struct option_traits<head_dim<Dh>> : option_defaults {
 };
 
 template <class... Options, class Pick>
-constexpr int sum_of(Pick pick) {
+constexpr int sum_of([[maybe_unused]] Pick pick) {
   return (pick(option_traits<Options>{}) + ... + 0);
 }
 template <class... Options, class Pick>
-constexpr bool any_of(Pick pick) {
+constexpr bool any_of([[maybe_unused]] Pick pick) {
   return (pick(option_traits<Options>{}) || ... || false);
 }
 
 template <class... Options>
-constexpr int count_slot(int slot) {
+constexpr int count_slot([[maybe_unused]] int slot) {
   return ((option_traits<Options>::slot == slot ? 1 : 0) + ... + 0);
 }
 template <class... Options>

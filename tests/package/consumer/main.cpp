@@ -8,7 +8,9 @@ int main() {
   using Net = tinyattn::AttentionNetwork<tinyattn::Shape<13, 8, 2, 4>>;
   const tinyattn::MinMaxTask task(/*max_n=*/10, /*seed=*/1);
   Net net(1);
-  tinyattn::Trainer<Net> trainer(net, task.train(), task.test());
+  tinyattn::TrainerOptions options;
+  options.adamw = tinyattn::MinMaxTask::adamw();
+  tinyattn::Trainer<Net> trainer(net, task.train(), task.test(), options);
   const tinyattn::EpochMetrics m = trainer.run(20);
   tinyattn::io::save_weights(net, "consumer-weights.safetensors");
   Net copy;
