@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <numeric>
 #include <cmath>
 #include <sstream>
 #include <string>
@@ -81,6 +82,23 @@ inline TokenBatch random_batch(index_t vocab, index_t context, index_t samples, 
   for (index_t n = 0; n < samples; ++n) {
     for (index_t t = 0; t < context; ++t) batch.tokens.push_back(static_cast<index_t>(bits.next() % vocab));
     batch.targets.push_back(static_cast<index_t>(bits.next() % vocab));
+  }
+  return batch;
+}
+
+// Random sequences for any architecture: tokens in [0, vocab), targets in [0, vocab_out) — one per
+// sample (the last position), or (every_position) one per position with about a quarter unscored (-1).
+inline TokenBatch random_sequences(index_t vocab, index_t vocab_out, index_t context, index_t samples,
+                                   std::uint64_t seed, bool every_position) {
+  SplitMix64 bits(seed);
+  TokenBatch batch;
+  batch.context = context;
+  for (index_t n = 0; n < samples; ++n) {
+    for (index_t t = 0; t < context; ++t) batch.tokens.push_back(static_cast<index_t>(bits.next() % vocab));
+    for (index_t t = every_position ? 0 : context - 1; t < context; ++t) {
+      const bool scored = !every_position || bits.next() % 4 != 0;
+      batch.targets.push_back(scored ? static_cast<index_t>(bits.next() % vocab_out) : index_t{-1});
+    }
   }
   return batch;
 }

@@ -1,0 +1,107 @@
+// The table engine (the fast path) against the reference engine (the plain math) wherever the table
+// engine's premises hold: evaluation, every gradient, and 20 training epochs, on the reference shape
+// and odd shapes, every logit and score path, both backends.
+#include "../support/test_support.hpp"
+
+namespace tinyattn::test {
+namespace {
+
+template <class Net>
+TrainerOptions options_for(Engine engine, LogitPath path, ScorePath scores) {
+  TrainerOptions o = reference_options();
+  o.engine = engine;
+  o.logit_path = path;
+  o.score_path = scores;
+  return o;
+}
+
+template <class Shape, class Arch, class Backend>
+void check_engines_agree(const TokenBatch& train, const TokenBatch& test, std::uint64_t seed, LogitPath path,
+                         ScorePath scores) {
+  using Net = Transformer<Shape, Arch, Backend, double>;
+  static_assert(Net::has_table_engine);
+  Net table_net(seed), reference_net(seed);
+  Trainer<Net> table(table_net, train, test, options_for<Net>(Engine::table, path, scores));
+  Trainer<Net> reference(reference_net, train, test, options_for<Net>(Engine::reference, path, scores));
+  REQUIRE(table.engine() == Engine::table);
+  REQUIRE(reference.engine() == Engine::reference);
+
+  // Evaluation: the loss is a smooth function of every logit, so agreement to 1e-12 in double means
+  // the logits agree; the hits are counted exactly.
+  const Evaluation et = table_net.evaluate(test, path, scores, Engine::table);
+  const Evaluation er = reference_net.evaluate(test, path, scores, Engine::reference);
+  CHECK(et.loss == doctest::Approx(er.loss).epsilon(1e-12));
+  CHECK(et.correct == er.correct);
+
+  // Every gradient.
+  const Evaluation gt = table.compute_gradients(), gr = reference.compute_gradients();
+  CHECK(gt.loss == doctest::Approx(gr.loss).epsilon(1e-12));
+  const auto cmp_g = compare(table.gradients(), reference.gradients(), 1e-9, 1e-13);
+  CHECK_MESSAGE(cmp_g.ok, cmp_g.describe("gradient, table vs reference engine"));
+
+  // 20 epochs of AdamW.
+  for (int e = 0; e < 20; ++e) {
+    const EpochMetrics mt = table.train_epoch(), mr = reference.train_epoch();
+    CHECK(mt.train_loss == doctest::Approx(mr.train_loss).epsilon(1e-10));
+    CHECK(mt.test_loss == doctest::Approx(mr.test_loss).epsilon(1e-10));
+  }
+  const auto cmp_p = compare(table_net.parameters(), reference_net.parameters(), 0.0, 1e-10);
+  MESSAGE("after 20 epochs: max |table - reference| = " << cmp_p.max_abs_error);
+  CHECK_MESSAGE(cmp_p.ok, cmp_p.describe("weights after 20 epochs, table vs reference engine"));
+}
+
+TEST_CASE_TEMPLATE("table engine = reference engine: the reference shape on min/max samples, every path", Backend,
+                   TINYATTN_TEST_BACKENDS) {
+  const MinMaxTask task(16, 3);  // a small operand range: the reference shape's vocabulary is 131 anyway
+  TokenBatch train = task.train(), test = task.test();
+  for (TokenBatch* b : {&train, &test})  // tokens of max_n = 16 remapped into the reference vocabulary
+    for (index_t& t : b->tokens) t = t >= 16 ? t + 112 : t;
+  for (LogitPath path : {LogitPath::logit_table, LogitPath::direct})
+    for (ScorePath scores : {ScorePath::table, ScorePath::per_sample}) {
+      INFO(to_string(path) << ", " << to_string(scores));
+      check_engines_agree<ReferenceShape, ReferenceArchitecture, Backend>(train, test, 5, path, scores);
+    }
+}
+
+TEST_CASE_TEMPLATE("table engine = reference engine: odd shapes, a causal mask and absent biases", Backend,
+                   TINYATTN_TEST_BACKENDS) {
+  SUBCASE("V=17 D=12 H=3 T=5, several tiles") {
+    check_engines_agree<Shape<17, 12, 3, 5>, ReferenceArchitecture, Backend>(
+        random_sequences(17, 17, 5, 2300, 61, false), random_sequences(17, 17, 5, 200, 62, false), 6,
+        LogitPath::automatic, ScorePath::automatic);
+  }
+  SUBCASE("V=9 D=8 H=4 T=6, causal (nothing masked at the last query), no biases") {
+    check_engines_agree<Shape<9, 8, 4, 6>, Architecture<causal_mask, no_biases>, Backend>(
+        random_sequences(9, 9, 6, 400, 63, false), random_sequences(9, 9, 6, 100, 64, false), 7, LogitPath::automatic,
+        ScorePath::automatic);
+  }
+  SUBCASE("few query tokens: the rebased logit table (CPU)") {
+    check_engines_agree<Shape<11, 16, 2, 3>, ReferenceArchitecture, Backend>(
+        few_query_batch(11, 3, 1500, 65, 2), few_query_batch(11, 3, 300, 66, 2), 8, LogitPath::logit_table,
+        ScorePath::table);
+  }
+}
+
+TEST_CASE("the engine is chosen from the architecture and the training setup") {
+  const MinMaxTask task(16, 1);
+  TokenBatch train = task.train();
+  for (index_t& t : train.tokens) t = t >= 16 ? t + 112 : t;
+  using Net = AttentionNetwork<ReferenceShape>;
+  Net net(1);
+  CHECK(Trainer<Net>(net, train, TokenBatch{}).engine() == Engine::table);
+  TrainerOptions minibatch;
+  minibatch.batch_size = 10;
+  CHECK(Trainer<Net>(net, train, TokenBatch{}, minibatch).engine() == Engine::reference);
+  minibatch.engine = Engine::table;
+  CHECK_THROWS_WITH_AS(Trainer<Net>(net, train, TokenBatch{}, minibatch),
+                       "Trainer: the table engine needs full-batch training and every sample scored at the last "
+                       "position; use Engine::automatic or Engine::reference",
+                       Error);
+  using Mlp = Transformer<Shape<9, 8, 2, 3>, Architecture<mlp<4>>>;
+  static_assert(!Mlp::has_table_engine);
+  Mlp mlp_net(1);
+  CHECK(Trainer<Mlp>(mlp_net, random_sequences(9, 9, 3, 20, 1, false), TokenBatch{}).engine() == Engine::reference);
+}
+
+}  // namespace
+}  // namespace tinyattn::test
