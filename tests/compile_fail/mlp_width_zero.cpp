@@ -1,0 +1,2 @@
+#include <tinyattn/tinyattn.hpp>
+tinyattn::Transformer<tinyattn::Shape<16, 16, 2, 3>, tinyattn::Architecture<tinyattn::mlp<0>>> net;
