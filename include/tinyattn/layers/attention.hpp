@@ -14,6 +14,8 @@
 //
 // The attention core (scores, softmax, mixing) runs one (sample, head) per item: every item owns its
 // rows of q, k, v and of their gradients, so the backward needs no scatter and is deterministic.
+// Softmax as torch's: (scores / sqrt(dh)) minus their maximum over the visible keys, exp, divided by
+// the sum.
 #pragma once
 
 #include <cmath>
@@ -76,7 +78,10 @@ void qkv_backward(Scalar* dx, Scalar* dx_query, Scalar* dw_q, Scalar* dw_k, Scal
 }
 
 // ---- the attention core: one (sample, head) per item ------------------------------------------------------
-template <class Scalar>
+// The context T and d_head are compile-time constants here (the engine's shape): a head's keys and
+// values are copied into small local arrays, keys transposed, so that every loop runs over T keys or
+// dh features with a fixed trip count and vectorizes. Masked keys get score -inf, weight exactly 0.
+template <class Scalar, index_t T, index_t Dh>
 struct AttendSampleHead {
   Scalar* z;        // (B, Tq, H, dh)
   Scalar* pattern;  // (B, H, Tq, T)
@@ -87,53 +92,67 @@ struct AttendSampleHead {
   AttentionDims a;
   Scalar sqrt_dh;
   TINYATTN_HD void operator()(index_t item) const {
-    const index_t b = item / a.H, h = item % a.H, T = a.T, H = a.H, dh = a.dh;
+    const index_t b = item / a.H, h = item % a.H, H = a.H;
+    Scalar kt[Dh][T], vs[T][Dh];  // keys transposed, values
+    for (index_t j = 0; j < T; ++j) {
+      const std::ptrdiff_t row = ((static_cast<std::ptrdiff_t>(b) * T + j) * H + h) * Dh;
+      for (index_t e = 0; e < Dh; ++e) {
+        kt[e][j] = k[row + e];
+        vs[j][e] = v[row + e];
+      }
+    }
     for (index_t i = 0; i < a.Tq; ++i) {
-      const index_t keys = a.causal ? a.T - a.Tq + i + 1 : T;  // keys a query may see
-      const Scalar* qi = q + ((static_cast<std::ptrdiff_t>(b) * a.Tq + i) * H + h) * dh;
-      Scalar* p = pattern + ((static_cast<std::ptrdiff_t>(b) * H + h) * a.Tq + i) * T;
-      Scalar top = 0;
-      for (index_t j = 0; j < T; ++j) {
-        const Scalar* kj = k + ((static_cast<std::ptrdiff_t>(b) * T + j) * H + h) * dh;
-        Scalar s = 0;
-        for (index_t e = 0; e < dh; ++e) s += qi[e] * kj[e];
-        if (scores) scores[((static_cast<std::ptrdiff_t>(b) * H + h) * a.Tq + i) * T + j] = s;
-        p[j] = s / sqrt_dh;  // scaled score, replaced by its softmax below
-        if (j < keys) top = (j == 0 || p[j] > top) ? p[j] : top;
+      const index_t keys = a.causal ? T - a.Tq + i + 1 : T;  // keys this query may see
+      const Scalar* qi = q + ((static_cast<std::ptrdiff_t>(b) * a.Tq + i) * H + h) * Dh;
+      Scalar s[T];
+      for (index_t j = 0; j < T; ++j) s[j] = 0;
+      for (index_t e = 0; e < Dh; ++e) {
+        const Scalar qe = qi[e];
+        TINYATTN_SIMD
+        for (index_t j = 0; j < T; ++j) s[j] += qe * kt[e][j];
       }
+      const std::ptrdiff_t at = ((static_cast<std::ptrdiff_t>(b) * H + h) * a.Tq + i) * T;
+      if (scores)
+        for (index_t j = 0; j < T; ++j) scores[at + j] = s[j];
+      // Softmax over the visible keys, in separate loops so that each vectorizes (the maximum and the
+      // sum are reductions in a fixed lane order: deterministic, as every loop here).
+      Scalar top = s[0] / sqrt_dh;
+      TINYATTN_SIMD_MAX(top)
+      for (index_t j = 0; j < T; ++j) top = j < keys && s[j] / sqrt_dh > top ? s[j] / sqrt_dh : top;
+      // exp of every key, times 0 or 1 for the mask (a product: GCC vectorizes it, not a select)
+      for (index_t j = 0; j < T; ++j) s[j] = math::exp(s[j] / sqrt_dh - top) * static_cast<Scalar>(j < keys);
       Scalar total = 0;
+      TINYATTN_SIMD_SUM(total)
+      for (index_t j = 0; j < T; ++j) total += s[j];
+      Scalar zi[Dh];
+      for (index_t e = 0; e < Dh; ++e) zi[e] = 0;
       for (index_t j = 0; j < T; ++j) {
-        p[j] = j < keys ? math::exp(p[j] - top) : Scalar(0);
-        total += p[j];
+        const Scalar p = s[j] / total;
+        pattern[at + j] = p;
+        for (index_t e = 0; e < Dh; ++e) zi[e] += p * vs[j][e];
       }
-      for (index_t j = 0; j < keys; ++j) p[j] /= total;
-      Scalar* zi = z + ((static_cast<std::ptrdiff_t>(b) * a.Tq + i) * H + h) * dh;
-      for (index_t e = 0; e < dh; ++e) zi[e] = 0;
-      for (index_t j = 0; j < keys; ++j) {
-        const Scalar* vj = v + ((static_cast<std::ptrdiff_t>(b) * T + j) * H + h) * dh;
-        for (index_t e = 0; e < dh; ++e) zi[e] += p[j] * vj[e];
-      }
+      Scalar* out = z + ((static_cast<std::ptrdiff_t>(b) * a.Tq + i) * H + h) * Dh;
+      for (index_t e = 0; e < Dh; ++e) out[e] = zi[e];
     }
   }
 };
 
-// z, pattern (and scores when non-null) from q, k, v.
-template <class Backend, class Scalar>
+// z, pattern (and scores when non-null) from q, k, v. requires: a.T == T and a.dh == Dh.
+template <class Backend, index_t T, index_t Dh, class Scalar>
 void attention_forward(Scalar* z, Scalar* pattern, Scalar* scores, const Scalar* q, const Scalar* k, const Scalar* v,
                        const AttentionDims& a) {
-  const Scalar sqrt_dh = static_cast<Scalar>(std::sqrt(static_cast<double>(a.dh)));
-  Primitives<Backend>::for_each(a.B * a.H, AttendSampleHead<Scalar>{z, pattern, scores, q, k, v, a, sqrt_dh});
+  const Scalar sqrt_dh = static_cast<Scalar>(std::sqrt(static_cast<double>(Dh)));
+  Primitives<Backend>::for_each(a.B * a.H, AttendSampleHead<Scalar, T, Dh>{z, pattern, scores, q, k, v, a, sqrt_dh});
 }
 
 // Backward of the core, per (sample, head): with dp[j] = dz[i] . v[j],
 //   dv[j] += p[i, j] dz[i];   ds[i, j] = p[i, j] (dp[j] - sum_j p[i, j] dp[j]) / sqrt(dh)
 //   dq[i]  = sum_j ds[i, j] k[j];   dk[j] += ds[i, j] q[i]
-template <class Scalar>
+template <class Scalar, index_t T, index_t Dh>
 struct AttendSampleHeadBackward {
-  Scalar* dq;       // (B, Tq, H, dh), written
-  Scalar* dk;       // (B, T, H, dh), written
-  Scalar* dv;       // (B, T, H, dh), written
-  Scalar* dp;       // (B, H, T) scratch
+  Scalar* dq;             // (B, Tq, H, dh), written
+  Scalar* dk;             // (B, T, H, dh), written
+  Scalar* dv;             // (B, T, H, dh), written
   const Scalar* dz;       // (B, Tq, H, dh)
   const Scalar* pattern;  // (B, H, Tq, T)
   const Scalar* q;
@@ -142,48 +161,59 @@ struct AttendSampleHeadBackward {
   AttentionDims a;
   Scalar sqrt_dh;
   TINYATTN_HD void operator()(index_t item) const {
-    const index_t b = item / a.H, h = item % a.H, T = a.T, H = a.H, dh = a.dh;
-    const auto row = [&](index_t t) { return ((static_cast<std::ptrdiff_t>(b) * T + t) * H + h) * dh; };
-    const auto query_row = [&](index_t i) { return ((static_cast<std::ptrdiff_t>(b) * a.Tq + i) * H + h) * dh; };
-    for (index_t j = 0; j < T; ++j)
-      for (index_t e = 0; e < dh; ++e) dk[row(j) + e] = dv[row(j) + e] = 0;
-    Scalar* d = dp + static_cast<std::ptrdiff_t>(item) * T;
-    for (index_t i = 0; i < a.Tq; ++i) {
-      const index_t keys = a.causal ? a.T - a.Tq + i + 1 : T;
-      const Scalar* p = pattern + ((static_cast<std::ptrdiff_t>(b) * H + h) * a.Tq + i) * T;
-      const Scalar* dzi = dz + query_row(i);
-      Scalar inner = 0;
-      for (index_t j = 0; j < keys; ++j) {
-        Scalar s = 0;
-        for (index_t e = 0; e < dh; ++e) {
-          s += dzi[e] * v[row(j) + e];
-          dv[row(j) + e] += p[j] * dzi[e];
-        }
-        d[j] = s;
-        inner += p[j] * s;
+    const index_t b = item / a.H, h = item % a.H, H = a.H;
+    Scalar ks[T][Dh], vt[Dh][T], dks[T][Dh], dvs[T][Dh];  // keys, values transposed, their gradients
+    for (index_t j = 0; j < T; ++j) {
+      const std::ptrdiff_t row = ((static_cast<std::ptrdiff_t>(b) * T + j) * H + h) * Dh;
+      for (index_t e = 0; e < Dh; ++e) {
+        ks[j][e] = k[row + e];
+        vt[e][j] = v[row + e];
+        dks[j][e] = dvs[j][e] = 0;
       }
-      Scalar* dqi = dq + query_row(i);
-      const Scalar* qi = q + query_row(i);
-      for (index_t e = 0; e < dh; ++e) dqi[e] = 0;
-      for (index_t j = 0; j < keys; ++j) {
-        const Scalar ds = p[j] * (d[j] - inner) / sqrt_dh;
-        for (index_t e = 0; e < dh; ++e) {
-          dqi[e] += ds * k[row(j) + e];
-          dk[row(j) + e] += ds * qi[e];
+    }
+    for (index_t i = 0; i < a.Tq; ++i) {
+      const std::ptrdiff_t query = ((static_cast<std::ptrdiff_t>(b) * a.Tq + i) * H + h) * Dh;
+      const Scalar* p = pattern + ((static_cast<std::ptrdiff_t>(b) * H + h) * a.Tq + i) * T;
+      const Scalar* dzi = dz + query;
+      const Scalar* qi = q + query;
+      Scalar dp[T];
+      for (index_t j = 0; j < T; ++j) dp[j] = 0;
+      for (index_t e = 0; e < Dh; ++e) {
+        const Scalar g = dzi[e];
+        for (index_t j = 0; j < T; ++j) dp[j] += g * vt[e][j];
+      }
+      Scalar inner = 0;
+      TINYATTN_SIMD_SUM(inner)
+      for (index_t j = 0; j < T; ++j) inner += p[j] * dp[j];
+      Scalar dqi[Dh];
+      for (index_t e = 0; e < Dh; ++e) dqi[e] = 0;
+      for (index_t j = 0; j < T; ++j) {  // masked keys have p = 0: they add nothing
+        const Scalar ds = p[j] * (dp[j] - inner) / sqrt_dh;
+        for (index_t e = 0; e < Dh; ++e) {
+          dvs[j][e] += p[j] * dzi[e];
+          dqi[e] += ds * ks[j][e];
+          dks[j][e] += ds * qi[e];
         }
+      }
+      for (index_t e = 0; e < Dh; ++e) dq[query + e] = dqi[e];
+    }
+    for (index_t j = 0; j < T; ++j) {
+      const std::ptrdiff_t row = ((static_cast<std::ptrdiff_t>(b) * T + j) * H + h) * Dh;
+      for (index_t e = 0; e < Dh; ++e) {
+        dk[row + e] = dks[j][e];
+        dv[row + e] = dvs[j][e];
       }
     }
   }
 };
 
-// dq, dk, dv (written) from dz; dp_scratch holds B H T scalars.
-template <class Backend, class Scalar>
-void attention_backward(Scalar* dq, Scalar* dk, Scalar* dv, Scalar* dp_scratch, const Scalar* dz,
-                        const Scalar* pattern, const Scalar* q, const Scalar* k, const Scalar* v,
-                        const AttentionDims& a) {
-  const Scalar sqrt_dh = static_cast<Scalar>(std::sqrt(static_cast<double>(a.dh)));
-  Primitives<Backend>::for_each(
-      a.B * a.H, AttendSampleHeadBackward<Scalar>{dq, dk, dv, dp_scratch, dz, pattern, q, k, v, a, sqrt_dh});
+// dq, dk, dv (written) from dz. requires: a.T == T and a.dh == Dh.
+template <class Backend, index_t T, index_t Dh, class Scalar>
+void attention_backward(Scalar* dq, Scalar* dk, Scalar* dv, const Scalar* dz, const Scalar* pattern, const Scalar* q,
+                        const Scalar* k, const Scalar* v, const AttentionDims& a) {
+  const Scalar sqrt_dh = static_cast<Scalar>(std::sqrt(static_cast<double>(Dh)));
+  Primitives<Backend>::for_each(a.B * a.H,
+                                AttendSampleHeadBackward<Scalar, T, Dh>{dq, dk, dv, dz, pattern, q, k, v, a, sqrt_dh});
 }
 
 // ---- output projection ----------------------------------------------------------------------------------

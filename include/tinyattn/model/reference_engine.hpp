@@ -344,7 +344,6 @@ class ReferenceEngine {
     // backward
     buffer<Scalar> dresid, dresid_last, dnorm;     // (C, T, D): the stream's gradient, a block input's, LN's
     buffer<Scalar> dq, dk, dv, dz;                 // (C, T, H, dh)
-    buffer<Scalar> dp;                             // (C, H, T)
     buffer<Scalar> dmlp;                           // (C, T, M)
     buffer<Scalar> dh_last;                        // (C, D)
 
@@ -382,7 +381,6 @@ class ReferenceEngine {
       P::allocate(logits, rows * V_out);
       for (auto* b : {&dresid, &dresid_last, &dnorm}) P::allocate(*b, btd);
       for (auto* b : {&dq, &dk, &dv, &dz}) P::allocate(*b, heads);
-      P::allocate(dp, c * H * T);
     }
     // Block l's part of a per-block buffer of `per_row` values per (sample, position).
     Scalar* at(buffer<Scalar>& b, index_t l, std::size_t per_row) {
@@ -417,7 +415,7 @@ class ReferenceEngine {
       }
       Scalar *q = a.at(a.q, l, H * dh), *k = a.at(a.k, l, H * dh), *v = a.at(a.v, l, H * dh), *z = a.at(a.z, l, H * dh);
       layers::qkv_forward<Backend>(q, k, v, h, h_query, w.w_q, w.w_k, w.w_v, w.b_q, w.b_k, w.b_v, dims, D);
-      layers::attention_forward<Backend>(z, a.at(a.pattern, l, H * T), keep_scores ? a.at(a.scores, l, H * T) : nullptr,
+      layers::attention_forward<Backend, T, dh>(z, a.at(a.pattern, l, H * T), keep_scores ? a.at(a.scores, l, H * T) : nullptr,
                                          q, k, v, dims);  // z (B, Tq, H, dh), pattern (B, H, Tq, T)
       Scalar* attn_out = a.at(a.attn_out, l, D);
       layers::attention_output_forward<Backend>(attn_out, z, w.w_o, w.b_o, B * Tq, H, dh, D);  // (B, Tq, D)
@@ -490,7 +488,7 @@ class ReferenceEngine {
       // dres is now d mid = d attn_out = d x_query (the skip path).
       Scalar* dz = P::data(a.dz);
       layers::attention_output_backward<Backend>(dz, dw.w_o, dw.b_o, dres, a.at(a.z, l, H * dh), w.w_o, B * Tq, H, dh, D);
-      layers::attention_backward<Backend>(P::data(a.dq), P::data(a.dk), P::data(a.dv), P::data(a.dp), dz,
+      layers::attention_backward<Backend, T, dh>(P::data(a.dq), P::data(a.dk), P::data(a.dv), dz,
                                           a.at(a.pattern, l, H * T), a.at(a.q, l, H * dh), a.at(a.k, l, H * dh),
                                           a.at(a.v, l, H * dh), dims);
       // d x (B, T, D) of the block's input: the skip path, plus q, k, v's input gradients (through ln1).
