@@ -34,6 +34,7 @@
 #include "tinyattn/layers/unembedding.hpp"
 #include "tinyattn/model/activation_cache.hpp"
 #include "tinyattn/model/device_batch.hpp"
+#include "tinyattn/model/interventions.hpp"
 #include "tinyattn/model/parameter_layout.hpp"
 
 namespace tinyattn {
@@ -85,6 +86,32 @@ struct SumChunkGradients {  // out[i] = sum over chunks, in order, of partial[c]
   }
 };
 
+// Interventions (model/interventions.hpp) on the backend: a head's z rows, a residual row.
+template <class Scalar>
+struct SetHeadRows {  // z (B, Tq, H, dh): head `head` of every row r = (b, i), query i at position T - Tq + i
+  Scalar* z;
+  const Scalar* values;  // null: zero; per_sample 0: mean (T, dh); else patch (N, T, dh)
+  index_t per_sample, first, Tq, T, H, dh, head;
+  TINYATTN_HD void operator()(index_t r) const {
+    const index_t b = r / Tq, t = T - Tq + r % Tq;
+    Scalar* out = z + (static_cast<std::ptrdiff_t>(r) * H + head) * dh;
+    const Scalar* src = values ? values + static_cast<std::ptrdiff_t>(first + b) * per_sample + static_cast<std::ptrdiff_t>(t) * dh
+                               : nullptr;
+    for (index_t e = 0; e < dh; ++e) out[e] = src ? src[e] : Scalar(0);
+  }
+};
+template <class Scalar>
+struct SetResidualRow {  // x (B, T, D) at `position` from values (N, D)
+  Scalar* x;
+  const Scalar* values;
+  index_t first, T, D, position;
+  TINYATTN_HD void operator()(index_t b, index_t c0, index_t c1) const {
+    Scalar* out = x + (static_cast<std::ptrdiff_t>(b) * T + position) * D;
+    const Scalar* src = values + static_cast<std::ptrdiff_t>(first + b) * D;
+    for (index_t c = c0; c < c1; ++c) out[c] = src[c];
+  }
+};
+
 template <class ShapeT, class Arch, class Backend, class Scalar>
 class ReferenceEngine {
   using P = Primitives<Backend>;
@@ -122,6 +149,37 @@ class ReferenceEngine {
     }
   }
 
+  // Interventions for the forward passes that follow (inspect, evaluate, last_logits) on batches of
+  // `samples` samples, until clear_interventions(). Checked: layers, heads, positions, value counts.
+  void set_interventions(const Interventions<Scalar>& iv, index_t samples) {
+    clear_interventions();
+    for (const auto& h : iv.heads) {
+      require(h.layer >= 0 && h.layer < L, "Interventions: layer ", h.layer, " outside [0, ", L, ")");
+      require(h.head >= 0 && h.head < H, "Interventions: head ", h.head, " outside [0, ", H, ")");
+      using Change = typename Interventions<Scalar>::HeadChange;
+      const std::size_t expected = h.change == Change::zero ? 0
+                                   : h.change == Change::mean ? static_cast<std::size_t>(T) * dh
+                                                              : static_cast<std::size_t>(samples) * T * dh;
+      require(h.values.size() == expected, "Interventions: head ", h.head, " of layer ", h.layer, " has ",
+              h.values.size(), " values, expected ", expected,
+              h.change == Change::patch ? " (the source batch must have as many samples as this one)" : "");
+      DeviceIntervention d{h.layer, h.head, h.change == Change::zero ? 0 : h.change == Change::mean ? 1 : 2, {}};
+      if (!h.values.empty()) upload(d.values, h.values);
+      interventions_.push_back(std::move(d));
+    }
+    for (const auto& r : iv.residuals) {
+      require(r.layer >= 0 && r.layer < L, "Interventions: layer ", r.layer, " outside [0, ", L, ")");
+      require(r.position >= 0 && r.position < T, "Interventions: position ", r.position, " outside [0, ", T, ")");
+      require(r.values.size() == static_cast<std::size_t>(samples) * D, "Interventions: residual patch of layer ",
+              r.layer, " has ", r.values.size(), " values, expected ", static_cast<std::size_t>(samples) * D,
+              " (the source batch must have as many samples as this one)");
+      DeviceIntervention d{r.layer, r.position, 3, {}};
+      upload(d.values, r.values);
+      interventions_.push_back(std::move(d));
+    }
+  }
+  void clear_interventions() { interventions_.clear(); }
+
   index_t chunk() const { return chunk_; }
   index_t capacity() const { return capacity_; }
   // A DeviceBatch that this engine can read: chunks of this engine's size.
@@ -134,6 +192,7 @@ class ReferenceEngine {
   // Layout::count values, written). requires: batch made by make_batch, samples <= gradient_capacity.
   BatchTotals gradient(const Scalar* params, const DeviceBatch<Backend>& batch, Scalar* grads) {
     const index_t chunks = batch.chunks();
+    require(interventions_.empty(), "ReferenceEngine::gradient: interventions apply to forward passes only");
     require(static_cast<std::size_t>(chunks) * Layout::count <= partials_.size(),
             "ReferenceEngine::gradient: batch of ", batch.samples(), " samples exceeds the gradient capacity");
     const Scalar grad_scale = batch.scored() > 0 ? static_cast<Scalar>(1.0 / static_cast<double>(batch.scored())) : 0;
@@ -142,7 +201,7 @@ class ReferenceEngine {
       Scalar* g = P::data(partials_) + static_cast<std::ptrdiff_t>(c) * Layout::count;
       P::fill(g, Layout::count, Scalar(0));
       const index_t B = batch.chunk_size(c);
-      forward(params, batch.tokens(c), B, loss_positions, a, false);
+      forward(params, batch.tokens(c), B, loss_positions, a, false, batch.first_sample(c));
       const std::ptrdiff_t rows = static_cast<std::ptrdiff_t>(batch.first_sample(c)) * loss_positions;
       layers::cross_entropy_forward_backward<Backend>(P::data(a.logits), batch.targets(c), P::data(loss_) + rows,
                                                       P::data(correct_) + rows, B * loss_positions, V_out,
@@ -162,7 +221,7 @@ class ReferenceEngine {
     P::for_each_task(batch.chunks(), workers_, [&](index_t c, index_t worker) {
       Activations& a = acts_[static_cast<std::size_t>(worker)];
       const index_t B = batch.chunk_size(c);
-      forward(params, batch.tokens(c), B, loss_positions, a, false);
+      forward(params, batch.tokens(c), B, loss_positions, a, false, batch.first_sample(c));
       const std::ptrdiff_t rows = static_cast<std::ptrdiff_t>(batch.first_sample(c)) * loss_positions;
       layers::cross_entropy_forward_backward<Backend>(P::data(a.logits), batch.targets(c), P::data(loss_) + rows,
                                                       P::data(correct_) + rows, B * loss_positions, V_out, Scalar(0),
@@ -178,7 +237,7 @@ class ReferenceEngine {
     std::vector<Scalar> out(static_cast<std::size_t>(batch.samples()) * V_out);
     P::for_each_task(batch.chunks(), workers_, [&](index_t c, index_t worker) {
       Activations& a = acts_[static_cast<std::size_t>(worker)];
-      forward(params, batch.tokens(c), batch.chunk_size(c), 1, a, false);
+      forward(params, batch.tokens(c), batch.chunk_size(c), 1, a, false, batch.first_sample(c));
       P::copy_to_host(P::data(a.logits), out.data() + static_cast<std::ptrdiff_t>(batch.first_sample(c)) * V_out,
                       static_cast<std::size_t>(batch.chunk_size(c)) * V_out);
     });
@@ -236,7 +295,7 @@ class ReferenceEngine {
     P::for_each_task(batch.chunks(), workers_, [&](index_t c, index_t worker) {
       Activations& a = acts_[static_cast<std::size_t>(worker)];
       const index_t B = batch.chunk_size(c), first = batch.first_sample(c);
-      forward(params, batch.tokens(c), B, T, a, /*keep_scores=*/true);
+      forward(params, batch.tokens(c), B, T, a, /*keep_scores=*/true, first);
       // Rows of (B, T, width) activations go to sample `first` onwards in the cache.
       const auto fetch = [&](const std::string& name, const buffer<Scalar>& from, std::size_t offset, std::size_t per_sample) {
         if (CachedTensor<Scalar>* t = cache.find(name))
@@ -391,7 +450,7 @@ class ReferenceEngine {
   // Forward of one chunk of B samples (tokens (B, T)); the last block's queries at Tq positions (T, or 1:
   // the last). ensures: a.logits holds (B, Tq, V_out).
   void forward(const Scalar* params, const index_t* tokens, index_t B, index_t Tq_last, Activations& a,
-               bool keep_scores) const {
+               bool keep_scores, index_t first_sample) const {
     const ModelTensors<const Scalar> m = Ptr::model(params);
     layers::embedding_forward<Backend>(a.at(a.resid, 0, D), tokens, m.w_e, m.w_pos, B, T, D);  // (B, T, D)
     for (index_t l = 0; l < L; ++l) {
@@ -399,6 +458,9 @@ class ReferenceEngine {
       const index_t Tq = l == L - 1 ? Tq_last : T;
       const layers::AttentionDims dims{B, T, Tq, H, dh, Arch::causal};
       Scalar* x = a.at(a.resid, l, D);  // (B, T, D)
+      for (const DeviceIntervention& iv : interventions_)  // residual patches of this block's input
+        if (iv.kind == 3 && iv.layer == l)
+          P::for_each_row(B, D, SetResidualRow<Scalar>{x, P::data(iv.values), first_sample, T, D, iv.index});
       Scalar* h = x;                    // ln1(x)
       if (kNorm) {
         h = a.at(a.ln1, l, D);
@@ -417,6 +479,10 @@ class ReferenceEngine {
       layers::qkv_forward<Backend>(q, k, v, h, h_query, w.w_q, w.w_k, w.w_v, w.b_q, w.b_k, w.b_v, dims, D);
       layers::attention_forward<Backend, T, dh>(z, a.at(a.pattern, l, H * T), keep_scores ? a.at(a.scores, l, H * T) : nullptr,
                                          q, k, v, dims);  // z (B, Tq, H, dh), pattern (B, H, Tq, T)
+      for (const DeviceIntervention& iv : interventions_)  // head ablations and patches, at hook_z
+        if (iv.kind < 3 && iv.layer == l)
+          P::for_each(B * Tq, SetHeadRows<Scalar>{z, iv.kind == 0 ? nullptr : P::data(iv.values),
+                                                  iv.kind == 2 ? T * dh : 0, first_sample, Tq, T, H, dh, iv.index});
       Scalar* attn_out = a.at(a.attn_out, l, D);
       layers::attention_output_forward<Backend>(attn_out, z, w.w_o, w.b_o, B * Tq, H, dh, D);  // (B, Tq, D)
       Scalar* out = a.at(a.resid, l + 1, D);                                                   // (B, Tq, D)
@@ -522,8 +588,20 @@ class ReferenceEngine {
     layers::embedding_backward<Backend>(dm.w_e, dm.w_pos, dres, token_begin, token_row, B, T, V, D);
   }
 
+  static void upload(buffer<Scalar>& to, const std::vector<Scalar>& from) {
+    P::allocate(to, from.size());
+    P::copy_from_host(from.data(), P::data(to), from.size());
+  }
+
+  struct DeviceIntervention {
+    index_t layer, index;  // index: the head, or the position of a residual patch
+    int kind;              // 0 zero, 1 mean, 2 patch a head's z; 3 patch a residual row
+    buffer<Scalar> values;
+  };
+
   index_t capacity_, chunk_, workers_;
   std::vector<Activations> acts_;
+  std::vector<DeviceIntervention> interventions_;
   buffer<Scalar> loss_, partials_;
   buffer<index_t> correct_;
 };

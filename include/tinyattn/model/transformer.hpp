@@ -124,14 +124,17 @@ class Transformer {
 
   // ---- looking inside ---------------------------------------------------------------------------------
   // The full forward of every sample at every position, under TransformerLens's names
-  // (model/activation_cache.hpp); `names` empty: every activation. Targets are not needed. Throws
+  // (model/activation_cache.hpp); `names` empty: every activation; with `interventions`, the forward
+  // they change (model/interventions.hpp). Targets are not needed. Throws
   // tinyattn::Error for tokens outside the vocabulary or a wrong context length (naming sample,
   // position and value).
-  ActivationCache<Scalar> inspect(const TokenBatch& batch, const std::vector<std::string>& names = {}) const {
+  ActivationCache<Scalar> inspect(const TokenBatch& batch, const std::vector<std::string>& names = {},
+                                  const Interventions<Scalar>& interventions = {}) const {
     validate_batch(batch, vocab, vocab_out, context, "Transformer::inspect", TargetsRequired::no);
     ReferenceEngine<Shape, Arch, Backend, Scalar> engine(std::max<index_t>(1, batch.size()));
     DeviceBatch<Backend> device = engine.make_batch(std::max<index_t>(1, batch.size()));
     device.load(batch);
+    engine.set_interventions(interventions, batch.size());
     ActivationCache<Scalar> cache;
     engine.inspect(parameter_data(), device, names, cache);
     return cache;
@@ -154,18 +157,26 @@ class Transformer {
       }
     }
     require(engine != Engine::table, "Transformer::evaluate: the table engine does not apply to this model or batch");
+    return evaluate(batch, Interventions<Scalar>{});
+  }
+  // The same through the reference engine, with heads ablated or activations patched.
+  Evaluation evaluate(const TokenBatch& batch, const Interventions<Scalar>& interventions) const {
+    validate_batch(batch, vocab, vocab_out, context, "Transformer::evaluate", TargetsRequired::yes);
     ReferenceEngine<Shape, Arch, Backend, Scalar> reference(std::max<index_t>(1, batch.size()));
     DeviceBatch<Backend> device = reference.make_batch(std::max<index_t>(1, batch.size()));
     device.load(batch);
+    reference.set_interventions(interventions, batch.size());
     return to_evaluation(reference.evaluate(parameter_data(), device));
   }
 
-  // The logits at the last position, (N, V_out) on the host. Targets are not needed.
-  std::vector<Scalar> last_logits(const TokenBatch& batch) const {
+  // The logits at the last position, (N, V_out) on the host (with interventions, when given). Targets
+  // are not needed.
+  std::vector<Scalar> last_logits(const TokenBatch& batch, const Interventions<Scalar>& interventions = {}) const {
     validate_batch(batch, vocab, vocab_out, context, "Transformer::last_logits", TargetsRequired::no);
     ReferenceEngine<Shape, Arch, Backend, Scalar> engine(std::max<index_t>(1, batch.size()));
     DeviceBatch<Backend> device = engine.make_batch(std::max<index_t>(1, batch.size()));
     device.load(batch);
+    engine.set_interventions(interventions, batch.size());
     return engine.last_logits(parameter_data(), device);
   }
 
