@@ -33,19 +33,50 @@ struct AttentionDims {
 };
 
 // ---- projections ----------------------------------------------------------------------------------------
-// q (B, Tq, H, dh) = x_query (B Tq, D) W_Q[h] + b_Q[h];  k, v (B, T, H, dh) from x (B T, D).
-// W_Q, W_K, W_V (H, D, dh); biases (H, dh) or null (frozen at zero or absent).
+// The weights W_Q, W_K, W_V are stored (H, D, dh), as TransformerLens's. A layer multiplies by them as one
+// (D, H dh) matrix each — column h dh + e of row d is W[h][d][e] — so that the projections of all heads
+// are one product of width H dh instead of H products of width dh (which wastes most of a GEMM kernel).
+template <class Scalar>
+struct HeadsToColumns {
+  Scalar* cols;      // (D, H dh)
+  const Scalar* w;   // (H, D, dh)
+  index_t H, D, dh;
+  TINYATTN_HD void operator()(index_t i) const {  // i = (d, h, e), row-major
+    const index_t e = i % dh, h = (i / dh) % H, d = i / (dh * H);
+    cols[i] = w[(static_cast<std::ptrdiff_t>(h) * D + d) * dh + e];
+  }
+};
+template <class Scalar>
+struct AddColumnsToHeads {
+  Scalar* w;            // (H, D, dh)
+  const Scalar* cols;   // (D, H dh)
+  index_t H, D, dh;
+  TINYATTN_HD void operator()(index_t i) const {  // i = (h, d, e), row-major
+    const index_t e = i % dh, d = (i / dh) % D, h = i / (dh * D);
+    w[i] += cols[(static_cast<std::ptrdiff_t>(d) * H + h) * dh + e];
+  }
+};
+// cols (D, H dh) from W (H, D, dh).
+template <class Backend, class Scalar>
+void heads_to_columns(Scalar* cols, const Scalar* w, index_t H, index_t D, index_t dh) {
+  Primitives<Backend>::for_each(H * D * dh, HeadsToColumns<Scalar>{cols, w, H, D, dh});
+}
+// W (H, D, dh) += cols (D, H dh).
+template <class Backend, class Scalar>
+void add_columns_to_heads(Scalar* w, const Scalar* cols, index_t H, index_t D, index_t dh) {
+  Primitives<Backend>::for_each(H * D * dh, AddColumnsToHeads<Scalar>{w, cols, H, D, dh});
+}
+
+// q (B, Tq, H, dh) = x_query (B Tq, D) W_Q + b_Q;  k, v (B, T, H, dh) from x (B T, D).
+// w_q, w_k, w_v: (D, H dh) (heads_to_columns); biases (H, dh) or null (frozen at zero or absent).
 template <class Backend, class Scalar>
 void qkv_forward(Scalar* q, Scalar* k, Scalar* v, const Scalar* x, const Scalar* x_query, const Scalar* w_q,
                  const Scalar* w_k, const Scalar* w_v, const Scalar* b_q, const Scalar* b_k, const Scalar* b_v,
                  const AttentionDims& a, index_t D) {
   const index_t width = a.H * a.dh;  // (H, dh) per row
-  for (index_t h = 0; h < a.H; ++h) {
-    const std::ptrdiff_t w = static_cast<std::ptrdiff_t>(h) * D * a.dh, col = static_cast<std::ptrdiff_t>(h) * a.dh;
-    matmul_forward<Backend>(q + col, width, x_query, D, w_q + w, a.dh, a.B * a.Tq, D, a.dh);
-    matmul_forward<Backend>(k + col, width, x, D, w_k + w, a.dh, a.B * a.T, D, a.dh);
-    matmul_forward<Backend>(v + col, width, x, D, w_v + w, a.dh, a.B * a.T, D, a.dh);
-  }
+  matmul_forward<Backend>(q, width, x_query, D, w_q, width, a.B * a.Tq, D, width);
+  matmul_forward<Backend>(k, width, x, D, w_k, width, a.B * a.T, D, width);
+  matmul_forward<Backend>(v, width, x, D, w_v, width, a.B * a.T, D, width);
   if (b_q) {
     bias_forward<Backend>(q, width, b_q, a.B * a.Tq, width);
     bias_forward<Backend>(k, width, b_k, a.B * a.T, width);
@@ -54,22 +85,20 @@ void qkv_forward(Scalar* q, Scalar* k, Scalar* v, const Scalar* x, const Scalar*
 }
 
 // dx (B T, D) += dk W_K^T + dv W_V^T;  dx_query (B Tq, D) += dq W_Q^T (it may be dx itself when
-// Tq = T); dW_m[h] += x^T dm[h]; db_m += column sums (when non-null).
+// Tq = T);  dW_m (D, H dh) += x^T dm (add_columns_to_heads takes them back to (H, D, dh));
+// db_m (H, dh) += column sums (when non-null).
 template <class Backend, class Scalar>
 void qkv_backward(Scalar* dx, Scalar* dx_query, Scalar* dw_q, Scalar* dw_k, Scalar* dw_v, Scalar* db_q, Scalar* db_k,
                   Scalar* db_v, const Scalar* dq, const Scalar* dk, const Scalar* dv, const Scalar* x,
                   const Scalar* x_query, const Scalar* w_q, const Scalar* w_k, const Scalar* w_v,
                   const AttentionDims& a, index_t D) {
   const index_t width = a.H * a.dh;
-  for (index_t h = 0; h < a.H; ++h) {
-    const std::ptrdiff_t w = static_cast<std::ptrdiff_t>(h) * D * a.dh, col = static_cast<std::ptrdiff_t>(h) * a.dh;
-    matmul_backward_weight<Backend>(dw_q + w, a.dh, x_query, D, dq + col, width, a.B * a.Tq, D, a.dh);
-    matmul_backward_weight<Backend>(dw_k + w, a.dh, x, D, dk + col, width, a.B * a.T, D, a.dh);
-    matmul_backward_weight<Backend>(dw_v + w, a.dh, x, D, dv + col, width, a.B * a.T, D, a.dh);
-    matmul_backward_input<Backend>(dx_query, D, dq + col, width, w_q + w, a.dh, a.B * a.Tq, D, a.dh, true);
-    matmul_backward_input<Backend>(dx, D, dk + col, width, w_k + w, a.dh, a.B * a.T, D, a.dh, true);
-    matmul_backward_input<Backend>(dx, D, dv + col, width, w_v + w, a.dh, a.B * a.T, D, a.dh, true);
-  }
+  matmul_backward_weight<Backend>(dw_q, width, x_query, D, dq, width, a.B * a.Tq, D, width);
+  matmul_backward_weight<Backend>(dw_k, width, x, D, dk, width, a.B * a.T, D, width);
+  matmul_backward_weight<Backend>(dw_v, width, x, D, dv, width, a.B * a.T, D, width);
+  matmul_backward_input<Backend>(dx_query, D, dq, width, w_q, width, a.B * a.Tq, D, width, true);
+  matmul_backward_input<Backend>(dx, D, dk, width, w_k, width, a.B * a.T, D, width, true);
+  matmul_backward_input<Backend>(dx, D, dv, width, w_v, width, a.B * a.T, D, width, true);
   if (db_q) {
     bias_backward<Backend>(db_q, dq, width, a.B * a.Tq, width);
     bias_backward<Backend>(db_k, dk, width, a.B * a.T, width);
@@ -83,6 +112,7 @@ void qkv_backward(Scalar* dx, Scalar* dx_query, Scalar* dw_q, Scalar* dw_k, Scal
 // dh features with a fixed trip count and vectorizes. Masked keys get score -inf, weight exactly 0.
 template <class Scalar, index_t T, index_t Dh>
 struct AttendSampleHead {
+  static constexpr index_t R = 4;  // queries per block: their score and output rows stay in registers
   Scalar* z;        // (B, Tq, H, dh)
   Scalar* pattern;  // (B, H, Tq, T)
   Scalar* scores;   // (B, H, Tq, T) unscaled, or null (only inspection keeps them)
@@ -101,38 +131,57 @@ struct AttendSampleHead {
         vs[j][e] = v[row + e];
       }
     }
-    for (index_t i = 0; i < a.Tq; ++i) {
-      const index_t keys = a.causal ? T - a.Tq + i + 1 : T;  // keys this query may see
-      const Scalar* qi = q + ((static_cast<std::ptrdiff_t>(b) * a.Tq + i) * H + h) * Dh;
-      Scalar s[T];
-      for (index_t j = 0; j < T; ++j) s[j] = 0;
-      for (index_t e = 0; e < Dh; ++e) {
-        const Scalar qe = qi[e];
+    for (index_t i0 = 0; i0 < a.Tq; i0 += R) {
+      const index_t rows = a.Tq - i0 < R ? a.Tq - i0 : R;  // queries in this block
+      Scalar qs[R][Dh], s[R][T], zs[R][Dh];
+      for (index_t r = 0; r < R; ++r)
+        for (index_t e = 0; e < Dh; ++e)
+          qs[r][e] = r < rows ? q[((static_cast<std::ptrdiff_t>(b) * a.Tq + i0 + r) * H + h) * Dh + e] : Scalar(0);
+      // s[r][j] = q_r . k_j, one key per vector lane
+      for (index_t r = 0; r < R; ++r)
+        for (index_t j = 0; j < T; ++j) s[r][j] = 0;
+      for (index_t e = 0; e < Dh; ++e)
+        for (index_t r = 0; r < R; ++r) {
+          const Scalar qe = qs[r][e];
+          TINYATTN_SIMD
+          for (index_t j = 0; j < T; ++j) s[r][j] += qe * kt[e][j];
+        }
+      for (index_t r = 0; r < rows; ++r) {
+        const index_t i = i0 + r;
+        const index_t keys = a.causal ? T - a.Tq + i + 1 : T;  // keys this query may see
+        const std::ptrdiff_t at = ((static_cast<std::ptrdiff_t>(b) * H + h) * a.Tq + i) * T;
+        if (scores)
+          for (index_t j = 0; j < T; ++j) scores[at + j] = s[r][j];
+        // Softmax over the visible keys, in separate loops so that each vectorizes (the maximum and the
+        // sum are reductions in a fixed lane order: deterministic, as every loop here); the mask is a
+        // product with 0 or 1 (GCC vectorizes that, not a select).
+        Scalar top = s[r][0] / sqrt_dh;
+        TINYATTN_SIMD_MAX(top)
+        for (index_t j = 0; j < T; ++j) top = j < keys && s[r][j] / sqrt_dh > top ? s[r][j] / sqrt_dh : top;
         TINYATTN_SIMD
-        for (index_t j = 0; j < T; ++j) s[j] += qe * kt[e][j];
+        for (index_t j = 0; j < T; ++j) s[r][j] = math::exp(s[r][j] / sqrt_dh - top) * static_cast<Scalar>(j < keys);
+        Scalar total = 0;
+        TINYATTN_SIMD_SUM(total)
+        for (index_t j = 0; j < T; ++j) total += s[r][j];
+        TINYATTN_SIMD
+        for (index_t j = 0; j < T; ++j) s[r][j] = s[r][j] / total;
+        for (index_t j = 0; j < T; ++j) pattern[at + j] = s[r][j];
       }
-      const std::ptrdiff_t at = ((static_cast<std::ptrdiff_t>(b) * H + h) * a.Tq + i) * T;
-      if (scores)
-        for (index_t j = 0; j < T; ++j) scores[at + j] = s[j];
-      // Softmax over the visible keys, in separate loops so that each vectorizes (the maximum and the
-      // sum are reductions in a fixed lane order: deterministic, as every loop here).
-      Scalar top = s[0] / sqrt_dh;
-      TINYATTN_SIMD_MAX(top)
-      for (index_t j = 0; j < T; ++j) top = j < keys && s[j] / sqrt_dh > top ? s[j] / sqrt_dh : top;
-      // exp of every key, times 0 or 1 for the mask (a product: GCC vectorizes it, not a select)
-      for (index_t j = 0; j < T; ++j) s[j] = math::exp(s[j] / sqrt_dh - top) * static_cast<Scalar>(j < keys);
-      Scalar total = 0;
-      TINYATTN_SIMD_SUM(total)
-      for (index_t j = 0; j < T; ++j) total += s[j];
-      Scalar zi[Dh];
-      for (index_t e = 0; e < Dh; ++e) zi[e] = 0;
-      for (index_t j = 0; j < T; ++j) {
-        const Scalar p = s[j] / total;
-        pattern[at + j] = p;
-        for (index_t e = 0; e < Dh; ++e) zi[e] += p * vs[j][e];
+      for (index_t r = rows; r < R; ++r)
+        for (index_t j = 0; j < T; ++j) s[r][j] = 0;
+      // zs[r] = sum_j p[r][j] v_j, one feature per vector lane
+      for (index_t r = 0; r < R; ++r)
+        for (index_t e = 0; e < Dh; ++e) zs[r][e] = 0;
+      for (index_t j = 0; j < T; ++j)
+        for (index_t r = 0; r < R; ++r) {
+          const Scalar p = s[r][j];
+          TINYATTN_SIMD
+          for (index_t e = 0; e < Dh; ++e) zs[r][e] += p * vs[j][e];
+        }
+      for (index_t r = 0; r < rows; ++r) {
+        Scalar* out = z + ((static_cast<std::ptrdiff_t>(b) * a.Tq + i0 + r) * H + h) * Dh;
+        for (index_t e = 0; e < Dh; ++e) out[e] = zs[r][e];
       }
-      Scalar* out = z + ((static_cast<std::ptrdiff_t>(b) * a.Tq + i) * H + h) * Dh;
-      for (index_t e = 0; e < Dh; ++e) out[e] = zi[e];
     }
   }
 };
@@ -150,6 +199,7 @@ void attention_forward(Scalar* z, Scalar* pattern, Scalar* scores, const Scalar*
 //   dq[i]  = sum_j ds[i, j] k[j];   dk[j] += ds[i, j] q[i]
 template <class Scalar, index_t T, index_t Dh>
 struct AttendSampleHeadBackward {
+  static constexpr index_t R = 4;  // queries per block, as in the forward
   Scalar* dq;             // (B, Tq, H, dh), written
   Scalar* dk;             // (B, T, H, dh), written
   Scalar* dv;             // (B, T, H, dh), written
@@ -171,31 +221,51 @@ struct AttendSampleHeadBackward {
         dks[j][e] = dvs[j][e] = 0;
       }
     }
-    for (index_t i = 0; i < a.Tq; ++i) {
-      const std::ptrdiff_t query = ((static_cast<std::ptrdiff_t>(b) * a.Tq + i) * H + h) * Dh;
-      const Scalar* p = pattern + ((static_cast<std::ptrdiff_t>(b) * H + h) * a.Tq + i) * T;
-      const Scalar* dzi = dz + query;
-      const Scalar* qi = q + query;
-      Scalar dp[T];
-      for (index_t j = 0; j < T; ++j) dp[j] = 0;
-      for (index_t e = 0; e < Dh; ++e) {
-        const Scalar g = dzi[e];
-        for (index_t j = 0; j < T; ++j) dp[j] += g * vt[e][j];
-      }
-      Scalar inner = 0;
-      TINYATTN_SIMD_SUM(inner)
-      for (index_t j = 0; j < T; ++j) inner += p[j] * dp[j];
-      Scalar dqi[Dh];
-      for (index_t e = 0; e < Dh; ++e) dqi[e] = 0;
-      for (index_t j = 0; j < T; ++j) {  // masked keys have p = 0: they add nothing
-        const Scalar ds = p[j] * (dp[j] - inner) / sqrt_dh;
+    for (index_t i0 = 0; i0 < a.Tq; i0 += R) {
+      const index_t rows = a.Tq - i0 < R ? a.Tq - i0 : R;
+      Scalar qs[R][Dh], dzs[R][Dh], p[R][T], ds[R][T], dqs[R][Dh];
+      for (index_t r = 0; r < R; ++r) {
+        const std::ptrdiff_t query = ((static_cast<std::ptrdiff_t>(b) * a.Tq + i0 + r) * H + h) * Dh;
+        const std::ptrdiff_t at = ((static_cast<std::ptrdiff_t>(b) * H + h) * a.Tq + i0 + r) * T;
         for (index_t e = 0; e < Dh; ++e) {
-          dvs[j][e] += p[j] * dzi[e];
-          dqi[e] += ds * ks[j][e];
-          dks[j][e] += ds * qi[e];
+          qs[r][e] = r < rows ? q[query + e] : Scalar(0);
+          dzs[r][e] = r < rows ? dz[query + e] : Scalar(0);
         }
+        for (index_t j = 0; j < T; ++j) p[r][j] = r < rows ? pattern[at + j] : Scalar(0);  // masked keys: 0
       }
-      for (index_t e = 0; e < Dh; ++e) dq[query + e] = dqi[e];
+      // dp[r][j] = dz_r . v_j (in ds), one key per lane
+      for (index_t r = 0; r < R; ++r)
+        for (index_t j = 0; j < T; ++j) ds[r][j] = 0;
+      for (index_t e = 0; e < Dh; ++e)
+        for (index_t r = 0; r < R; ++r) {
+          const Scalar g = dzs[r][e];
+          TINYATTN_SIMD
+          for (index_t j = 0; j < T; ++j) ds[r][j] += g * vt[e][j];
+        }
+      for (index_t r = 0; r < R; ++r) {
+        Scalar inner = 0;
+        TINYATTN_SIMD_SUM(inner)
+        for (index_t j = 0; j < T; ++j) inner += p[r][j] * ds[r][j];
+        TINYATTN_SIMD
+        for (index_t j = 0; j < T; ++j) ds[r][j] = p[r][j] * (ds[r][j] - inner) / sqrt_dh;
+      }
+      // dq_r = sum_j ds[r][j] k_j;  dv_j += sum_r p[r][j] dz_r;  dk_j += sum_r ds[r][j] q_r
+      for (index_t r = 0; r < R; ++r)
+        for (index_t e = 0; e < Dh; ++e) dqs[r][e] = 0;
+      for (index_t j = 0; j < T; ++j)
+        for (index_t r = 0; r < R; ++r) {
+          const Scalar pj = p[r][j], dsj = ds[r][j];
+          TINYATTN_SIMD
+          for (index_t e = 0; e < Dh; ++e) {
+            dqs[r][e] += dsj * ks[j][e];
+            dvs[j][e] += pj * dzs[r][e];
+            dks[j][e] += dsj * qs[r][e];
+          }
+        }
+      for (index_t r = 0; r < rows; ++r) {
+        Scalar* out = dq + ((static_cast<std::ptrdiff_t>(b) * a.Tq + i0 + r) * H + h) * Dh;
+        for (index_t e = 0; e < Dh; ++e) out[e] = dqs[r][e];
+      }
     }
     for (index_t j = 0; j < T; ++j) {
       const std::ptrdiff_t row = ((static_cast<std::ptrdiff_t>(b) * T + j) * H + h) * Dh;

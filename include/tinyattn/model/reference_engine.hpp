@@ -141,6 +141,7 @@ class ReferenceEngine {
         workers_(std::max<index_t>(1, std::min<index_t>(P::max_workers(), (capacity_ + chunk_ - 1) / chunk_))) {
     acts_.resize(static_cast<std::size_t>(workers_));
     for (auto& a : acts_) a.allocate(chunk_);
+    P::allocate(packed_, static_cast<std::size_t>(L) * 3 * D * H * dh);
     P::allocate(loss_, static_cast<std::size_t>(capacity_) * T);
     P::allocate(correct_, static_cast<std::size_t>(capacity_) * T);
     if (gradient_capacity > 0) {
@@ -188,6 +189,17 @@ class ReferenceEngine {
     return DeviceBatch<Backend>(capacity, T, loss_positions, V, chunk_);
   }
 
+  // The projection weights of every block as (D, H dh) matrices (layers/attention.hpp, heads_to_columns):
+  // made from the parameters at the start of every pass.
+  void pack_projections(const Scalar* params) {
+    for (index_t l = 0; l < L; ++l) {
+      const BlockTensors<const Scalar> w = Ptr::block(params, l);
+      layers::heads_to_columns<Backend>(packed(l, 0), w.w_q, H, D, dh);
+      layers::heads_to_columns<Backend>(packed(l, 1), w.w_k, H, D, dh);
+      layers::heads_to_columns<Backend>(packed(l, 2), w.w_v, H, D, dh);
+    }
+  }
+
   // Loss and accuracy over the batch's scored positions and the gradient of their mean loss (grads,
   // Layout::count values, written). requires: batch made by make_batch, samples <= gradient_capacity.
   BatchTotals gradient(const Scalar* params, const DeviceBatch<Backend>& batch, Scalar* grads) {
@@ -196,6 +208,7 @@ class ReferenceEngine {
     require(static_cast<std::size_t>(chunks) * Layout::count <= partials_.size(),
             "ReferenceEngine::gradient: batch of ", batch.samples(), " samples exceeds the gradient capacity");
     const Scalar grad_scale = batch.scored() > 0 ? static_cast<Scalar>(1.0 / static_cast<double>(batch.scored())) : 0;
+    pack_projections(params);
     P::for_each_task(chunks, workers_, [&](index_t c, index_t worker) {
       Activations& a = acts_[static_cast<std::size_t>(worker)];
       Scalar* g = P::data(partials_) + static_cast<std::ptrdiff_t>(c) * Layout::count;
@@ -218,6 +231,7 @@ class ReferenceEngine {
 
   // Loss and accuracy over the batch's scored positions, forward only.
   BatchTotals evaluate(const Scalar* params, const DeviceBatch<Backend>& batch) {
+    pack_projections(params);
     P::for_each_task(batch.chunks(), workers_, [&](index_t c, index_t worker) {
       Activations& a = acts_[static_cast<std::size_t>(worker)];
       const index_t B = batch.chunk_size(c);
@@ -235,6 +249,7 @@ class ReferenceEngine {
   // The logits at the last position, (N, V_out) on the host.
   std::vector<Scalar> last_logits(const Scalar* params, const DeviceBatch<Backend>& batch) {
     std::vector<Scalar> out(static_cast<std::size_t>(batch.samples()) * V_out);
+    pack_projections(params);
     P::for_each_task(batch.chunks(), workers_, [&](index_t c, index_t worker) {
       Activations& a = acts_[static_cast<std::size_t>(worker)];
       forward(params, batch.tokens(c), batch.chunk_size(c), 1, a, false, batch.first_sample(c));
@@ -290,6 +305,7 @@ class ReferenceEngine {
     }
     add("logits", {N, T, V_out});
     for (auto& [name, shape] : plan) cache.insert(name, shape);
+    pack_projections(params);
 
     const ModelTensors<const Scalar> m = Ptr::model(static_cast<const Scalar*>(host.data()));
     P::for_each_task(batch.chunks(), workers_, [&](index_t c, index_t worker) {
@@ -405,6 +421,7 @@ class ReferenceEngine {
     buffer<Scalar> dq, dk, dv, dz;                 // (C, T, H, dh)
     buffer<Scalar> dmlp;                           // (C, T, M)
     buffer<Scalar> dh_last;                        // (C, D)
+    buffer<Scalar> dw_cols;                        // (3, D, H dh)
 
     void allocate(index_t chunk) {
       C = chunk;
@@ -437,6 +454,7 @@ class ReferenceEngine {
       P::allocate(x_last, c * D);
       P::allocate(h_last, c * D);
       P::allocate(dh_last, c * D);
+      P::allocate(dw_cols, 3 * static_cast<std::size_t>(D) * H * dh);
       P::allocate(logits, rows * V_out);
       for (auto* b : {&dresid, &dresid_last, &dnorm}) P::allocate(*b, btd);
       for (auto* b : {&dq, &dk, &dv, &dz}) P::allocate(*b, heads);
@@ -476,7 +494,8 @@ class ReferenceEngine {
         x_query = P::data(a.x_last), h_query = P::data(a.h_last);
       }
       Scalar *q = a.at(a.q, l, H * dh), *k = a.at(a.k, l, H * dh), *v = a.at(a.v, l, H * dh), *z = a.at(a.z, l, H * dh);
-      layers::qkv_forward<Backend>(q, k, v, h, h_query, w.w_q, w.w_k, w.w_v, w.b_q, w.b_k, w.b_v, dims, D);
+      layers::qkv_forward<Backend>(q, k, v, h, h_query, packed(l, 0), packed(l, 1), packed(l, 2), w.b_q, w.b_k, w.b_v,
+                                   dims, D);
       layers::attention_forward<Backend, T, dh>(z, a.at(a.pattern, l, H * T), keep_scores ? a.at(a.scores, l, H * T) : nullptr,
                                          q, k, v, dims);  // z (B, Tq, H, dh), pattern (B, H, Tq, T)
       for (const DeviceIntervention& iv : interventions_)  // head ablations and patches, at hook_z
@@ -522,12 +541,12 @@ class ReferenceEngine {
     Scalar* dres = Tq_last == T ? P::data(a.dresid) : P::data(a.dresid_last);
     {
       const Scalar* x = a.at(a.resid, L, D);
-      Scalar* dh = kNorm ? P::data(a.dnorm) : dres;
-      layers::unembedding_backward<Backend>(dh, dm.w_e, dm.w_u, dm.b_u, P::data(a.logits),
+      Scalar* dlnf = kNorm ? P::data(a.dnorm) : dres;  // d ln_final(x)
+      layers::unembedding_backward<Backend>(dlnf, dm.w_e, dm.w_u, dm.b_u, P::data(a.logits),
                                             kNorm ? P::data(a.lnf) : x, m.w_e, m.w_u, Arch::tied, B * Tq_last, D, V_out);
       if (kNorm) {
         P::fill(dres, static_cast<std::size_t>(B) * Tq_last * D, Scalar(0));
-        layers::layer_norm_backward<Backend>(dres, dm.ln_final_w, dm.ln_final_b, dh, x, P::data(a.lnf_mean),
+        layers::layer_norm_backward<Backend>(dres, dm.ln_final_w, dm.ln_final_b, dlnf, x, P::data(a.lnf_mean),
                                              P::data(a.lnf_scale), m.ln_final_w, B * Tq_last, D);
       }
     }
@@ -540,16 +559,16 @@ class ReferenceEngine {
       if constexpr (kMlp) {
         Scalar* mid = a.at(a.resid_mid, l, D);
         Scalar* h2 = kNorm ? a.at(a.ln2, l, D) : mid;
-        Scalar* dh2 = P::data(a.dnorm);
-        P::fill(dh2, static_cast<std::size_t>(B) * Tq * D, Scalar(0));
-        layers::mlp_backward<Backend>(dh2, dw.w_in, dw.b_in, dw.w_out, dw.b_out, P::data(a.dmlp), dres, h2,
+        Scalar* d_mlp_in = P::data(a.dnorm);  // d ln2(mid)
+        P::fill(d_mlp_in, static_cast<std::size_t>(B) * Tq * D, Scalar(0));
+        layers::mlp_backward<Backend>(d_mlp_in, dw.w_in, dw.b_in, dw.w_out, dw.b_out, P::data(a.dmlp), dres, h2,
                                       a.at(a.pre, l, M), a.at(a.post, l, M), w.w_in, w.w_out, Arch::activation,
                                       B * Tq, D, M);
         if (kNorm)
-          layers::layer_norm_backward<Backend>(dres, dw.ln2_w, dw.ln2_b, dh2, mid, a.at(a.ln2_mean, l, 1),
+          layers::layer_norm_backward<Backend>(dres, dw.ln2_w, dw.ln2_b, d_mlp_in, mid, a.at(a.ln2_mean, l, 1),
                                                a.at(a.ln2_scale, l, 1), w.ln2_w, B * Tq, D);
         else
-          layers::residual_forward<Backend>(dres, dres, dh2, B * Tq, D);  // d mid = d out + the MLP's input gradient
+          layers::residual_forward<Backend>(dres, dres, d_mlp_in, B * Tq, D);  // d mid = d out + the MLP's input gradient
       }
       // dres is now d mid = d attn_out = d x_query (the skip path).
       Scalar* dz = P::data(a.dz);
@@ -565,23 +584,30 @@ class ReferenceEngine {
       }
       Scalar* x = a.at(a.resid, l, D);
       Scalar* h = kNorm ? a.at(a.ln1, l, D) : x;
-      Scalar* dh = dx;  // d ln1(x): the input gradient itself without LayerNorm
+      Scalar* d_attn_in = dx;  // d ln1(x): the input gradient itself without LayerNorm
       if (kNorm) {
-        dh = P::data(a.dnorm);
-        P::fill(dh, static_cast<std::size_t>(B) * T * D, Scalar(0));
+        d_attn_in = P::data(a.dnorm);
+        P::fill(d_attn_in, static_cast<std::size_t>(B) * T * D, Scalar(0));
       }
-      Scalar* dh_query = dh;
+      Scalar* d_attn_in_query = d_attn_in;
       const Scalar* h_query = h;
       if (Tq == 1) {
-        dh_query = P::data(a.dh_last);
-        P::fill(dh_query, static_cast<std::size_t>(B) * D, Scalar(0));
+        d_attn_in_query = P::data(a.dh_last);
+        P::fill(d_attn_in_query, static_cast<std::size_t>(B) * D, Scalar(0));
         h_query = P::data(a.h_last);
       }
-      layers::qkv_backward<Backend>(dh, dh_query, dw.w_q, dw.w_k, dw.w_v, dw.b_q, dw.b_k, dw.b_v, P::data(a.dq),
-                                    P::data(a.dk), P::data(a.dv), h, h_query, w.w_q, w.w_k, w.w_v, dims, D);
-      if (Tq == 1) layers::last_position_backward<Backend>(dh, dh_query, B, T, D);
+      const std::size_t cols = static_cast<std::size_t>(D) * H * dh;
+      Scalar* dw_cols = P::data(a.dw_cols);  // (3, D, H dh): this chunk's dW_Q, dW_K, dW_V as columns
+      P::fill(dw_cols, 3 * cols, Scalar(0));
+      layers::qkv_backward<Backend>(d_attn_in, d_attn_in_query, dw_cols, dw_cols + cols, dw_cols + 2 * cols, dw.b_q, dw.b_k, dw.b_v,
+                                    P::data(a.dq), P::data(a.dk), P::data(a.dv), h, h_query, packed(l, 0),
+                                    packed(l, 1), packed(l, 2), dims, D);
+      layers::add_columns_to_heads<Backend>(dw.w_q, dw_cols, H, D, dh);
+      layers::add_columns_to_heads<Backend>(dw.w_k, dw_cols + cols, H, D, dh);
+      layers::add_columns_to_heads<Backend>(dw.w_v, dw_cols + 2 * cols, H, D, dh);
+      if (Tq == 1) layers::last_position_backward<Backend>(d_attn_in, d_attn_in_query, B, T, D);
       if (kNorm)
-        layers::layer_norm_backward<Backend>(dx, dw.ln1_w, dw.ln1_b, dh, x, a.at(a.ln1_mean, l, 1),
+        layers::layer_norm_backward<Backend>(dx, dw.ln1_w, dw.ln1_b, d_attn_in, x, a.at(a.ln1_mean, l, 1),
                                              a.at(a.ln1_scale, l, 1), w.ln1_w, B * T, D);
       dres = dx;
     }
@@ -593,6 +619,13 @@ class ReferenceEngine {
     P::copy_from_host(from.data(), P::data(to), from.size());
   }
 
+  Scalar* packed(index_t l, index_t m) {
+    return P::data(packed_) + (static_cast<std::ptrdiff_t>(l) * 3 + m) * D * H * dh;
+  }
+  const Scalar* packed(index_t l, index_t m) const {
+    return P::data(packed_) + (static_cast<std::ptrdiff_t>(l) * 3 + m) * D * H * dh;
+  }
+
   struct DeviceIntervention {
     index_t layer, index;  // index: the head, or the position of a residual patch
     int kind;              // 0 zero, 1 mean, 2 patch a head's z; 3 patch a residual row
@@ -602,6 +635,7 @@ class ReferenceEngine {
   index_t capacity_, chunk_, workers_;
   std::vector<Activations> acts_;
   std::vector<DeviceIntervention> interventions_;
+  buffer<Scalar> packed_;  // (L, 3, D, H dh): W_Q, W_K, W_V of each block as columns
   buffer<Scalar> loss_, partials_;
   buffer<index_t> correct_;
 };
