@@ -73,6 +73,15 @@ TEST_CASE_TEMPLATE("finite differences: every option on (2 layers, causal, Layer
   check_gradients<Net>(random_sequences(11, 7, 5, 120, 31, /*every_position=*/true), 31);
 }
 
+TEST_CASE_TEMPLATE("finite differences: targets on the later positions only (the last block's queries start there)",
+                   Backend, TINYATTN_TEST_BACKENDS) {
+  using Net = Transformer<Shape<11, 12, 3, 6>, AllOptions, Backend, double>;
+  TokenBatch batch = random_sequences(11, 7, 6, 120, 36, /*every_position=*/true);
+  for (index_t n = 0; n < batch.size(); ++n)
+    for (index_t t = 0; t < 3; ++t) batch.targets[static_cast<std::size_t>(n) * 6 + t] = -1;  // scored from position 3
+  check_gradients<Net>(batch, 36);
+}
+
 TEST_CASE_TEMPLATE("finite differences: ReLU MLP, untied to 6 outputs, d_head 5 with D = 8 and 3 heads", Backend,
                    TINYATTN_TEST_BACKENDS) {
   using Arch = Architecture<mlp<10>, untied_unembedding, output_vocab<6>, head_dim<5>>;

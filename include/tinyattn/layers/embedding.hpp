@@ -79,37 +79,37 @@ void residual_forward(Scalar* out, const Scalar* a, const Scalar* b, index_t row
 }
 
 template <class Scalar>
-struct CopyLastPosition {  // out[b] = in[b, T - 1]
+struct CopyLastPositions {  // out[b, i] = in[b, T - Tq + i]
   Scalar* out;
   const Scalar* in;
-  index_t T, width;
-  TINYATTN_HD void operator()(index_t b, index_t c0, index_t c1) const {
-    const Scalar* src = in + (static_cast<std::ptrdiff_t>(b) * T + T - 1) * width;
-    for (index_t c = c0; c < c1; ++c) out[static_cast<std::ptrdiff_t>(b) * width + c] = src[c];
+  index_t T, Tq, width;
+  TINYATTN_HD void operator()(index_t r, index_t c0, index_t c1) const {  // r = (b, i)
+    const Scalar* src = in + (static_cast<std::ptrdiff_t>(r / Tq) * T + T - Tq + r % Tq) * width;
+    for (index_t c = c0; c < c1; ++c) out[static_cast<std::ptrdiff_t>(r) * width + c] = src[c];
   }
 };
 
 template <class Scalar>
-struct AddToLastPosition {  // din[b, T - 1] += dout[b]
+struct AddToLastPositions {  // din[b, T - Tq + i] += dout[b, i]
   Scalar* din;
   const Scalar* dout;
-  index_t T, width;
-  TINYATTN_HD void operator()(index_t b, index_t c0, index_t c1) const {
-    Scalar* dst = din + (static_cast<std::ptrdiff_t>(b) * T + T - 1) * width;
-    for (index_t c = c0; c < c1; ++c) dst[c] += dout[static_cast<std::ptrdiff_t>(b) * width + c];
+  index_t T, Tq, width;
+  TINYATTN_HD void operator()(index_t r, index_t c0, index_t c1) const {
+    Scalar* dst = din + (static_cast<std::ptrdiff_t>(r / Tq) * T + T - Tq + r % Tq) * width;
+    for (index_t c = c0; c < c1; ++c) dst[c] += dout[static_cast<std::ptrdiff_t>(r) * width + c];
   }
 };
 
-// The last position's rows: out (B, width) = in (B, T, width)[:, T - 1]. When the loss reads only the
-// last position, the last block needs its queries there only.
+// The rows of the last Tq positions: out (B, Tq, width) = in (B, T, width)[:, T - Tq:]. When the loss
+// reads only those positions, the last block needs its queries there only.
 template <class Backend, class Scalar>
-void last_position_forward(Scalar* out, const Scalar* in, index_t B, index_t T, index_t width) {
-  Primitives<Backend>::for_each_row(B, width, CopyLastPosition<Scalar>{out, in, T, width});
+void last_positions_forward(Scalar* out, const Scalar* in, index_t B, index_t T, index_t Tq, index_t width) {
+  Primitives<Backend>::for_each_row(B * Tq, width, CopyLastPositions<Scalar>{out, in, T, Tq, width});
 }
-// din (B, T, width)[:, T - 1] += dout (B, width).
+// din (B, T, width)[:, T - Tq:] += dout (B, Tq, width).
 template <class Backend, class Scalar>
-void last_position_backward(Scalar* din, const Scalar* dout, index_t B, index_t T, index_t width) {
-  Primitives<Backend>::for_each_row(B, width, AddToLastPosition<Scalar>{din, dout, T, width});
+void last_positions_backward(Scalar* din, const Scalar* dout, index_t B, index_t T, index_t Tq, index_t width) {
+  Primitives<Backend>::for_each_row(B * Tq, width, AddToLastPositions<Scalar>{din, dout, T, Tq, width});
 }
 
 }  // namespace tinyattn::layers

@@ -8,9 +8,9 @@
 //   per block:  x = x + attn(ln1(x));  with an MLP:  x = x + mlp(ln2(x))
 //   logits = ln_final(x) W_U + b_U    (tied: ln_final(x) W_E^T)                     (B, T, V_out)
 //   loss = mean cross-entropy over the scored positions: the last one, or every one with a target
-// (without LayerNorm, ln1, ln2 and ln_final are identities). When the loss reads the last position only,
-// the last block computes its queries, MLP and logits at that position alone (Tq = 1): nothing else
-// reaches the loss.
+// (without LayerNorm, ln1, ln2 and ln_final are identities). The last block computes its queries, MLP
+// and logits only at the positions the loss reads, its last Tq (the last one, or from the first scored
+// position on): nothing at an earlier query position of the last block reaches the loss.
 //
 // Batches are cut into chunks of samples (model/device_batch.hpp). A chunk is one task: its forward and
 // backward run on one thread (the CPU runs chunks on different cores at once; a GPU takes a whole batch
@@ -124,8 +124,6 @@ class ReferenceEngine {
   static constexpr bool kNorm = Layout::kNorm, kMlp = Layout::kMlp;
 
  public:
-  // Targets the loss reads per sample: the last position's, or every position's.
-  static constexpr index_t loss_positions = Arch::loss == LossPositions::every ? T : 1;
 
   // Samples per chunk: about Primitives<B>::kSampleTile rows of T positions (a GPU's is the whole batch).
   static index_t chunk_samples(index_t capacity) {
@@ -186,7 +184,7 @@ class ReferenceEngine {
   // A DeviceBatch that this engine can read: chunks of this engine's size.
   DeviceBatch<Backend> make_batch(index_t capacity) const {
     require(capacity <= capacity_, "ReferenceEngine: a batch of ", capacity, " samples, the engine holds ", capacity_);
-    return DeviceBatch<Backend>(capacity, T, loss_positions, V, chunk_);
+    return DeviceBatch<Backend>(capacity, T, Arch::loss == LossPositions::every, V, chunk_);
   }
 
   // The projection weights of every block as (D, H dh) matrices (layers/attention.hpp, heads_to_columns):
@@ -208,22 +206,23 @@ class ReferenceEngine {
     require(static_cast<std::size_t>(chunks) * Layout::count <= partials_.size(),
             "ReferenceEngine::gradient: batch of ", batch.samples(), " samples exceeds the gradient capacity");
     const Scalar grad_scale = batch.scored() > 0 ? static_cast<Scalar>(1.0 / static_cast<double>(batch.scored())) : 0;
+    const index_t Tq = batch.target_positions();  // the last block's queries: where the loss reads
     pack_projections(params);
     P::for_each_task(chunks, workers_, [&](index_t c, index_t worker) {
       Activations& a = acts_[static_cast<std::size_t>(worker)];
       Scalar* g = P::data(partials_) + static_cast<std::ptrdiff_t>(c) * Layout::count;
       P::fill(g, Layout::count, Scalar(0));
       const index_t B = batch.chunk_size(c);
-      forward(params, batch.tokens(c), B, loss_positions, a, false, batch.first_sample(c));
-      const std::ptrdiff_t rows = static_cast<std::ptrdiff_t>(batch.first_sample(c)) * loss_positions;
+      forward(params, batch.tokens(c), B, Tq, a, false, batch.first_sample(c));
+      const std::ptrdiff_t rows = static_cast<std::ptrdiff_t>(batch.first_sample(c)) * Tq;
       layers::cross_entropy_forward_backward<Backend>(P::data(a.logits), batch.targets(c), P::data(loss_) + rows,
-                                                      P::data(correct_) + rows, B * loss_positions, V_out,
-                                                      grad_scale, /*gradient=*/true);
-      backward(params, batch.token_begin(c), batch.token_row(c), B, a, g);
+                                                      P::data(correct_) + rows, B * Tq, V_out, grad_scale,
+                                                      /*gradient=*/true);
+      backward(params, batch.token_begin(c), batch.token_row(c), B, Tq, a, g);
     });
     P::for_each(static_cast<index_t>(Layout::count),
                 SumChunkGradients<Scalar>{grads, P::data(partials_), chunks, Layout::count});
-    BatchTotals totals = P::sum_metrics(P::data(loss_), P::data(correct_), batch.samples() * loss_positions, grads,
+    BatchTotals totals = P::sum_metrics(P::data(loss_), P::data(correct_), batch.samples() * Tq, grads,
                                         Layout::count);
     totals.scored = batch.scored();
     return totals;
@@ -231,17 +230,18 @@ class ReferenceEngine {
 
   // Loss and accuracy over the batch's scored positions, forward only.
   BatchTotals evaluate(const Scalar* params, const DeviceBatch<Backend>& batch) {
+    const index_t Tq = batch.target_positions();
     pack_projections(params);
     P::for_each_task(batch.chunks(), workers_, [&](index_t c, index_t worker) {
       Activations& a = acts_[static_cast<std::size_t>(worker)];
       const index_t B = batch.chunk_size(c);
-      forward(params, batch.tokens(c), B, loss_positions, a, false, batch.first_sample(c));
-      const std::ptrdiff_t rows = static_cast<std::ptrdiff_t>(batch.first_sample(c)) * loss_positions;
+      forward(params, batch.tokens(c), B, Tq, a, false, batch.first_sample(c));
+      const std::ptrdiff_t rows = static_cast<std::ptrdiff_t>(batch.first_sample(c)) * Tq;
       layers::cross_entropy_forward_backward<Backend>(P::data(a.logits), batch.targets(c), P::data(loss_) + rows,
-                                                      P::data(correct_) + rows, B * loss_positions, V_out, Scalar(0),
+                                                      P::data(correct_) + rows, B * Tq, V_out, Scalar(0),
                                                       /*gradient=*/false);
     });
-    BatchTotals totals = P::sum_metrics(P::data(loss_), P::data(correct_), batch.samples() * loss_positions);
+    BatchTotals totals = P::sum_metrics(P::data(loss_), P::data(correct_), batch.samples() * Tq);
     totals.scored = batch.scored();
     return totals;
   }
@@ -413,14 +413,14 @@ class ReferenceEngine {
     buffer<Scalar> attn_out;                       // (L, C, T, D)
     buffer<Scalar> resid_mid, ln2, ln2_mean, ln2_scale, mlp_out;  // (L, C, T, D), (L, C, T)   [mlp]
     buffer<Scalar> pre, post;                      // (L, C, T, M)                   [mlp]
-    buffer<Scalar> x_last, h_last;                 // (C, D): the last block's input rows at the last position
+    buffer<Scalar> x_last, h_last;                 // (C, T, D): the last block's input rows at its query positions
     buffer<Scalar> lnf, lnf_mean, lnf_scale;       // (C, T, D), (C, T)              [layer_norm]
     buffer<Scalar> logits;                         // (C, T, V_out); d logits in the backward
     // backward
     buffer<Scalar> dresid, dresid_last, dnorm;     // (C, T, D): the stream's gradient, a block input's, LN's
     buffer<Scalar> dq, dk, dv, dz;                 // (C, T, H, dh)
     buffer<Scalar> dmlp;                           // (C, T, M)
-    buffer<Scalar> dh_last;                        // (C, D)
+    buffer<Scalar> dh_last;                        // (C, T, D)
     buffer<Scalar> dw_cols;                        // (3, D, H dh)
 
     void allocate(index_t chunk) {
@@ -451,9 +451,9 @@ class ReferenceEngine {
           P::allocate(ln2_scale, L * rows);
         }
       }
-      P::allocate(x_last, c * D);
-      P::allocate(h_last, c * D);
-      P::allocate(dh_last, c * D);
+      P::allocate(x_last, btd);
+      P::allocate(h_last, btd);
+      P::allocate(dh_last, btd);
       P::allocate(dw_cols, 3 * static_cast<std::size_t>(D) * H * dh);
       P::allocate(logits, rows * V_out);
       for (auto* b : {&dresid, &dresid_last, &dnorm}) P::allocate(*b, btd);
@@ -465,8 +465,8 @@ class ReferenceEngine {
     }
   };
 
-  // Forward of one chunk of B samples (tokens (B, T)); the last block's queries at Tq positions (T, or 1:
-  // the last). ensures: a.logits holds (B, Tq, V_out).
+  // Forward of one chunk of B samples (tokens (B, T)); the last block's queries at its last Tq_last
+  // positions (T: all). ensures: a.logits holds (B, Tq_last, V_out).
   void forward(const Scalar* params, const index_t* tokens, index_t B, index_t Tq_last, Activations& a,
                bool keep_scores, index_t first_sample) const {
     const ModelTensors<const Scalar> m = Ptr::model(params);
@@ -485,12 +485,12 @@ class ReferenceEngine {
         layers::layer_norm_forward<Backend>(h, a.at(a.ln1_mean, l, 1), a.at(a.ln1_scale, l, 1), x, w.ln1_w, w.ln1_b,
                                             B * T, D);
       }
-      // The query rows: every position, or the last one copied out (B, D).
+      // The query rows: every position, or the last Tq copied out (B, Tq, D).
       const Scalar* x_query = x;
       const Scalar* h_query = h;
-      if (Tq == 1) {
-        layers::last_position_forward<Backend>(P::data(a.x_last), x, B, T, D);
-        layers::last_position_forward<Backend>(P::data(a.h_last), h, B, T, D);
+      if (Tq < T) {
+        layers::last_positions_forward<Backend>(P::data(a.x_last), x, B, T, Tq, D);
+        layers::last_positions_forward<Backend>(P::data(a.h_last), h, B, T, Tq, D);
         x_query = P::data(a.x_last), h_query = P::data(a.h_last);
       }
       Scalar *q = a.at(a.q, l, H * dh), *k = a.at(a.k, l, H * dh), *v = a.at(a.v, l, H * dh), *z = a.at(a.z, l, H * dh);
@@ -530,13 +530,12 @@ class ReferenceEngine {
     layers::unembedding_forward<Backend>(P::data(a.logits), h, m.w_e, m.w_u, m.b_u, Arch::tied, B * Tq_last, D, V_out);
   }
 
-  // Backward of one chunk after forward(..., loss_positions, ...) and the cross-entropy's gradient in
-  // a.logits; adds every parameter's gradient into `grads` (zeroed by the caller).
+  // Backward of one chunk after forward(..., Tq_last, ...) and the cross-entropy's gradient in a.logits;
+  // adds every parameter's gradient into `grads` (zeroed by the caller).
   void backward(const Scalar* params, const index_t* token_begin, const index_t* token_row, index_t B,
-                Activations& a, Scalar* grads) const {
+                index_t Tq_last, Activations& a, Scalar* grads) const {
     const ModelTensors<const Scalar> m = Ptr::model(params);
     const ModelTensors<Scalar> dm = Ptr::model(grads);
-    const index_t Tq_last = loss_positions;
     // d resid of the last block's output, (B, Tq, D)
     Scalar* dres = Tq_last == T ? P::data(a.dresid) : P::data(a.dresid_last);
     {
@@ -578,9 +577,9 @@ class ReferenceEngine {
                                           a.at(a.v, l, H * dh), dims);
       // d x (B, T, D) of the block's input: the skip path, plus q, k, v's input gradients (through ln1).
       Scalar* dx = P::data(a.dresid);
-      if (Tq == 1) {
+      if (Tq < T) {
         P::fill(dx, static_cast<std::size_t>(B) * T * D, Scalar(0));
-        layers::last_position_backward<Backend>(dx, dres, B, T, D);
+        layers::last_positions_backward<Backend>(dx, dres, B, T, Tq, D);
       }
       Scalar* x = a.at(a.resid, l, D);
       Scalar* h = kNorm ? a.at(a.ln1, l, D) : x;
@@ -591,9 +590,9 @@ class ReferenceEngine {
       }
       Scalar* d_attn_in_query = d_attn_in;
       const Scalar* h_query = h;
-      if (Tq == 1) {
+      if (Tq < T) {
         d_attn_in_query = P::data(a.dh_last);
-        P::fill(d_attn_in_query, static_cast<std::size_t>(B) * D, Scalar(0));
+        P::fill(d_attn_in_query, static_cast<std::size_t>(B) * Tq * D, Scalar(0));
         h_query = P::data(a.h_last);
       }
       const std::size_t cols = static_cast<std::size_t>(D) * H * dh;
@@ -605,7 +604,7 @@ class ReferenceEngine {
       layers::add_columns_to_heads<Backend>(dw.w_q, dw_cols, H, D, dh);
       layers::add_columns_to_heads<Backend>(dw.w_k, dw_cols + cols, H, D, dh);
       layers::add_columns_to_heads<Backend>(dw.w_v, dw_cols + 2 * cols, H, D, dh);
-      if (Tq == 1) layers::last_position_backward<Backend>(d_attn_in, d_attn_in_query, B, T, D);
+      if (Tq < T) layers::last_positions_backward<Backend>(d_attn_in, d_attn_in_query, B, T, Tq, D);
       if (kNorm)
         layers::layer_norm_backward<Backend>(dx, dw.ln1_w, dw.ln1_b, d_attn_in, x, a.at(a.ln1_mean, l, 1),
                                              a.at(a.ln1_scale, l, 1), w.ln1_w, B * T, D);
