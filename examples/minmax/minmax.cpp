@@ -38,10 +38,14 @@
 #include "tinyattn/backend/thrust.hpp"
 #endif
 
-#include "cli.hpp"
+#include "cli.hpp"  // examples/common
 #include "progress.hpp"
 
 namespace minmax {
+
+using programs::Arguments;
+using programs::Progress;
+using programs::UsageError;
 
 using tinyattn::index_t;
 using Shape = tinyattn::ReferenceShape;  // 128 operands + max, min, '='; 32 wide; 2 heads; 4 tokens
@@ -494,7 +498,7 @@ int main_checked(int argc, char** argv) {
 int main(int argc, char** argv) {
   try {
     return minmax::main_checked(argc, argv);
-  } catch (const minmax::UsageError& e) {
+  } catch (const programs::UsageError& e) {
     std::fprintf(stderr, "minmax: %s\n(run 'minmax --help' for usage)\n", e.what());
     return 2;
   } catch (const std::exception& e) {

@@ -1,4 +1,4 @@
-// examples/minmax/cli.hpp — strict command-line parsing for the minmax program: every flag known,
+// examples/common/cli.hpp — strict command-line parsing for the example programs: every flag known,
 // every value checked (type, range, presence); any mistake is a UsageError (exit status 2) that says
 // which flag, what was expected and what was found.
 #pragma once
@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-namespace minmax {
+namespace programs {
 
 class UsageError : public std::runtime_error {
  public:
@@ -93,9 +93,9 @@ class Arguments {
     char* end = nullptr;
     errno = 0;
     const long long parsed = std::strtoll(value.c_str(), &end, 10);
-    if (value.empty() || end == value.c_str() || *end != '\0' || errno == ERANGE)
+    if (value.empty() || end == value.c_str() || *end != '\0')
       throw UsageError(what + " expects an integer, found '" + value + "'");
-    if (parsed < min || parsed > max)
+    if (errno == ERANGE || parsed < min || parsed > max)  // an integer, but too large for any use here
       throw UsageError(what + " must be in [" + std::to_string(min) + ", " + std::to_string(max) + "], found " + value);
     return parsed;
   }
@@ -114,4 +114,4 @@ class Arguments {
   std::vector<std::string> positional_;
 };
 
-}  // namespace minmax
+}  // namespace programs

@@ -1,4 +1,4 @@
-// examples/minmax/progress.hpp — training progress: a tqdm-like bar redrawn in place on a terminal,
+// examples/common/progress.hpp — training progress: a tqdm-like bar redrawn in place on a terminal,
 // plain periodic lines otherwise (logs, CI, pipes).
 #pragma once
 
@@ -11,7 +11,7 @@
 
 #include "tinyattn/train/trainer.hpp"
 
-namespace minmax {
+namespace programs {
 
 class Progress {
  public:
@@ -36,16 +36,19 @@ class Progress {
       std::string bar(static_cast<std::size_t>(filled), '#');
       bar.resize(kWidth, '.');
       const double eta = rate > 0 ? (total - done) / rate : 0.0;
-      std::fprintf(out_, "\r%3d%% [%s] epoch %lld/%lld | train %6.2f%% loss %.4f | test %6.2f%% loss %.4f | %.0f ep/s | ETA %s ",
+      if (m.tested()) last_test_ = m;
+      std::fprintf(out_, "\r%3d%% [%s] epoch %lld/%lld | train %6.2f%% loss %.4f | test %s | %.0f ep/s | ETA %s ",
                    total > 0 ? static_cast<int>(100 * done / total) : 100, bar.c_str(),
                    static_cast<long long>(m.epoch), static_cast<long long>(last_), 100 * m.train_accuracy, m.train_loss,
-                   100 * m.test_accuracy, m.test_loss, rate, clock_text(eta).c_str());
+                   test_text(true).c_str(), rate, clock_text(eta).c_str());
       if (m.epoch == last_) std::fputc('\n', out_);
       std::fflush(out_);
-    } else if (done % line_every_ == 0 || m.epoch == last_ || m.epoch == first_) {
-      std::fprintf(out_, "epoch %lld/%lld  train acc %.2f%% loss %.4f  test acc %.2f%% loss %.4f  (%.0f epochs/s)\n",
+    } else {
+      if (m.tested()) last_test_ = m;
+      if (!(done % line_every_ == 0 || m.epoch == last_ || m.epoch == first_)) return;
+      std::fprintf(out_, "epoch %lld/%lld  train acc %.2f%% loss %.4f  test %s  (%.0f epochs/s)\n",
                    static_cast<long long>(m.epoch), static_cast<long long>(last_), 100 * m.train_accuracy, m.train_loss,
-                   100 * m.test_accuracy, m.test_loss, rate);
+                   test_text(false).c_str(), rate);
       std::fflush(out_);
     }
   }
@@ -65,11 +68,21 @@ class Progress {
     return buffer;
   }
 
+  // The latest test evaluation (the test set may be evaluated every k epochs only).
+  std::string test_text(bool padded) const {
+    if (!last_test_.tested()) return "(not yet evaluated)";
+    char buffer[64];
+    std::snprintf(buffer, sizeof buffer, padded ? "acc %6.2f%% loss %.4f" : "acc %.2f%% loss %.4f",
+                  100 * last_test_.test_accuracy, last_test_.test_loss);
+    return buffer;
+  }
+
   std::int64_t first_, last_, line_every_;
+  tinyattn::EpochMetrics last_test_;
   std::FILE* out_;
   bool terminal_;
   Clock::time_point start_;
   double last_draw_ = -1.0;
 };
 
-}  // namespace minmax
+}  // namespace programs
