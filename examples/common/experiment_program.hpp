@@ -182,16 +182,21 @@ int train(const E& experiment, const TrainSettings& s) {
     return 130;
   }
   const double seconds = progress.seconds();
-  // The last epoch always has test figures (with --eval-every K it may not have been due).
-  if (!rows.empty() && !test_set.tokens.empty() && std::isnan(rows.back().test_loss)) {
+  // The final test figures: the last row's, or (with --eval-every K, when the last epoch was not due) a
+  // fresh evaluation, which goes to the summary and the weights' metadata only: curves.csv keeps
+  // exactly the epochs K divides, so that a resumed run writes the same file as an uninterrupted one.
+  double final_test_loss = rows.empty() ? std::nan("") : rows.back().test_loss;
+  double final_test_acc = rows.empty() ? std::nan("") : rows.back().test_acc;
+  if (!rows.empty() && test_set.size() > 0 && std::isnan(final_test_loss)) {
     const tinyattn::Evaluation test = trainer.evaluate_test();
-    rows.back().test_loss = test.loss, rows.back().test_acc = test.accuracy;
+    final_test_loss = test.loss, final_test_acc = test.accuracy;
   }
   std::vector<std::string> files{"weights.safetensors", "curves.csv"};
   tinyattn::io::Metadata final_meta = meta(trainer.epochs());
   if (!rows.empty()) {
     final_meta["train_accuracy"] = number_text(rows.back().train_acc);
-    final_meta["test_accuracy"] = number_text(rows.back().test_acc);
+    final_meta["test_accuracy"] = number_text(final_test_acc);
+    final_meta["test_loss"] = number_text(final_test_loss);
   }
   tinyattn::io::save_weights(net, join(dir, "weights.safetensors"), final_meta);
   write_curves_csv(curves, rows);
@@ -204,7 +209,7 @@ int train(const E& experiment, const TrainSettings& s) {
   std::printf("done: %lld epochs in %.2f s (%.2f ms/epoch)", static_cast<long long>(ran), seconds,
               ran > 0 ? 1000 * seconds / static_cast<double>(ran) : 0.0);
   if (!rows.empty())
-    std::printf("; train accuracy %.2f%%, test accuracy %.2f%%", 100 * rows.back().train_acc, 100 * rows.back().test_acc);
+    std::printf("; train accuracy %.2f%%, test accuracy %.2f%%", 100 * rows.back().train_acc, 100 * final_test_acc);
   std::printf("\nfiles in %s/:", dir.c_str());
   for (const auto& f : files) std::printf(" %s", f.c_str());
   std::printf("\n");
