@@ -5,6 +5,7 @@
 //                  [--checkpoint-every N] [--resume DIR] [--threads N]
 //   minmax plot    --weights FILE [--out DIR]
 //   minmax predict --weights FILE A OP B        (OP is max or min)
+//   minmax eval    --weights FILE [--json] [--seed S]
 //
 // Exit status: 0 success (also when gnuplot is missing: the figures are skipped with a warning),
 // 1 a run-time error (I/O, a bad weights file, divergence), 2 a usage error, 130 interrupted (SIGINT
@@ -16,6 +17,7 @@
 #include <cstring>
 #include <fstream>
 #include <limits>
+#include <optional>
 #include <set>
 #include <iostream>
 #include <sstream>
@@ -58,6 +60,8 @@ usage:
                  [--checkpoint-every N] [--resume DIR] [--threads N]BACKEND_FLAG
   minmax plot    --weights FILE [--out DIR]BACKEND_FLAG
   minmax predict --weights FILE A OP B        e.g.  minmax predict --weights w.safetensors 17 max 99
+  minmax eval    --weights FILE [--json] [--seed S]   loss and accuracy over all 32,768 inputs and each part
+                 of the split of seed S (default: the file's 'seed', else 0); --json: the PyTorch peer's keys
   minmax --help | --version
 
 train (defaults = the original experiment):
@@ -380,6 +384,44 @@ int predict(const std::string& weights, const std::vector<std::string>& words) {
   return 0;
 }
 
+template <class Backend>
+int eval(const std::string& weights, const std::optional<std::int64_t>& seed_flag, bool json) {
+  using Net = tinyattn::AttentionNetwork<Shape, Backend>;
+  Net net;
+  const tinyattn::io::Metadata meta = tinyattn::io::load_weights(net, weights);
+  std::uint64_t seed = 0;
+  if (seed_flag) {
+    seed = static_cast<std::uint64_t>(*seed_flag);
+  } else if (const auto found = meta.find("seed"); found != meta.end()) {
+    seed = static_cast<std::uint64_t>(Arguments::parse_integer(tinyattn::io::detail::unquoted(found->second),
+                                                               "the weights' metadata 'seed'", 0,
+                                                               std::numeric_limits<std::int64_t>::max()));
+  }
+  const tinyattn::MinMaxTask task(kMaxN, seed);
+  struct Part {
+    const char* prefix;
+    const char* name;
+    tinyattn::Evaluation e;
+  };
+  const Part parts[] = {{"", "all", net.evaluate(task.all())},
+                        {"train_", "train", net.evaluate(task.train())},
+                        {"test_", "test", net.evaluate(task.test())}};
+  if (json) {
+    std::printf("{");
+    for (const Part& p : parts)
+      std::printf("\"%sloss\": %.9g, \"%saccuracy\": %.9g, \"%sscored\": %lld, ", p.prefix, p.e.loss, p.prefix,
+                  p.e.accuracy, p.prefix, static_cast<long long>(p.e.samples));
+    std::printf("\"wrong\": %lld}\n", static_cast<long long>(parts[0].e.samples - parts[0].e.correct));
+    return 0;
+  }
+  std::printf("split of seed %llu\n%-7s %12s %10s %10s %10s\n", static_cast<unsigned long long>(seed), "data", "loss",
+              "accuracy", "scored", "wrong");
+  for (const Part& p : parts)
+    std::printf("%-7s %12.6f %9.4f%% %10lld %10lld\n", p.name, p.e.loss, 100 * p.e.accuracy,
+                static_cast<long long>(p.e.samples), static_cast<long long>(p.e.samples - p.e.correct));
+  return 0;
+}
+
 // ---- entry ----------------------------------------------------------------------------------------------
 #if defined(TINYATTN_MINMAX_CUDA)
 constexpr const char* kBackendFlag = " [--backend cuda|cpu]";
@@ -408,7 +450,7 @@ int with_backend(const Arguments& args, F&& run) {
 
 int main_checked(int argc, char** argv) {
   std::vector<std::string> words(argv + 1, argv + argc);
-  if (words.empty()) throw UsageError("missing command: train, plot or predict");
+  if (words.empty()) throw UsageError("missing command: train, eval, plot or predict");
   const std::string command = words.front();
   words.erase(words.begin());
   if (command == "--help" || command == "-h" || command == "help") {
@@ -429,6 +471,8 @@ int main_checked(int argc, char** argv) {
     values.insert(backend_flag.begin(), backend_flag.end());
     return values;
   };
+  if (command != "train" && command != "eval" && command != "plot" && command != "predict")
+    throw UsageError("unknown command '" + command + "'; expected train, eval, plot or predict");
   for (const auto& w : words)
     if (w == "--help" || w == "-h") {
       std::fputs(usage().c_str(), stdout);
@@ -478,6 +522,14 @@ int main_checked(int argc, char** argv) {
     }
     return with_backend(args, [&](auto backend) { return train<decltype(backend)>(s); });
   }
+  if (command == "eval") {
+    const Arguments args(words, flags({"--weights", "--seed"}), {"--json"});
+    const auto weights = args.text("--weights");
+    if (!weights) throw UsageError("eval needs --weights FILE");
+    if (!args.positional().empty()) throw UsageError("eval takes no positional argument, found '" + args.positional()[0] + "'");
+    const auto seed = args.integer("--seed", 0, std::numeric_limits<std::int64_t>::max());
+    return with_backend(args, [&](auto backend) { return eval<decltype(backend)>(*weights, seed, args.has("--json")); });
+  }
   if (command == "plot" || command == "predict") {
     const Arguments args(words, flags({"--weights", "--out"}), {});
     const auto weights = args.text("--weights");
@@ -490,7 +542,7 @@ int main_checked(int argc, char** argv) {
     if (args.has("--out")) throw UsageError("predict takes no --out");
     return with_backend(args, [&](auto backend) { return predict<decltype(backend)>(*weights, args.positional()); });
   }
-  throw UsageError("unknown command '" + command + "'; expected train, plot or predict");
+  throw UsageError("unknown command '" + command + "'; expected train, eval, plot or predict");
 }
 
 }  // namespace minmax

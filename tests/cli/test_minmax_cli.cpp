@@ -150,7 +150,7 @@ const std::string kTorchWeights = fixture("torch_weights_seed0.safetensors");
 TEST_CASE("minmax --help lists the commands, and no or an unknown command is a usage error") {
   const Outcome help = run_minmax({"--help"});
   CHECK_EXIT_STATUS(help, 0);
-  for (const char* command : {"minmax train", "minmax plot", "minmax predict", "--checkpoint-every", "--resume"})
+  for (const char* command : {"minmax train", "minmax eval", "minmax plot", "minmax predict", "--checkpoint-every", "--resume"})
     CHECK_STDOUT_HAS(help, command);
   CHECK(help.err.empty());
 
@@ -164,7 +164,7 @@ TEST_CASE("minmax --help lists the commands, and no or an unknown command is a u
 
   const Outcome nothing = run_minmax({});
   CHECK_EXIT_STATUS(nothing, 2);
-  CHECK_STDERR_HAS(nothing, "missing command: train, plot or predict");
+  CHECK_STDERR_HAS(nothing, "missing command: train, eval, plot or predict");
   CHECK_STDERR_HAS(nothing, "run 'minmax --help'");
 
   const Outcome unknown = run_minmax({"frobnicate"});
@@ -674,6 +674,46 @@ TEST_CASE("training that diverges stops with status 1 naming the epoch and keeps
   const std::string curves = read_text(out + "/curves.csv");
   CHECK(std::count(curves.begin(), curves.end(), '\n') == epoch);  // header + the good epochs
   CHECK(temporary_files_in(out).empty());
+}
+
+}  // namespace
+
+namespace {
+
+// ---- eval -------------------------------------------------------------------------------------------------
+std::string json_value(const std::string& json, const std::string& key) {
+  const std::string quoted = "\"" + key + "\": ";
+  const auto at = json.find(quoted);
+  REQUIRE_MESSAGE(at != std::string::npos, "no " << key << " in " << json);
+  const auto begin = at + quoted.size();
+  return json.substr(begin, json.find_first_of(",}", begin) - begin);
+}
+
+TEST_CASE("minmax eval prints the peer's numbers for the peer's weights (either naming); bad use exits 2") {
+  for (const char* name : {"minmax_tl_seed3", "minmax_notebook_names_seed3", "library_minmax_tl_seed9"}) {
+    INFO(name);
+    const Outcome o = run_minmax({"eval", "--weights", fixture(std::string("peer_weights/") + name + ".safetensors"), "--json"});
+    REQUIRE_EXIT_STATUS(o, 0);
+    const std::string peer = read_text(fixture(std::string("peer_weights/") + name + ".eval.json"));
+    for (const char* part : {"", "train_", "test_"}) {
+      CHECK(json_value(o.out, std::string(part) + "scored") == json_value(peer, std::string(part) + "scored"));
+      const double ours = std::stod(json_value(o.out, std::string(part) + "loss"));
+      const double theirs = std::stod(json_value(peer, std::string(part) + "loss"));
+      CHECK(ours == doctest::Approx(theirs).epsilon(1e-5));
+    }
+    CHECK(json_value(o.out, "wrong") == json_value(peer, "wrong"));
+  }
+  const Outcome table = run_minmax({"eval", "--weights", kTorchWeights, "--seed", "0"});
+  CHECK_EXIT_STATUS(table, 0);
+  CHECK_STDOUT_HAS(table, "split of seed 0");
+  CHECK_EXIT_STATUS(run_minmax({"eval"}), 2);
+  CHECK_EXIT_STATUS(run_minmax({"eval", "--weights", kTorchWeights, "extra"}), 2);
+  const Outcome unknown = run_minmax({"fly", "--help"});
+  CHECK_EXIT_STATUS(unknown, 2);
+  CHECK_STDERR_HAS(unknown, "unknown command 'fly'");
+  const Outcome seed = run_minmax({"train", "--seed", "99999999999999999999"});
+  CHECK_EXIT_STATUS(seed, 2);
+  CHECK_STDERR_HAS(seed, "--seed must be in [0, 9223372036854775807], found 99999999999999999999");
 }
 
 }  // namespace
