@@ -58,7 +58,7 @@ TEST_CASE_TEMPLATE("table engine = reference engine: the reference shape on min/
     for (index_t& t : b->tokens) t = t >= 16 ? t + 112 : t;
   for (LogitPath path : {LogitPath::logit_table, LogitPath::direct})
     for (ScorePath scores : {ScorePath::table, ScorePath::per_sample}) {
-      INFO(to_string(path) << ", " << to_string(scores));
+      INFO(std::string(to_string(path)) << ", " << std::string(to_string(scores)));
       check_engines_agree<ReferenceShape, ReferenceArchitecture, Backend>(train, test, 5, path, scores);
     }
 }
@@ -82,6 +82,28 @@ TEST_CASE_TEMPLATE("table engine = reference engine: odd shapes, a causal mask a
   }
 }
 
+TEST_CASE_TEMPLATE("table engine = reference engine: one block with an MLP and/or an untied unembedding", Backend,
+                   TINYATTN_TEST_BACKENDS) {
+  SUBCASE("the grokking architecture, scaled down: ReLU MLP, untied to fewer outputs, one query token") {
+    using A = Architecture<mlp<24>, untied_unembedding, output_vocab<11>>;
+    const auto train = few_query_batch(12, 3, 1500, 81, 1), test = few_query_batch(12, 3, 300, 82, 1);
+    TokenBatch tr = train, te = test;
+    for (TokenBatch* b : {&tr, &te})
+      for (index_t& y : b->targets) y %= 11;
+    check_engines_agree<Shape<12, 16, 4, 3>, A, Backend>(tr, te, 9, LogitPath::automatic, ScorePath::automatic);
+  }
+  SUBCASE("GELU MLP, tied, several query tokens, several tiles") {
+    check_engines_agree<Shape<13, 12, 3, 4>, Architecture<mlp<20, Activation::gelu>, no_biases>, Backend>(
+        random_sequences(13, 13, 4, 2600, 83, false), random_sequences(13, 13, 4, 200, 84, false), 10,
+        LogitPath::automatic, ScorePath::automatic);
+  }
+  SUBCASE("untied without an MLP, causal") {
+    check_engines_agree<Shape<9, 8, 2, 5>, Architecture<untied_unembedding, output_vocab<7>, causal_mask>, Backend>(
+        random_sequences(9, 7, 5, 400, 85, false), random_sequences(9, 7, 5, 100, 86, false), 11,
+        LogitPath::automatic, ScorePath::per_sample);
+  }
+}
+
 TEST_CASE("the engine is chosen from the architecture and the training setup") {
   const MinMaxTask task(16, 1);
   TokenBatch train = task.train();
@@ -98,9 +120,15 @@ TEST_CASE("the engine is chosen from the architecture and the training setup") {
                        "position; use Engine::automatic or Engine::reference",
                        Error);
   using Mlp = Transformer<Shape<9, 8, 2, 3>, Architecture<mlp<4>>>;
-  static_assert(!Mlp::has_table_engine);
+  static_assert(Mlp::has_table_engine);
   Mlp mlp_net(1);
-  CHECK(Trainer<Mlp>(mlp_net, random_sequences(9, 9, 3, 20, 1, false), TokenBatch{}).engine() == Engine::reference);
+  CHECK(Trainer<Mlp>(mlp_net, random_sequences(9, 9, 3, 20, 1, false), TokenBatch{}).engine() == Engine::table);
+  using Deep = Transformer<Shape<9, 8, 2, 3>, Architecture<n_layers<2>>>;
+  static_assert(!Deep::has_table_engine);
+  using Normed = Transformer<Shape<9, 8, 2, 3>, Architecture<layer_norm>>;
+  static_assert(!Normed::has_table_engine);
+  Deep deep(1);
+  CHECK(Trainer<Deep>(deep, random_sequences(9, 9, 3, 20, 1, false), TokenBatch{}).engine() == Engine::reference);
 }
 
 }  // namespace

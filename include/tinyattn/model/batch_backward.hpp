@@ -13,13 +13,14 @@
 #pragma once
 
 #include <algorithm>
+#include <optional>
 #include <vector>
 
 #include "tinyattn/model/batch_forward.hpp"
 
 namespace tinyattn {
 
-template <class Shape, class Backend, class Scalar>
+template <class Shape, class Backend, class Scalar, class Head = TiedUnembeddingHead<Shape, Backend, Scalar>>
 class BatchGradient {
   using P = Primitives<Backend>;
   using Ly = Layers<Shape, Backend, Scalar>;
@@ -37,7 +38,7 @@ class BatchGradient {
   // automatic) and matching the tables compute() will get.
   BatchGradient(const TokenBatch& batch, const RowSpace& space, LogitPath logits, ScorePath scores)
       : plan_(batch, space),
-        path_(resolve<Shape>(logits)),
+        path_(Head::has_logit_table ? resolve<Shape>(logits) : LogitPath::direct),
         scores_(scores),
         rows_(space.size()),
         query_rows_(space.query_rows()),
@@ -124,13 +125,14 @@ class BatchGradient {
     }
     P::allocate(mix_w_, N * J);
     P::allocate(dscores_, N * H * T);
-    P::allocate(dlogits_, static_cast<std::size_t>(workers_) * tile * Vp);  // one tile per worker
+    if (path_ == LogitPath::logit_table)
+      P::allocate(dlogits_, static_cast<std::size_t>(workers_) * tile * Vp);  // one tile per worker
     P::allocate(loss_, N);
     P::allocate(correct_, N);
     if (path_ == LogitPath::direct) {
       P::allocate(resid_, tile * D);
-      P::allocate(logits_, tile * Vp);
       P::allocate(dresid_, tile * D);
+      head_.emplace(tile_);
     } else {
       P::allocate(dlogit_table_, static_cast<std::size_t>(H + 1) * R * Vp);
       if (rebased_) P::allocate(drebased_, static_cast<std::size_t>(scatter_rows_) * Vp);
@@ -184,13 +186,8 @@ class BatchGradient {
         P::for_each_team(count, kernels::offset_by(kernels::AttendAndMixRows<Shape, Scalar, RowOps>{
                                                   in, tables.z(), s.mix_w, s.q, P::data(resid_), first},
                                               first));
-        Ly::unembedding_forward(params, P::data(resid_), count, P::data(logits_));
-        P::for_each_team(count, kernels::offset_by(kernels::CrossEntropyRows<Shape, Scalar, RowOps>{
-                                                  P::data(logits_), in.targets, grad_scale, P::data(dlogits_),
-                                                  P::data(loss_), P::data(correct_), first},
-                                              first));
-        Ly::unembedding_backward(params, P::data(resid_), P::data(dlogits_), count, grads, P::data(dresid_),
-                                 accumulate);
+        head_->train(params, P::data(resid_), count, in.targets, first, grad_scale, P::data(loss_), P::data(correct_),
+                     P::data(dresid_), grads, accumulate);
         P::for_each_team(count, kernels::offset_by(kernels::AttendAndMixRowsBackward<Shape, Scalar, RowOps>{
                                                   in, tables.z(), P::data(dresid_), s, first},
                                               first));
@@ -221,7 +218,7 @@ class BatchGradient {
     Ly::projection_backward(params, tables.x(), dqkv, R, grads, dx);
     Ly::embedding_backward(token_plan_, position_plan_, dx, grads);
     // One wait for the device: the batch totals and whether every gradient is finite.
-    return P::sum_metrics(P::data(loss_), P::data(correct_), n, grads, L::count);
+    return P::sum_metrics(P::data(loss_), P::data(correct_), n, grads, Head::parameter_count);
   }
 
   index_t samples() const { return plan_.samples(); }
@@ -244,7 +241,8 @@ class BatchGradient {
   buffer<Scalar> mix_w_, dscores_, loss_;             // per sample
   buffer<Scalar> q_, dq_;                             // per sample, per-sample scores only
   buffer<Scalar> dlogits_;                            // per sample of a tile
-  buffer<Scalar> resid_, logits_, dresid_;            // per sample of a tile, direct path only
+  buffer<Scalar> resid_, dresid_;                     // per sample of a tile, direct path only
+  std::optional<Head> head_;                          // direct path only
   buffer<index_t> correct_;
   buffer<Scalar> dlogit_table_, dz_, dqkv_;           // per row
   buffer<Scalar> drebased_;                           // per rebased row, rebased tables only

@@ -9,6 +9,7 @@
 #include "tinyattn/data/token_batch.hpp"
 #include "tinyattn/model/row_tables.hpp"
 #include "tinyattn/model/sample_kernels.hpp"
+#include "tinyattn/model/table_heads.hpp"
 
 namespace tinyattn {
 
@@ -114,8 +115,9 @@ void attend_first(kernels::SampleInputs<Shape, Scalar>& in, index_t samples, Sca
 }
 
 // Loss and accuracy of a batch at the last position, forward only. Holds its per-sample buffers, so
-// calling evaluate() every epoch allocates nothing.
-template <class Shape, class Backend, class Scalar>
+// calling evaluate() every epoch allocates nothing. Head: what follows the attention on the direct path
+// (model/table_heads.hpp).
+template <class Shape, class Backend, class Scalar, class Head = TiedUnembeddingHead<Shape, Backend, Scalar>>
 class BatchEvaluator {
   using P = Primitives<Backend>;
   using Ly = Layers<Shape, Backend, Scalar>;
@@ -125,16 +127,15 @@ class BatchEvaluator {
 
  public:
   BatchEvaluator(const TokenBatch& batch, const RowSpace& space, LogitPath path)
-      : plan_(batch, space), path_(resolve<Shape>(path)) {
+      : plan_(batch, space),
+        path_(Head::has_logit_table ? resolve<Shape>(path) : LogitPath::direct),
+        tile_(std::min<index_t>(plan_.samples(), P::kSampleTile)),
+        head_(tile_) {
     const auto n = static_cast<std::size_t>(plan_.samples());
     P::allocate(loss_, n);
     P::allocate(correct_, n);
     if (P::kAttendFirst || path_ == LogitPath::direct) P::allocate(mix_w_, n * J);
-    if (path_ == LogitPath::direct) {
-      tile_ = std::min<index_t>(plan_.samples(), P::kSampleTile);
-      P::allocate(resid_, static_cast<std::size_t>(tile_) * D);
-      P::allocate(logits_, static_cast<std::size_t>(tile_) * Vp);
-    }
+    if (path_ == LogitPath::direct) P::allocate(resid_, static_cast<std::size_t>(tile_) * D);
   }
 
   // requires: tables computed from `params`, with a logit table when the path is logit_table.
@@ -151,11 +152,7 @@ class BatchEvaluator {
         P::for_each_team(count, kernels::offset_by(kernels::AttendAndMixRows<Shape, Scalar, RowOps>{
                                                   in, tables.z(), P::data(mix_w_), nullptr, P::data(resid_), first},
                                               first));
-        Ly::unembedding_forward(params, P::data(resid_), count, P::data(logits_));
-        P::for_each_team(count, kernels::offset_by(kernels::CrossEntropyRows<Shape, Scalar, RowOps>{
-                                                  P::data(logits_), in.targets, Scalar(0), nullptr, P::data(loss_),
-                                                  P::data(correct_), first},
-                                              first));
+        head_.evaluate(params, P::data(resid_), count, in.targets, first, P::data(loss_), P::data(correct_));
       }
     }
     return P::sum_metrics(P::data(loss_), P::data(correct_), n);
@@ -168,7 +165,8 @@ class BatchEvaluator {
   BatchPlan<Shape, Backend, Scalar> plan_;
   LogitPath path_;
   index_t tile_ = 0;  // direct path: samples per tile
-  typename P::template buffer<Scalar> loss_, mix_w_, resid_, logits_;
+  Head head_;
+  typename P::template buffer<Scalar> loss_, mix_w_, resid_;
   typename P::template buffer<index_t> correct_;
 };
 

@@ -2,18 +2,21 @@
 // its premises hold, computed on tables of distinct (token, position) rows.
 //
 // Premises (all checked at compile time by table_engine_applies, except the data's):
-//   one block, attention only, no LayerNorm, tied unembedding, biases frozen at zero or absent,
-//   d_head = D / H, loss at the last position; full-batch training; every sample scored at the last
-//   position. (A causal mask changes nothing there: the last query sees every key.)
+//   one block, no LayerNorm, biases frozen at zero or absent, d_head = D / H, loss at the last
+//   position; full-batch training; every sample scored at the last position. (A causal mask changes
+//   nothing there: the last query sees every key.)
 // Under them the layer input takes at most V T distinct values, and everything before the softmax and
-// after the mixing is linear in the pattern, so projections, value/output products and their logits
-// are computed once per distinct row and mixed per sample (model/row_tables.hpp, sample_kernels.hpp).
+// the value/output products after it are linear in the pattern, so projections, value/output products
+// (and, for an attention-only tied model, their logits) are computed once per distinct row and mixed
+// per sample (model/row_tables.hpp, sample_kernels.hpp); what follows the attention — the tied
+// unembedding, or an MLP and an untied unembedding — is the head (model/table_heads.hpp).
 // Exact re-associations, no approximation; tests hold it against the reference engine
 // (tests/core/test_engines.cpp).
 #pragma once
 
 #include <cstdint>
 #include <optional>
+#include <type_traits>
 
 #include "tinyattn/core/architecture.hpp"
 #include "tinyattn/model/batch_backward.hpp"
@@ -23,9 +26,13 @@ namespace tinyattn {
 
 template <class ShapeT, class Arch>
 inline constexpr bool table_engine_applies =
-    ParameterLayout<ShapeT, Arch>::L == 1 && !Arch::has_mlp && !Arch::layer_norm && Arch::tied &&
-    Arch::biases != Biases::trainable && Arch::loss == LossPositions::last &&
-    ModelDims<ShapeT, Arch>::dh * ShapeT::heads == ShapeT::d_model;
+    ParameterLayout<ShapeT, Arch>::L == 1 && !Arch::layer_norm && Arch::biases != Biases::trainable &&
+    Arch::loss == LossPositions::last && ModelDims<ShapeT, Arch>::dh * ShapeT::heads == ShapeT::d_model;
+
+// The head of a model the table engine serves (model/table_heads.hpp).
+template <class ShapeT, class Arch, class Backend, class Scalar>
+using TableHeadOf = std::conditional_t<!Arch::has_mlp && Arch::tied, TiedUnembeddingHead<ShapeT, Backend, Scalar>,
+                                       MlpUnembeddingHead<ShapeT, Arch, Backend, Scalar>>;
 
 // Which engine trains and evaluates a model.
 enum class Engine {
@@ -45,7 +52,7 @@ inline const char* to_string(Engine engine) {
 
 // Full-batch gradients of a training set and evaluations of a test set, sharing one RowTables that
 // follows the parameters (recomputed only when their version changes).
-template <class Shape, class Backend, class Scalar>
+template <class Shape, class Backend, class Scalar, class Head = TiedUnembeddingHead<Shape, Backend, Scalar>>
 class TableEngine {
   using P = Primitives<Backend>;
 
@@ -53,7 +60,7 @@ class TableEngine {
   // requires: both validated with every sample scored at the last position; either may be empty (no
   // gradients, or no evaluation, then).
   TableEngine(const TokenBatch& train, const TokenBatch& test, LogitPath logits, ScorePath scores)
-      : path_(resolve<Shape>(logits)),
+      : path_(Head::has_logit_table ? resolve<Shape>(logits) : LogitPath::direct),
         space_(Shape::vocab, Shape::context, {std::cref(train), std::cref(test)}),
         scores_(resolve(scores, space_, std::int64_t{train.size()} + test.size())),
         tables_(space_, path_ == LogitPath::logit_table, scores_ == ScorePath::table) {
@@ -97,8 +104,8 @@ class TableEngine {
   ScorePath scores_;
   RowTables<Shape, Backend, Scalar> tables_;
   std::optional<std::uint64_t> version_;
-  std::optional<BatchGradient<Shape, Backend, Scalar>> gradient_;
-  std::optional<BatchEvaluator<Shape, Backend, Scalar>> evaluator_;
+  std::optional<BatchGradient<Shape, Backend, Scalar, Head>> gradient_;
+  std::optional<BatchEvaluator<Shape, Backend, Scalar, Head>> evaluator_;
 };
 
 }  // namespace tinyattn

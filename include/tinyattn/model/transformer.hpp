@@ -152,7 +152,8 @@ class Transformer {
     validate_batch(batch, vocab, vocab_out, context, "Transformer::evaluate", TargetsRequired::yes);
     if constexpr (has_table_engine) {
       if (engine != Engine::reference && every_last_position_scored(batch)) {
-        TableEngine<Shape, Backend, Scalar> table(TokenBatch{context, {}, {}}, batch, path, scores);
+        TableEngine<Shape, Backend, Scalar, TableHeadOf<Shape, Arch, Backend, Scalar>> table(TokenBatch{context, {}, {}},
+                                                                                               batch, path, scores);
         return to_evaluation(table.evaluate_test(parameter_data(), version_));
       }
     }

@@ -84,7 +84,9 @@ class Trainer {
  private:
   using P = Primitives<Backend>;
   using Reference = ReferenceEngine<Shape, Arch, Backend, Scalar>;
-  using Table = std::conditional_t<Network::has_table_engine, TableEngine<Shape, Backend, Scalar>, detail::NoTableEngine>;
+  using Table = std::conditional_t<Network::has_table_engine,
+                                   TableEngine<Shape, Backend, Scalar, TableHeadOf<Shape, Arch, Backend, Scalar>>,
+                                   detail::NoTableEngine>;
 
  public:
   // requires: train non-empty with targets; test may be empty (no evaluation then), but a test set with
@@ -262,8 +264,8 @@ class Trainer {
     }
     require(options_.engine != Engine::table, "Trainer: the table engine needs ",
             Network::has_table_engine ? "full-batch training and every sample scored at the last position"
-                                      : "one attention-only block, no LayerNorm, a tied unembedding, no trainable "
-                                        "biases, d_head = D / H and the loss at the last position",
+                                      : "one block, no LayerNorm, no trainable biases, d_head = D / H and the loss "
+                                        "at the last position",
             "; use Engine::automatic or Engine::reference");
   }
 

@@ -1,0 +1,155 @@
+// tinyattn/model/table_heads.hpp — what the table engine's direct path computes after the attention:
+// from a tile of samples' residual rows at the last position (tile, D) to the loss, and back to those
+// rows' gradient. The attention before it lives in the tables (model/row_tables.hpp) and the per-sample
+// mix (model/sample_kernels.hpp); the head is the part that differs between the one-layer models the
+// table engine serves.
+//
+//   TiedUnembeddingHead   the reference experiment: logits = resid W_E^T (the logit-table path exists
+//                         for it too: model/row_tables.hpp)
+//   MlpUnembeddingHead    an MLP block and/or an untied unembedding (the grokking model):
+//                         resid' = resid + act(resid W_in) W_out;  logits = resid' W_U (or W_E^T)
+//
+// A head's train() writes its own tensors' gradients at the first tile (accumulate = false) and adds at
+// the others; it reads targets and writes loss and hits for samples [first, first + count).
+#pragma once
+
+#include "tinyattn/layers/cross_entropy.hpp"
+#include "tinyattn/layers/mlp.hpp"
+#include "tinyattn/layers/unembedding.hpp"
+#include "tinyattn/model/layers.hpp"
+#include "tinyattn/model/parameter_layout.hpp"
+
+namespace tinyattn {
+
+template <class Shape, class Backend, class Scalar>
+class TiedUnembeddingHead {
+  using P = Primitives<Backend>;
+  using Ly = Layers<Shape, Backend, Scalar>;
+  using RowOps = typename P::row_ops;
+  static constexpr index_t Vp = kernels::padded_vocab<Shape, Scalar>;
+
+ public:
+  static constexpr bool has_logit_table = true;
+  static constexpr std::size_t parameter_count = ParameterLayout<Shape>::count;
+
+  explicit TiedUnembeddingHead(index_t tile) {
+    P::allocate(logits_, static_cast<std::size_t>(tile) * Vp);
+    P::allocate(dlogits_, static_cast<std::size_t>(tile) * Vp);
+  }
+
+  void evaluate(const Scalar* params, const Scalar* resid, index_t count, const index_t* targets, index_t first,
+                Scalar* loss, index_t* correct) {
+    Ly::unembedding_forward(params, resid, count, P::data(logits_));
+    P::for_each_team(count, kernels::offset_by(kernels::CrossEntropyRows<Shape, Scalar, RowOps>{
+                                                   P::data(logits_), targets, Scalar(0), nullptr, loss, correct, first},
+                                               first));
+  }
+
+  void train(const Scalar* params, const Scalar* resid, index_t count, const index_t* targets, index_t first,
+             Scalar grad_scale, Scalar* loss, index_t* correct, Scalar* dresid, Scalar* grads, bool accumulate) {
+    Ly::unembedding_forward(params, resid, count, P::data(logits_));
+    P::for_each_team(count, kernels::offset_by(kernels::CrossEntropyRows<Shape, Scalar, RowOps>{
+                                                   P::data(logits_), targets, grad_scale, P::data(dlogits_), loss,
+                                                   correct, first},
+                                               first));
+    Ly::unembedding_backward(params, resid, P::data(dlogits_), count, grads, dresid, accumulate);
+  }
+
+ private:
+  typename P::template buffer<Scalar> logits_, dlogits_;
+};
+
+template <class Shape, class Arch, class Backend, class Scalar>
+class MlpUnembeddingHead {
+  using P = Primitives<Backend>;
+  using Layout = ParameterLayout<Shape, Arch>;
+  static constexpr index_t D = Layout::D, M = Layout::M, V_out = Layout::V_out;
+  static constexpr bool kMlp = Arch::has_mlp;
+  static_assert(!Arch::layer_norm && !Arch::trainable_biases && Layout::L == 1,
+                "MlpUnembeddingHead: one block, no LayerNorm, no trainable biases");
+  // The table layers (model/layers.hpp) address W_E .. W_O through the reference model's layout.
+  static_assert(Layout::output == ParameterLayout<Shape>::output && Layout::query == ParameterLayout<Shape>::query,
+                "MlpUnembeddingHead: W_E .. W_O must lie where the reference model's layout puts them");
+
+ public:
+  static constexpr bool has_logit_table = false;
+  static constexpr std::size_t parameter_count = Layout::count;
+
+  explicit MlpUnembeddingHead(index_t tile) {
+    const auto rows = static_cast<std::size_t>(tile);
+    if constexpr (kMlp) {
+      P::allocate(pre_, rows * M);
+      P::allocate(post_, rows * M);
+      P::allocate(dpost_, rows * M);
+      P::allocate(resid_post_, rows * D);
+      P::allocate(mlp_out_, rows * D);
+    }
+    P::allocate(logits_, rows * V_out);
+  }
+
+  void evaluate(const Scalar* params, const Scalar* resid, index_t count, const index_t* targets, index_t first,
+                Scalar* loss, index_t* correct) {
+    forward(params, resid, count);
+    layers::cross_entropy_forward_backward<Backend>(P::data(logits_), targets + first, loss + first, correct + first,
+                                                    count, V_out, Scalar(0), /*gradient=*/false);
+  }
+
+  void train(const Scalar* params, const Scalar* resid, index_t count, const index_t* targets, index_t first,
+             Scalar grad_scale, Scalar* loss, index_t* correct, Scalar* dresid, Scalar* grads, bool accumulate) {
+    if (!accumulate) zero_own_gradients(grads);
+    const Scalar* x = forward(params, resid, count);  // the unembedding's input
+    layers::cross_entropy_forward_backward<Backend>(P::data(logits_), targets + first, loss + first, correct + first,
+                                                    count, V_out, grad_scale, /*gradient=*/true);
+    // d resid' (written), then, through the MLP, d resid = d resid' + the MLP's input gradient.
+    layers::unembedding_backward<Backend>(dresid, grads + Layout::token_embedding, unembed(grads), kNoGradient,
+                                          P::data(logits_), x, params + Layout::token_embedding, unembed(params),
+                                          Arch::tied, count, D, V_out);
+    if constexpr (kMlp) {
+      const std::size_t b = Layout::block(0);
+      layers::mlp_backward<Backend>(dresid, grads + b + Layout::Block::W_in, kNoGradient,
+                                    grads + b + Layout::Block::W_out, kNoGradient, P::data(dpost_), dresid, resid, P::data(pre_), P::data(post_),
+                                    params + b + Layout::Block::W_in, params + b + Layout::Block::W_out,
+                                    Arch::activation, count, D, M);
+    }
+  }
+
+ private:
+  static constexpr const Scalar* kNoBias = nullptr;  // biases frozen at zero or absent
+  static constexpr Scalar* kNoGradient = nullptr;
+
+  template <class S>
+  static S* unembed(S* flat) {
+    return Arch::tied ? nullptr : flat + Layout::unembed_W_U;
+  }
+  // resid (count, D) -> logits (count, V_out); returns the rows the unembedding read.
+  const Scalar* forward(const Scalar* params, const Scalar* resid, index_t count) {
+    const Scalar* x = resid;
+    if constexpr (kMlp) {
+      const std::size_t b = Layout::block(0);
+      layers::mlp_forward<Backend>(P::data(mlp_out_), P::data(pre_), P::data(post_), resid,
+                                   params + b + Layout::Block::W_in, kNoBias, params + b + Layout::Block::W_out, kNoBias,
+                                   Arch::activation, count, D, M);
+      layers::residual_forward<Backend>(P::data(resid_post_), resid, P::data(mlp_out_), count, D);
+      x = P::data(resid_post_);
+    }
+    layers::unembedding_forward<Backend>(P::data(logits_), x, params + Layout::token_embedding, unembed(params), kNoBias,
+                                         Arch::tied, count, D, V_out);
+    return x;
+  }
+  // The tensors this head writes (W_in, W_out, W_U) start at zero; the layer functions add. W_E starts
+  // at zero too: a tied unembedding's share is added to it here, and the table layers' embedding
+  // backward adds its own share afterwards (with the tied head it writes first, TiedUnembeddingHead).
+  void zero_own_gradients(Scalar* grads) {
+    if constexpr (kMlp) {
+      const std::size_t b = Layout::block(0);
+      P::fill(grads + b + Layout::Block::W_in, static_cast<std::size_t>(D) * M, Scalar(0));
+      P::fill(grads + b + Layout::Block::W_out, static_cast<std::size_t>(M) * D, Scalar(0));
+    }
+    P::fill(grads + Layout::token_embedding, static_cast<std::size_t>(Layout::V) * D, Scalar(0));
+    if constexpr (!Arch::tied) P::fill(grads + Layout::unembed_W_U, static_cast<std::size_t>(D) * V_out, Scalar(0));
+  }
+
+  typename P::template buffer<Scalar> pre_, post_, dpost_, resid_post_, mlp_out_, logits_;
+};
+
+}  // namespace tinyattn
