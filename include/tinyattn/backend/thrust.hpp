@@ -202,19 +202,28 @@ struct Primitives<backend::thrust> {
     thrust::fill(b.begin(), b.end(), T{});
   }
   template <class T>
-  static void upload(buffer<T>& b, const T* host, std::size_t n) { b.assign(host, host + n); }
+  static void upload(buffer<T>& b, const T* host, std::size_t n) {
+    // Empty copies return early: Thrust's host path hands memmove a null pointer otherwise (UB).
+    if (n == 0) return b.clear();
+    b.assign(host, host + n);
+  }
   template <class T>
-  static void download(const buffer<T>& b, T* host) { thrust::copy(b.begin(), b.end(), host); }
+  static void download(const buffer<T>& b, T* host) {
+    if (!b.empty()) thrust::copy(b.begin(), b.end(), host);
+  }
   template <class T>
   static void copy(const T* from, T* to, std::size_t n) {
+    if (n == 0) return;
     thrust::copy_n(thrust_detail::policy(), thrust::device_pointer_cast(from), n, thrust::device_pointer_cast(to));
   }
   template <class T>
   static void copy_from_host(const T* host, T* to, std::size_t n) {
+    if (n == 0) return;
     thrust::copy_n(host, n, thrust::device_pointer_cast(to));
   }
   template <class T>
   static void copy_to_host(const T* from, T* host, std::size_t n) {
+    if (n == 0) return;
     thrust::copy_n(thrust::device_pointer_cast(from), n, host);
   }
   template <class T>
