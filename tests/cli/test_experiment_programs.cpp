@@ -185,7 +185,7 @@ TEST_CASE("grokking train: files, figures, predict, and a resumed run bit-identi
   CHECK_STDERR_HAS(disagree, "--lr differs from the checkpoint's lr");
 }
 
-TEST_CASE("induction train with minibatches: files, head scores, predict; without gnuplot it warns and still writes data") {
+TEST_CASE("induction train with minibatches: files, head scores, predict — without gnuplot it warns and still writes data") {
   ScratchDirectory dir("tinyattn-programs");
   const std::string out = dir.file("run");
   ChildSettings no_gnuplot;

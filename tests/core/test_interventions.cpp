@@ -93,7 +93,7 @@ TEST_CASE("mean ablation puts the stated mean in hook_z and its image in hook_at
     }
 }
 
-TEST_CASE_TEMPLATE("patching: a batch into itself changes nothing; from another batch, exactly the patched part",
+TEST_CASE_TEMPLATE("patching: a batch into itself changes nothing — from another batch, exactly the patched part",
                    Backend, TINYATTN_TEST_BACKENDS) {
   using Net = Transformer<Shape<11, 12, 3, 5>, TwoLayers, Backend, double>;
   const Net net = scrambled<Net>(6);

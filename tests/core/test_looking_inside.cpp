@@ -91,10 +91,15 @@ TEST_CASE("direct logit attribution: the components add up to the logits") {
     const auto dla = direct_logit_attribution(net, random_sequences(11, 11, 5, 6, 94, false));
     CHECK(dla.components.size() == 2 + 2 * (3 + 1 + 1) + 1);
     check_attribution_sums(net, random_sequences(11, 11, 5, 6, 94, false), 1e-9);
+    const TokenBatch batch = random_sequences(11, 11, 5, 6, 95, false);
+    const auto all = direct_logit_attribution(net, batch), target = direct_logit_attribution(net, batch, true);
+    REQUIRE(target.vocab_out == 1);
+    for (std::size_t k = 0; k < all.components.size(); ++k)
+      for (index_t n = 0; n < 6; ++n) CHECK(target.of(k, n)[0] == all.of(k, n)[batch.last_target(n)]);
   }
 }
 
-TEST_CASE("min/max failure atlas: the failures are exactly the inputs whose argmax is wrong; the ablation table") {
+TEST_CASE("min/max failure atlas: the failures are exactly the inputs whose argmax is wrong — the ablation table") {
   using Net = AttentionNetwork<Shape<19, 16, 2, 4>>;  // max_n = 16: 512 inputs
   const MinMaxTask task(16, 1);
   Net net(1);
@@ -163,7 +168,7 @@ TEST_CASE("induction-head scores on a hand-built pattern") {
   CHECK_THROWS_AS(attention_scores_of_repeats(previous.data(), N, 7, prev, prefix), Error);
 }
 
-TEST_CASE("Fourier norms: a pure frequency has all its weight there; squared norms add up to the whole") {
+TEST_CASE("Fourier norms: a pure frequency has all its weight there — squared norms add up to the whole") {
   constexpr index_t P = 13, D = 3;
   std::vector<double> rows(static_cast<std::size_t>(P) * D);
   for (index_t a = 0; a < P; ++a) {

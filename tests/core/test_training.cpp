@@ -71,7 +71,7 @@ std::vector<float> train_reference(int epochs, std::uint64_t seed) {
   return net.parameters();
 }
 
-TEST_CASE_TEMPLATE("determinism: same seed, bit-identical weights; any thread count", Backend, TINYATTN_TEST_BACKENDS) {
+TEST_CASE_TEMPLATE("determinism: same seed, bit-identical weights — any thread count", Backend, TINYATTN_TEST_BACKENDS) {
   using Net = AttentionNetwork<ReferenceShape, Backend>;
   const auto a = train_reference<Net>(20, 3);
   const auto b = train_reference<Net>(20, 3);

@@ -18,7 +18,7 @@ namespace tinyattn {
 
 template <class Scalar>
 struct LogitAttribution {
-  index_t samples = 0, vocab_out = 0;
+  index_t samples = 0, vocab_out = 0;  // vocab_out = 1 when only each sample's target logit was asked for
   std::vector<std::string> components;  // "embed", "pos_embed", "L0H1", "L0 b_O", "L0 mlp", "bias"
   std::vector<double> values;           // (components, samples, V_out)
   const double* of(std::size_t component, index_t sample) const {
@@ -31,9 +31,11 @@ struct LogitAttribution {
   }
 };
 
-// The direct logit attribution of every component at the last position of each sample of `batch`.
+// The direct logit attribution of every component at the last position of each sample of `batch`: to
+// every logit, or (target_only) to each sample's target logit alone (then vocab_out = 1).
 template <class Net>
-LogitAttribution<typename Net::scalar_type> direct_logit_attribution(const Net& net, const TokenBatch& batch) {
+LogitAttribution<typename Net::scalar_type> direct_logit_attribution(const Net& net, const TokenBatch& batch,
+                                                                     bool target_only = false) {
   using Arch = typename Net::Architecture;
   using Scalar = typename Net::scalar_type;
   constexpr index_t T = Net::context, D = Net::d_model, H = Net::heads, V_out = Net::vocab_out, L = Net::layers;
@@ -53,8 +55,14 @@ LogitAttribution<typename Net::scalar_type> direct_logit_attribution(const Net& 
     return Arch::tied ? w_e[static_cast<std::size_t>(c) * D + d] : w_u[static_cast<std::size_t>(d) * V_out + c];
   };
 
+  require(!target_only || batch.has_targets(), "direct_logit_attribution: target_only needs targets");
   LogitAttribution<Scalar> out;
-  out.samples = N, out.vocab_out = V_out;
+  out.samples = N, out.vocab_out = target_only ? 1 : V_out;
+  const auto columns = [&](index_t n, auto&& each) {  // the logits asked for of sample n
+    if (target_only) each(batch.last_target(n));
+    else
+      for (index_t c = 0; c < V_out; ++c) each(c);
+  };
   // Each component's residual vector (D) of sample n at the last position, by name.
   std::vector<std::pair<std::string, std::vector<double>>> parts;  // (component, (N, D))
   const auto last = [&](const std::string& hook, index_t width, index_t offset, index_t stride) {
@@ -93,11 +101,11 @@ LogitAttribution<typename Net::scalar_type> direct_logit_attribution(const Net& 
         const double scale = cache["ln_final.hook_scale"].values[static_cast<std::size_t>(n) * T + T - 1];
         for (index_t d = 0; d < D; ++d) x[d] = (x[d] - mean) / scale * ln_w[static_cast<std::size_t>(d)];
       }
-      for (index_t c = 0; c < V_out; ++c) {
+      columns(n, [&](index_t c) {
         double s = 0;
         for (index_t d = 0; d < D; ++d) s += x[d] * unembed_weight(d, c);
         out.values.push_back(s);
-      }
+      });
     }
   }
   // The constant part: b_U and the final LayerNorm's bias through W_U.
@@ -110,7 +118,7 @@ LogitAttribution<typename Net::scalar_type> direct_logit_attribution(const Net& 
     const std::vector<Scalar> b_u = net.tensor("unembed.b_U");
     for (index_t c = 0; c < V_out; ++c) constant[static_cast<std::size_t>(c)] += b_u[static_cast<std::size_t>(c)];
   }
-  for (index_t n = 0; n < N; ++n) out.values.insert(out.values.end(), constant.begin(), constant.end());
+  for (index_t n = 0; n < N; ++n) columns(n, [&](index_t c) { out.values.push_back(constant[static_cast<std::size_t>(c)]); });
   return out;
 }
 
