@@ -6,6 +6,7 @@
 //   minmax plot    --weights FILE [--out DIR]
 //   minmax predict --weights FILE A OP B        (OP is max or min)
 //   minmax eval    --weights FILE [--json] [--seed S]
+//   minmax analyze --weights FILE [--out DIR]   circuits, attribution, ablations, failure atlas, report.md
 //
 // Exit status: 0 success (also when gnuplot is missing: the figures are skipped with a warning),
 // 1 a run-time error (I/O, a bad weights file, divergence), 2 a usage error, 130 interrupted (SIGINT
@@ -40,6 +41,7 @@
 #include "tinyattn/backend/thrust.hpp"
 #endif
 
+#include "analyze.hpp"
 #include "cli.hpp"  // examples/common
 #include "progress.hpp"
 
@@ -62,6 +64,8 @@ usage:
   minmax predict --weights FILE A OP B        e.g.  minmax predict --weights w.safetensors 17 max 99
   minmax eval    --weights FILE [--json] [--seed S]   loss and accuracy over all 32,768 inputs and each part
                  of the split of seed S (default: the file's 'seed', else 0); --json: the PyTorch peer's keys
+  minmax analyze --weights FILE [--out DIR]   what the model does and where it fails: QK/OV circuits,
+                 direct logit attribution, head ablations, failure atlas, DIR/report.md (minmax-analysis)
   minmax --help | --version
 
 train (defaults = the original experiment):
@@ -422,6 +426,19 @@ int eval(const std::string& weights, const std::optional<std::int64_t>& seed_fla
   return 0;
 }
 
+template <class Backend>
+int analyze(const std::string& weights, const std::string& out) {
+  using Net = tinyattn::AttentionNetwork<Shape, Backend>;
+  Net net;
+  const tinyattn::io::Metadata meta = tinyattn::io::load_weights(net, weights);
+  std::uint64_t seed = 0;
+  if (const auto found = meta.find("seed"); found != meta.end())
+    seed = static_cast<std::uint64_t>(Arguments::parse_integer(tinyattn::io::detail::unquoted(found->second),
+                                                               "the weights' metadata 'seed'", 0,
+                                                               std::numeric_limits<std::int64_t>::max()));
+  return analyze_model(net, tinyattn::MinMaxTask(kMaxN, seed), weights, out);
+}
+
 // ---- entry ----------------------------------------------------------------------------------------------
 #if defined(TINYATTN_MINMAX_CUDA)
 constexpr const char* kBackendFlag = " [--backend cuda|cpu]";
@@ -450,7 +467,7 @@ int with_backend(const Arguments& args, F&& run) {
 
 int main_checked(int argc, char** argv) {
   std::vector<std::string> words(argv + 1, argv + argc);
-  if (words.empty()) throw UsageError("missing command: train, eval, plot or predict");
+  if (words.empty()) throw UsageError("missing command: train, eval, analyze, plot or predict");
   const std::string command = words.front();
   words.erase(words.begin());
   if (command == "--help" || command == "-h" || command == "help") {
@@ -471,8 +488,8 @@ int main_checked(int argc, char** argv) {
     values.insert(backend_flag.begin(), backend_flag.end());
     return values;
   };
-  if (command != "train" && command != "eval" && command != "plot" && command != "predict")
-    throw UsageError("unknown command '" + command + "'; expected train, eval, plot or predict");
+  if (command != "train" && command != "eval" && command != "analyze" && command != "plot" && command != "predict")
+    throw UsageError("unknown command '" + command + "'; expected train, eval, analyze, plot or predict");
   for (const auto& w : words)
     if (w == "--help" || w == "-h") {
       std::fputs(usage().c_str(), stdout);
@@ -530,6 +547,14 @@ int main_checked(int argc, char** argv) {
     const auto seed = args.integer("--seed", 0, std::numeric_limits<std::int64_t>::max());
     return with_backend(args, [&](auto backend) { return eval<decltype(backend)>(*weights, seed, args.has("--json")); });
   }
+  if (command == "analyze") {
+    const Arguments args(words, flags({"--weights", "--out"}), {});
+    const auto weights = args.text("--weights");
+    if (!weights) throw UsageError("analyze needs --weights FILE");
+    if (!args.positional().empty()) throw UsageError("analyze takes no positional argument, found '" + args.positional()[0] + "'");
+    const std::string out = args.text("--out").value_or("minmax-analysis");
+    return with_backend(args, [&](auto backend) { return analyze<decltype(backend)>(*weights, out); });
+  }
   if (command == "plot" || command == "predict") {
     const Arguments args(words, flags({"--weights", "--out"}), {});
     const auto weights = args.text("--weights");
@@ -542,7 +567,7 @@ int main_checked(int argc, char** argv) {
     if (args.has("--out")) throw UsageError("predict takes no --out");
     return with_backend(args, [&](auto backend) { return predict<decltype(backend)>(*weights, args.positional()); });
   }
-  throw UsageError("unknown command '" + command + "'; expected train, eval, plot or predict");
+  throw UsageError("unknown command '" + command + "'; expected train, eval, analyze, plot or predict");
 }
 
 }  // namespace minmax

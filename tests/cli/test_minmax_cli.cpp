@@ -150,7 +150,7 @@ const std::string kTorchWeights = fixture("torch_weights_seed0.safetensors");
 TEST_CASE("minmax --help lists the commands, and no or an unknown command is a usage error") {
   const Outcome help = run_minmax({"--help"});
   CHECK_EXIT_STATUS(help, 0);
-  for (const char* command : {"minmax train", "minmax eval", "minmax plot", "minmax predict", "--checkpoint-every", "--resume"})
+  for (const char* command : {"minmax train", "minmax eval", "minmax analyze", "minmax plot", "minmax predict", "--checkpoint-every", "--resume"})
     CHECK_STDOUT_HAS(help, command);
   CHECK(help.err.empty());
 
@@ -164,7 +164,7 @@ TEST_CASE("minmax --help lists the commands, and no or an unknown command is a u
 
   const Outcome nothing = run_minmax({});
   CHECK_EXIT_STATUS(nothing, 2);
-  CHECK_STDERR_HAS(nothing, "missing command: train, eval, plot or predict");
+  CHECK_STDERR_HAS(nothing, "missing command: train, eval, analyze, plot or predict");
   CHECK_STDERR_HAS(nothing, "run 'minmax --help'");
 
   const Outcome unknown = run_minmax({"frobnicate"});
@@ -689,7 +689,7 @@ std::string json_value(const std::string& json, const std::string& key) {
   return json.substr(begin, json.find_first_of(",}", begin) - begin);
 }
 
-TEST_CASE("minmax eval prints the peer's numbers for the peer's weights (either naming); bad use exits 2") {
+TEST_CASE("minmax eval prints the peer's numbers for the peer's weights (either naming) — bad use exits 2") {
   for (const char* name : {"minmax_tl_seed3", "minmax_notebook_names_seed3", "library_minmax_tl_seed9"}) {
     INFO(name);
     const Outcome o = run_minmax({"eval", "--weights", fixture(std::string("peer_weights/") + name + ".safetensors"), "--json"});
@@ -714,6 +714,91 @@ TEST_CASE("minmax eval prints the peer's numbers for the peer's weights (either 
   const Outcome seed = run_minmax({"train", "--seed", "99999999999999999999"});
   CHECK_EXIT_STATUS(seed, 2);
   CHECK_STDERR_HAS(seed, "--seed must be in [0, 9223372036854775807], found 99999999999999999999");
+}
+
+}  // namespace
+
+namespace {
+
+TEST_CASE("minmax analyze: circuits, attribution, ablations and failures that agree with eval and predict") {
+  Scratch dir;
+  const std::string out = dir.file("analysis");
+  const Outcome o = run_minmax({"analyze", "--weights", trained_weights(), "--out", out},
+                               {{{"GNUPLOT_IOSTREAM_CMD", std::nullopt}}, {}, {}});
+  REQUIRE_EXIT_STATUS(o, 0);
+  const std::set<std::string> data_files = {"qk_circuit.npy", "ov_circuit.npy", "attribution.npy", "margins.npy",
+                                            "failures.csv", "ablation.csv", "report.md"};
+  std::set<std::string> with_figures = data_files;
+  for (const char* png : {"qk_circuit.png", "ov_circuit.png", "attribution.png", "margins.png"}) with_figures.insert(png);
+  if (gnuplot_on_path()) {
+    CHECK_ENTRIES(out, with_figures);
+  } else {
+    CHECK_ENTRIES(out, data_files);
+  }
+
+  // Shapes: (H, 3 key positions, V), (H, 3, V, V), (components without the constant, op, a, b), (op, a, b).
+  CHECK(tinyattn::io::read_npy<float>(out + "/qk_circuit.npy").shape == std::vector<std::int64_t>{2, 3, 131});
+  CHECK(tinyattn::io::read_npy<float>(out + "/ov_circuit.npy").shape == std::vector<std::int64_t>{2, 3, 131, 131});
+  CHECK(tinyattn::io::read_npy<float>(out + "/attribution.npy").shape == std::vector<std::int64_t>{4, 2, 128, 128});
+  const auto margins = tinyattn::io::read_npy<float>(out + "/margins.npy");
+  REQUIRE(margins.shape == std::vector<std::int64_t>{2, 128, 128});
+
+  // The failures are exactly the inputs eval counts wrong, and each is one predict gets wrong.
+  const Outcome eval = run_minmax({"eval", "--weights", trained_weights(), "--json"});
+  REQUIRE_EXIT_STATUS(eval, 0);
+  const std::string failures = read_text(out + "/failures.csv");
+  const long lines = std::count(failures.begin(), failures.end(), '\n');
+  CHECK(lines - 1 == std::stol(json_value(eval.out, "wrong")));
+  REQUIRE(lines > 1);  // 60 epochs leave many
+  std::istringstream rows(failures);
+  std::string header, first;
+  std::getline(rows, header);
+  std::getline(rows, first);
+  CHECK(header == "op,a,b,answer,expected,margin,head0_A,head0_op,head0_B,head1_A,head1_op,head1_B");
+  std::vector<std::string> cells;
+  for (std::istringstream fields(first); std::getline(fields, cells.emplace_back(), ',');) {}
+  cells.pop_back();
+  REQUIRE(cells.size() == 12);
+  const Outcome p = run_minmax({"predict", "--weights", trained_weights(), cells[1], cells[0], cells[2]});
+  REQUIRE_EXIT_STATUS(p, 0);
+  CHECK_STDOUT_HAS(p, cells[3]);
+  CHECK_STDOUT_HAS(p, "wrong");
+  const int op = cells[0] == "max" ? 0 : 1;
+  CHECK(margins.values[(static_cast<std::size_t>(op) * 128 + std::stoul(cells[1])) * 128 + std::stoul(cells[2])] <= 0.0f);
+
+  // The un-ablated row of the table is the model's accuracy.
+  const std::string ablation = read_text(out + "/ablation.csv");
+  CHECK(ablation.rfind("ablated,max_accuracy,min_accuracy\nnone,", 0) == 0);
+  const std::string report = read_text(out + "/report.md");
+  for (const char* part : {"# What the min/max model does", "## The heads", "## Ablations", "## Failures",
+                           "(qk_circuit.png)", "(ov_circuit.png)", "(attribution.png)", "(margins.png)",
+                           "| zero head 0 |", "| mean heads 0, 1 |"})
+    CHECK_MESSAGE(report.find(part) != std::string::npos, "report.md lacks " << part);
+  CHECK(temporary_files_in(out).empty());
+}
+
+TEST_CASE("minmax analyze without gnuplot writes the data and the report — bad use exits 2, bad weights 1") {
+  Scratch dir;
+  const ChildSettings no_gnuplot{{{"GNUPLOT_IOSTREAM_CMD", "/nonexistent/gnuplot"}}, {}, {}};
+  const std::string out = dir.file("analysis");
+  const Outcome o = run_minmax({"analyze", "--weights", kTorchWeights, "--out", out}, no_gnuplot);
+  CHECK_EXIT_STATUS(o, 0);
+  CHECK_STDERR_HAS(o, "warning: gnuplot not found");
+  CHECK_ENTRIES(out, {"qk_circuit.npy", "ov_circuit.npy", "attribution.npy", "margins.npy", "failures.csv",
+                      "ablation.csv", "report.md"});
+  CHECK(read_text(out + "/report.md").find("gnuplot was not found") != std::string::npos);
+
+  CHECK_EXIT_STATUS(run_minmax({"analyze"}), 2);
+  CHECK_EXIT_STATUS(run_minmax({"analyze", "--weights", kTorchWeights, "extra"}), 2);
+  const Outcome other = run_minmax({"analyze", "--weights", fixture("golden_d24_h3_seed7.safetensors"), "--out",
+                                    dir.file("other")});
+  CHECK_EXIT_STATUS(other, 1);
+  CHECK_STDERR_HAS(other, "golden_d24_h3_seed7.safetensors");
+  const std::string under_file = dir.file("plain");
+  write_text(under_file, "x");
+  const Outcome blocked = run_minmax({"analyze", "--weights", kTorchWeights, "--out", under_file + "/sub"});
+  CHECK_EXIT_STATUS(blocked, 1);
+  CHECK_STDERR_HAS(blocked, "cannot create output directory");
 }
 
 }  // namespace
