@@ -1,26 +1,40 @@
 #!/usr/bin/env bash
 # Everything CI checks, from a fresh Debian 12 machine (no GPU needed), in one command:
 #   1. Release build, the whole ctest suite (incl. the slow 750-epoch runs on every backend, the CLI,
-#      packaging and compile-fail tests); the CUDA flavour is compiled with nvcc when nvcc exists
-#   2. the test suite again under AddressSanitizer + UndefinedBehaviorSanitizer (Debug, g++)
-#   3. the CPU backend's tests under ThreadSanitizer (clang, LLVM OpenMP with its Archer race checker)
-#   4. the safetensors reader under libFuzzer for FUZZ_SECONDS (default 60)
-# Steps can be picked: tools/run_tests.sh release asan tsan fuzz
+#      packaging and compile-fail tests); with a GPU (nvidia-smi sees one) the CUDA test suite too
+#   2. without a GPU but with nvcc: the CUDA flavour of minmax compiled by nvcc (the CUDA tests could
+#      not run; tools/gpu_check.sh builds and runs them on a GPU machine)
+#   3. the test suite again under AddressSanitizer + UndefinedBehaviorSanitizer (Debug, g++), less the
+#      750-epoch runs (labelled slow; the same code runs in the shorter tests)
+#   4. the core tests under ThreadSanitizer (clang, LLVM OpenMP with its Archer race checker), less the
+#      golden-parity and finite-difference ones (the same parallel code runs in the others)
+#   5. the safetensors reader under libFuzzer for FUZZ_SECONDS (default 60)
+# Steps can be picked: tools/run_tests.sh release cuda-compile asan tsan fuzz
 set -euo pipefail
 cd "$(dirname "$0")/.."
 steps=("$@")
-((${#steps[@]})) || steps=(release asan tsan fuzz)
+((${#steps[@]})) || steps=(release cuda-compile asan tsan fuzz)
 tools/install_deps.sh
 jobs=$(nproc)
 export CTEST_OUTPUT_ON_FAILURE=1
+gpu=OFF
+if command -v nvcc >/dev/null && command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then gpu=ON; fi
 started=$(date +%s)
 for step in "${steps[@]}"; do
   echo "=== $step ($(($(date +%s) - started)) s) ==="
   case "$step" in
     release)
-      cmake --preset release
+      cmake --preset release -DTINYATTN_CUDA=$gpu
       cmake --build --preset release -j "$jobs"
       ctest --preset release -j "$jobs"
+      ;;
+    cuda-compile)
+      if [[ $gpu == OFF ]] && command -v nvcc >/dev/null; then
+        cmake --preset cuda
+        cmake --build --preset cuda -j "$jobs" --target minmax-cuda
+      else
+        echo "(skipped: $([[ $gpu == ON ]] && echo 'the release step built and ran the CUDA suite' || echo 'no nvcc'))"
+      fi
       ;;
     asan)
       cmake --preset asan
@@ -41,7 +55,7 @@ for step in "${steps[@]}"; do
       tests/fuzz/run_fuzz.sh "${FUZZ_SECONDS:-60}"
       ;;
     *)
-      echo "run_tests: unknown step '$step' (release, asan, tsan, fuzz)" >&2
+      echo "run_tests: unknown step '$step' (release, cuda-compile, asan, tsan, fuzz)" >&2
       exit 2
       ;;
   esac
