@@ -121,6 +121,16 @@ def require_torch():
     return torch
 
 
+def looks_like_safetensors(path):
+    """A safetensors file starts with its JSON header's length (8 bytes, little-endian), then '{'."""
+    with open(path, "rb") as f:
+        head = f.read(9)
+    if len(head) < 9 or head[8:9] != b"{":
+        return False
+    length = int.from_bytes(head[:8], "little")
+    return 2 <= length <= os.path.getsize(path) - 8
+
+
 def load_state_dict(torch, path, trust_pickle):
     if not os.path.exists(path):
         raise InputError(f"{path}: no such file")
@@ -128,6 +138,9 @@ def load_state_dict(torch, path, trust_pickle):
         raise InputError(f"{path}: is a directory, expected the file written by torch.save")
     if not os.access(path, os.R_OK):
         raise InputError(f"{path}: not readable (permission denied)")
+    if looks_like_safetensors(path):
+        raise InputError(f"{path}: is already a safetensors file, nothing to convert: tinyattn reads it directly "
+                         "(e.g. minmax plot --weights FILE)")
     try:
         obj = torch_load(torch, path, trust_pickle)
     except InputError:

@@ -15,6 +15,7 @@ if [ $# -lt 1 ] || [ $# -gt 2 ]; then
   exit 2
 fi
 CONVERTER=$1
+DATA_DIR=$(cd "$(dirname "$1")/../tests/data" && pwd)  # the committed fixtures
 MINMAX=${2:-}
 PY=${TINYATTN_TORCH_PYTHON:-/usr/bin/python3}
 
@@ -281,6 +282,7 @@ expect_failure 1 "non-finite" out.safetensors "NaN weight" -- nan.pt out.safeten
 expect_failure 1 "torch.int64" out.safetensors "integer tensor" -- int.pt out.safetensors
 expect_failure 1 "not_torch.pt" out.safetensors "not a torch file" -- not_torch.pt out.safetensors
 expect_failure 1 "no_such_file.pt: no such file" out.safetensors "missing input file" -- no_such_file.pt out.safetensors
+expect_failure 1 "is already a safetensors file" out.safetensors "a safetensors input" -- "$DATA_DIR/torch_weights_seed0.safetensors" out.safetensors
 expect_failure 1 "does not exist" "" "missing output directory" -- model_weights.pt no_such_dir/out.safetensors
 
 # An existing output is left untouched without --force, and replaced with it.
