@@ -44,6 +44,7 @@ inline void prepare_output_directory(const std::string& dir) {
   if (fd < 0) throw RunError("cannot write to output directory '" + dir + "': " + std::strerror(errno));
   close(fd);
   unlink(probe.c_str());
+  tinyattn::io::remove_stale_temporary_files(dir);  // left by a run killed while writing
 }
 
 // One epoch of curves.csv; the test columns are NaN (written "nan") when the test set was not

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -241,3 +242,29 @@ TEST_CASE("read_file_bytes reads whole files and reports missing ones") {
 TEST_CASE("write_file_atomically rejects an empty path") {
   CHECK_THROWS_AS(write_file_atomically("", "data"), IoError);
 }
+
+namespace {
+
+TEST_CASE("remove_stale_temporary_files removes what killed writers left, and nothing else") {
+  Scratch dir;
+  // A child that exits at once: its pid then names no process (pids are not reused that fast).
+  const pid_t child = fork();
+  REQUIRE(child >= 0);
+  if (child == 0) _exit(0);
+  int status = 0;
+  REQUIRE(waitpid(child, &status, 0) == child);
+  const std::string dead = std::to_string(child), alive = std::to_string(getpid());
+  for (const std::string& name : std::vector<std::string>{"weights.safetensors.tmp." + dead + ".0", "curves.csv.tmp." + dead + ".12",
+                                  "weights.safetensors.tmp." + alive + ".3", "notes.tmp.txt", "a.tmp." + dead,
+                                  "weights.safetensors"})
+    write_text_plainly(dir.file(name), "x");
+  std::vector<std::string> removed = tinyattn::io::remove_stale_temporary_files(dir.path.string());
+  std::sort(removed.begin(), removed.end());
+  CHECK(removed == std::vector<std::string>{"curves.csv.tmp." + dead + ".12", "weights.safetensors.tmp." + dead + ".0"});
+  for (const std::string& kept : std::vector<std::string>{"weights.safetensors.tmp." + alive + ".3", "notes.tmp.txt",
+                                  "a.tmp." + dead, "weights.safetensors"})
+    CHECK_MESSAGE(fs::exists(dir.file(kept)), kept);
+  CHECK(tinyattn::io::remove_stale_temporary_files(dir.file("no-such-directory")).empty());
+}
+
+}  // namespace

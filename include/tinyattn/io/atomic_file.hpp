@@ -16,6 +16,7 @@
 #pragma once
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -24,6 +25,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <filesystem>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -289,6 +291,29 @@ inline std::vector<unsigned char> read_file_bytes(const std::string& path) {
   }
   ::close(fd);
   return bytes;
+}
+
+// Removes the temporary files that writers killed mid-write (SIGKILL, power loss) left in `directory`:
+// "<name>.tmp.<pid>.<n>" whose process <pid> no longer exists. Files of live writers are kept. Returns
+// the names removed.
+inline std::vector<std::string> remove_stale_temporary_files(const std::string& directory) {
+  std::vector<std::string> removed;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(directory, ec)) {
+    const std::string name = entry.path().filename().string();
+    const std::size_t at = name.rfind(".tmp.");
+    if (at == std::string::npos || !entry.is_regular_file(ec)) continue;
+    const std::string tail = name.substr(at + 5);  // "<pid>.<n>"
+    const std::size_t dot = tail.find('.');
+    if (dot == 0 || dot == std::string::npos || dot + 1 == tail.size() ||
+        tail.find_first_not_of("0123456789.") != std::string::npos || tail.find('.', dot + 1) != std::string::npos)
+      continue;
+    const long long pid = std::stoll(tail.substr(0, dot));
+    if (pid <= 0 || pid > 0x7fffffff) continue;
+    if (::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;  // alive, or not ours to judge
+    if (std::filesystem::remove(entry.path(), ec)) removed.push_back(name);
+  }
+  return removed;
 }
 
 }  // namespace tinyattn::io
