@@ -2,7 +2,7 @@
 // save its weights in the notebook's format, and draw the attention heatmaps the notebook drew.
 //
 //   minmax train   [--epochs 750] [--seed 0] [--lr 2e-3] [--weight-decay 1.0] [--out DIR] [--no-plot]
-//                  [--checkpoint-every N] [--resume DIR] [--threads N]
+//                  [--checkpoint-every N] [--resume DIR] [--threads N] [--snapshot-every K]
 //   minmax plot    --weights FILE [--out DIR]
 //   minmax predict --weights FILE A OP B        (OP is max or min)
 //   minmax eval    --weights FILE [--json] [--seed S]
@@ -42,6 +42,7 @@
 #endif
 
 #include "analyze.hpp"
+#include "snapshots.hpp"
 #include "cli.hpp"  // examples/common
 #include "progress.hpp"
 
@@ -59,7 +60,7 @@ constexpr const char* kUsage = R"(minmax — train a small attention network on 
 
 usage:
   minmax train   [--epochs N] [--seed S] [--lr X] [--weight-decay X] [--out DIR] [--no-plot]
-                 [--checkpoint-every N] [--resume DIR] [--threads N]BACKEND_FLAG
+                 [--checkpoint-every N] [--resume DIR] [--threads N] [--snapshot-every K]BACKEND_FLAG
   minmax plot    --weights FILE [--out DIR]BACKEND_FLAG
   minmax predict --weights FILE A OP B        e.g.  minmax predict --weights w.safetensors 17 max 99
   minmax eval    --weights FILE [--json] [--seed S]   loss and accuracy over all 32,768 inputs and each part
@@ -79,6 +80,9 @@ train (defaults = the original experiment):
   --resume DIR          continue from DIR/checkpoint.safetensors and DIR/curves.csv; ends
                         bit-identical to an uninterrupted run (--out defaults to DIR)
   --threads N           CPU threads (default: all cores)
+  --snapshot-every K    keep the '=' query's attention over all inputs every K epochs (and at the start):
+                        attention_evolution.npy (uint8 weight*255, frames x op x heads x keys x a x b) and
+                        .gif, progress.csv/png (entropy per head, tensor norms, loss/accuracy on max and min)
 
 files in DIR: weights.safetensors (the notebook's state_dict names), curves.csv, curves.png,
 attention_{weights,scores}_{max,min}.png and .npy (heads x keys A,op,B x a x b).
@@ -131,6 +135,7 @@ void prepare_output_directory(const std::string& dir) {
   if (fd < 0) throw RunError("cannot write to output directory '" + dir + "': " + std::strerror(errno));
   close(fd);
   unlink(probe.c_str());
+  tinyattn::io::remove_stale_temporary_files(dir);  // left by a run killed while writing
 }
 
 struct CurveRow {
@@ -237,6 +242,7 @@ struct TrainSettings {
   bool plot = true;
   std::int64_t checkpoint_every = 0;
   std::string resume;
+  std::int64_t snapshot_every = 0;
 };
 
 tinyattn::io::Metadata run_metadata(const TrainSettings& s, std::int64_t epoch) {
@@ -289,12 +295,15 @@ int train(const TrainSettings& settings) {
     write_curves_csv(curves, rows);
     tinyattn::io::save_checkpoint(trainer, checkpoint, run_metadata(settings, trainer.epochs()));
   };
+  MinMaxSnapshots<Net> snapshots(task, settings.snapshot_every);
+  snapshots.maybe_take(net, first - 1, /*force=*/true);
   install_stop_handlers();
   Progress progress(first, settings.epochs);
   try {
     trainer.run(settings.epochs - first + 1, [&](const tinyattn::EpochMetrics& m) {
       rows.push_back({m.epoch, m.train_loss, m.train_accuracy, m.test_loss, m.test_accuracy});
       progress.update(m);
+      snapshots.maybe_take(net, m.epoch);
       if (settings.checkpoint_every > 0 && m.epoch % settings.checkpoint_every == 0) save_checkpoint();
       return g_stop_signal.load() == 0;
     });
@@ -328,6 +337,7 @@ int train(const TrainSettings& settings) {
   // The attention maps first: their .npy files are written even when gnuplot then fails.
   bool gnuplot = write_attention_figures(net, dir, settings.plot, files);
   gnuplot = write_curves_figure(settings.plot ? rows : std::vector<CurveRow>{}, dir, files) && gnuplot;
+  gnuplot = snapshots.write(dir, settings.plot, files) && gnuplot;
   if (settings.plot && !gnuplot) warn_no_gnuplot();
 
   const std::int64_t ran = settings.epochs - first + 1;
@@ -335,6 +345,9 @@ int train(const TrainSettings& settings) {
               ran > 0 ? 1000 * seconds / ran : 0.0);
   if (!rows.empty())
     std::printf("; train accuracy %.2f%%, test accuracy %.2f%%", 100 * rows.back().train_acc, 100 * rows.back().test_acc);
+  if (settings.snapshot_every > 0)
+    std::printf("\nsnapshots: %d frames in %.2f s (%.1f%% on top of the training itself)", snapshots.frames(),
+                snapshots.seconds(), seconds > snapshots.seconds() ? 100 * snapshots.seconds() / (seconds - snapshots.seconds()) : 0.0);
   std::printf("\nfiles in %s/:", dir.c_str());
   for (const auto& f : files) std::printf(" %s", f.c_str());
   std::printf("\n");
@@ -498,7 +511,7 @@ int main_checked(int argc, char** argv) {
   if (command == "train") {
     const Arguments args(words,
                          flags({"--epochs", "--seed", "--lr", "--weight-decay", "--out", "--checkpoint-every",
-                                "--resume", "--threads"}),
+                                "--resume", "--threads", "--snapshot-every"}),
                          {"--no-plot"});
     if (!args.positional().empty()) throw UsageError("train takes no positional argument, found '" + args.positional()[0] + "'");
     TrainSettings s;
@@ -507,6 +520,7 @@ int main_checked(int argc, char** argv) {
     s.adamw.lr = args.number("--lr", 0.0, 10.0, true).value_or(s.adamw.lr);
     s.adamw.weight_decay = args.number("--weight-decay", 0.0, 1e6, false).value_or(s.adamw.weight_decay);
     s.checkpoint_every = args.integer("--checkpoint-every", 1, 100'000'000).value_or(0);
+    s.snapshot_every = args.integer("--snapshot-every", 1, 100'000'000).value_or(0);
     s.resume = args.text("--resume").value_or("");
     s.out = args.text("--out").value_or(s.resume.empty() ? s.out : s.resume);
     s.plot = !args.has("--no-plot");

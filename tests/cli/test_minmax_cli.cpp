@@ -36,6 +36,7 @@
 #include "tinyattn/io/npy.hpp"
 #include "tinyattn/io/safetensors.hpp"
 #include "tinyattn/io/weights.hpp"
+#include "tinyattn/plot/heatmap_animation.hpp"
 #include "tinyattn/tinyattn.hpp"
 
 
@@ -799,6 +800,76 @@ TEST_CASE("minmax analyze without gnuplot writes the data and the report — bad
   const Outcome blocked = run_minmax({"analyze", "--weights", kTorchWeights, "--out", under_file + "/sub"});
   CHECK_EXIT_STATUS(blocked, 1);
   CHECK_STDERR_HAS(blocked, "cannot create output directory");
+}
+
+}  // namespace
+
+namespace {
+
+TEST_CASE("train --snapshot-every K: attention over training as .npy, .gif and progress measures") {
+  Scratch dir;
+  const std::string out = dir.file("run");
+  const Outcome o = run_minmax({"train", "--epochs", "20", "--snapshot-every", "10", "--threads", "1", "--out", out},
+                               {{{"GNUPLOT_IOSTREAM_CMD", std::nullopt}}, {}, {}});
+  REQUIRE_EXIT_STATUS(o, 0);
+  CHECK_STDOUT_HAS(o, "snapshots: 3 frames");
+  // Frames at epochs 0, 10 and 20: (frames, op, heads, keys, a, b) bytes.
+  const auto frames = tinyattn::io::read_npy<std::uint8_t>(out + "/attention_evolution.npy");
+  REQUIRE(frames.shape == std::vector<std::int64_t>{3, 2, 2, 3, 128, 128});
+  // The last frame is the final model's map that train writes as float: weight * 255, rounded.
+  const auto final_max = tinyattn::io::read_npy<float>(out + "/attention_weights_max.npy");
+  const auto final_min = tinyattn::io::read_npy<float>(out + "/attention_weights_min.npy");
+  const std::size_t per_op = final_max.values.size();
+  REQUIRE(per_op == static_cast<std::size_t>(2) * 3 * 128 * 128);
+  std::size_t off = 0;
+  for (int op = 0; op < 2; ++op) {
+    const auto& expected = op == 0 ? final_max.values : final_min.values;
+    for (std::size_t i = 0; i < per_op; ++i) {
+      const double diff = std::abs(frames.values[(2 * 2 + op) * per_op + i] - 255.0 * expected[i]);
+      if (diff > 0.5 + 1e-3) ++off;
+    }
+  }
+  CHECK(off == 0);
+  // progress.csv: a row per frame; the first frame's heads are near uniform (entropy ~ ln 4).
+  std::istringstream csv(read_text(out + "/progress.csv"));
+  std::string header, line;
+  std::getline(csv, header);
+  CHECK(header.rfind("epoch,entropy_head0,entropy_head1,norm_embed.W_E,", 0) == 0);
+  CHECK(header.find(",loss_max,loss_min,accuracy_max,accuracy_min") != std::string::npos);
+  std::vector<std::string> epochs;
+  double first_entropy = 0;
+  while (std::getline(csv, line)) {
+    epochs.push_back(line.substr(0, line.find(',')));
+    if (epochs.size() == 1) first_entropy = std::stod(line.substr(line.find(',') + 1));
+  }
+  CHECK(epochs == std::vector<std::string>{"0", "10", "20"});
+  CHECK(first_entropy > 1.3);
+  CHECK(first_entropy <= std::log(4.0) + 1e-9);
+  if (gnuplot_on_path()) {
+    CHECK(tinyattn::plot::gif_frame_count(out + "/attention_evolution.gif") == 3);
+    CHECK(is_file(out + "/progress.png"));
+    CHECK(is_file(out + "/progress_norms.png"));
+  }
+  CHECK(temporary_files_in(out).empty());
+}
+
+TEST_CASE("--snapshot-every: bad values are usage errors — without gnuplot the data is still written") {
+  Scratch dir;
+  for (const char* bad : {"0", "-3", "x", "1.5"}) {
+    const Outcome o = run_minmax({"train", "--snapshot-every", bad, "--out", dir.file("bad")});
+    CHECK_EXIT_STATUS(o, 2);
+    CHECK_STDERR_HAS(o, "--snapshot-every");
+  }
+  CHECK(!fs::exists(dir.file("bad")));
+  const ChildSettings no_gnuplot{{{"GNUPLOT_IOSTREAM_CMD", "/nonexistent/gnuplot"}}, {}, {}};
+  const std::string out = dir.file("run");
+  const Outcome o = run_minmax({"train", "--epochs", "4", "--snapshot-every", "2", "--threads", "1", "--out", out}, no_gnuplot);
+  CHECK_EXIT_STATUS(o, 0);
+  CHECK_STDERR_HAS(o, "warning: gnuplot not found");
+  std::set<std::string> expected = kFilesWithoutFigures;
+  expected.insert("attention_evolution.npy");
+  expected.insert("progress.csv");
+  CHECK_ENTRIES(out, expected);
 }
 
 }  // namespace

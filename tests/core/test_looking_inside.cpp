@@ -8,6 +8,7 @@
 #include "tinyattn/inspect/fourier.hpp"
 #include "tinyattn/inspect/induction_heads.hpp"
 #include "tinyattn/inspect/minmax_analysis.hpp"
+#include "tinyattn/inspect/training_snapshots.hpp"
 
 namespace tinyattn::test {
 namespace {
@@ -184,6 +185,60 @@ TEST_CASE("Fourier norms: a pure frequency has all its weight there — squared 
   for (std::size_t k = 0; k < norms.size(); ++k)
     if (k != 0 && k != 4) CHECK(norms[k] == doctest::Approx(0.0).epsilon(1e-9).scale(1.0));
   CHECK(norms[0] == doctest::Approx(std::sqrt(13.0)));
+}
+
+// The snapshot of one frame against inspect(): every byte within rounding of weight * 255, the entropy of
+// the patterns, every tensor's norm and the subsets' evaluations.
+template <class Net>
+void check_snapshot_against_inspect(const Net& net, const TokenBatch& probe, const TokenBatch& subset) {
+  constexpr index_t L = Net::layers, H = Net::heads, T = Net::context;
+  TrainingSnapshots<Net> snapshots(probe, {{"part", subset}});
+  snapshots.take(net, 7);
+  snapshots.take(net, 8);
+  REQUIRE(snapshots.frame_count() == 2);
+  const index_t N = probe.size();
+  REQUIRE(snapshots.frames().size() == static_cast<std::size_t>(2) * N * L * H * T);
+  std::vector<double> entropy(static_cast<std::size_t>(L) * H, 0.0);
+  for (index_t l = 0; l < L; ++l) {
+    const std::string name = "blocks." + std::to_string(l) + ".attn.hook_pattern";
+    const auto cache = net.inspect(probe, {name});
+    const auto& p = cache[name].values;
+    for (index_t n = 0; n < N; ++n)
+      for (index_t h = 0; h < H; ++h)
+        for (index_t k = 0; k < T; ++k) {
+          const double w = static_cast<double>(p[((static_cast<std::size_t>(n) * H + h) * T + T - 1) * T + k]);
+          if (w > 0) entropy[static_cast<std::size_t>(l) * H + h] -= w * std::log(w) / N;
+          for (std::size_t f = 0; f < 2; ++f) {
+            const int byte = snapshots.frames()[f * N * L * H * T + ((static_cast<std::size_t>(n) * L + l) * H + h) * T + k];
+            CHECK(std::abs(byte - w * 255) <= 0.5 + 1e-6);
+          }
+        }
+  }
+  const ProgressMeasures& m = snapshots.measures()[1];
+  CHECK(m.epoch == 8);
+  for (std::size_t i = 0; i < entropy.size(); ++i) CHECK(m.head_entropy[i] == doctest::Approx(entropy[i]).epsilon(1e-9));
+  REQUIRE(m.tensor_norms.size() == Net::Layout::tensors().size());
+  double sum = 0;
+  for (auto v : net.tensor("embed.W_E")) sum += static_cast<double>(v) * v;
+  CHECK(m.tensor_norms[0].first == "embed.W_E");
+  CHECK(m.tensor_norms[0].second == doctest::Approx(std::sqrt(sum)));
+  const Evaluation e = net.evaluate(subset);
+  CHECK(m.subset_loss[0].first == "part");
+  CHECK(m.subset_loss[0].second == e.loss);
+  CHECK(m.subset_accuracy[0].second == e.accuracy);
+}
+
+TEST_CASE("training snapshots: the fast path's patterns and the progress measures equal inspect()'s and evaluate()'s") {
+  SUBCASE("one block on the fast path (patterns from the QK tables)") {
+    using Net = Transformer<Shape<9, 8, 2, 4>, ReferenceArchitecture, backend::cpu, double>;
+    static_assert(Net::has_table_engine);
+    check_snapshot_against_inspect(Net(3), random_sequences(9, 9, 4, 40, 95, false), random_sequences(9, 9, 4, 10, 96, false));
+  }
+  SUBCASE("two causal blocks (patterns from inspect)") {
+    using Net = Transformer<Shape<9, 8, 2, 5>, Architecture<n_layers<2>, causal_mask, loss_at_every_position>,
+                            backend::cpu, double>;
+    check_snapshot_against_inspect(Net(4), random_sequences(9, 9, 5, 30, 97, true), random_sequences(9, 9, 5, 10, 98, true));
+  }
 }
 
 }  // namespace

@@ -25,7 +25,8 @@
 
 namespace tinyattn::io {
 
-// The NumPy type string of T: "<f4" (float), "<f8" (double), "<i4" (int32_t), "<i8" (int64_t).
+// The NumPy type string of T: "<f4" (float), "<f8" (double), "<i4" (int32_t), "<i8" (int64_t), "|u1"
+// (uint8_t).
 template <class T>
 constexpr std::string_view npy_descr() {
   constexpr DType dtype = dtype_of<T>();  // rejects other types at compile time
@@ -35,6 +36,8 @@ constexpr std::string_view npy_descr() {
     return "<f8";
   } else if constexpr (dtype == DType::I32) {
     return "<i4";
+  } else if constexpr (dtype == DType::U8) {
+    return "|u1";
   } else {
     return "<i8";
   }

@@ -117,8 +117,10 @@ constexpr DType dtype_of() {
     return DType::I32;
   } else if constexpr (std::is_same_v<T, std::int64_t>) {
     return DType::I64;
+  } else if constexpr (std::is_same_v<T, std::uint8_t>) {
+    return DType::U8;
   } else {
-    static_assert(dependent_false<T>, "tinyattn::io supports float, double, int32_t and int64_t");
+    static_assert(dependent_false<T>, "tinyattn::io supports float, double, int32_t, int64_t and uint8_t");
     return DType::U8;
   }
 }

@@ -475,9 +475,12 @@ inline std::optional<int> read_status(const std::string& path) {
 // must then hold an `expected_size` PNG. `final_png_path` only names the figure in messages (to
 // reproduce a failure by hand, save the script with write_*_script_file*). The log and status
 // files go to `work`. Throws GnuplotUnavailable / GnuplotFailed.
-template <class Send>
-void run_gnuplot(const std::string& command, const std::string& partial_png_path, const std::string& final_png_path,
-                 PngSize expected_size, const TemporaryDirectory& work, Send&& send) {
+// The same for any output file: `check(partial_path, where)` judges the file gnuplot wrote (throws
+// GnuplotFailed when it is not what was asked for).
+template <class Send, class Check>
+void run_gnuplot_checked(const std::string& command, const std::string& partial_png_path,
+                         const std::string& final_png_path, const TemporaryDirectory& work, Send&& send,
+                         Check&& check) {
   if (!gnuplot_available(command)) {
     throw GnuplotUnavailable("tinyattn::plot: cannot draw '" + final_png_path + "': gnuplot command '" + command +
                              "' is not runnable (program '" + program_of(command) +
@@ -525,24 +528,34 @@ void run_gnuplot(const std::string& command, const std::string& partial_png_path
   }
   std::error_code ec;
   if (!std::filesystem::is_regular_file(partial_png_path, ec)) {
-    throw GnuplotFailed("tinyattn::plot: " + where() + " exited with status 0 but wrote no PNG (expected '" +
+    throw GnuplotFailed("tinyattn::plot: " + where() + " exited with status 0 but wrote no file (expected '" +
                         partial_png_path + "')" + lost + "; gnuplot output: " + read_tail(log_path));
   }
   if (input_lost) {
     throw GnuplotFailed("tinyattn::plot: " + where() + " exited with status 0" + lost +
-                        ", so the PNG may be incomplete; gnuplot output: " + read_tail(log_path));
+                        ", so the file may be incomplete; gnuplot output: " + read_tail(log_path));
   }
-  PngSize found;
-  try {
-    found = read_png_size(partial_png_path);
-  } catch (const Error& e) {
-    throw GnuplotFailed("tinyattn::plot: " + where() + " wrote an invalid PNG: " + e.what());
-  }
-  if (found != expected_size) {
-    throw GnuplotFailed("tinyattn::plot: " + where() + " wrote a " + std::to_string(found.width) + "x" +
-                        std::to_string(found.height) + " PNG; expected " + std::to_string(expected_size.width) +
-                        "x" + std::to_string(expected_size.height));
-  }
+  check(partial_png_path, where());
+}
+
+template <class Send>
+void run_gnuplot(const std::string& command, const std::string& partial_png_path, const std::string& final_png_path,
+                 PngSize expected_size, const TemporaryDirectory& work, Send&& send) {
+  run_gnuplot_checked(command, partial_png_path, final_png_path, work, std::forward<Send>(send),
+                      [&](const std::string& path, const std::string& where) {
+                        PngSize found;
+                        try {
+                          found = read_png_size(path);
+                        } catch (const Error& e) {
+                          throw GnuplotFailed("tinyattn::plot: " + where + " wrote an invalid PNG: " + e.what());
+                        }
+                        if (found != expected_size) {
+                          throw GnuplotFailed("tinyattn::plot: " + where + " wrote a " + std::to_string(found.width) +
+                                              "x" + std::to_string(found.height) + " PNG; expected " +
+                                              std::to_string(expected_size.width) + "x" +
+                                              std::to_string(expected_size.height));
+                        }
+                      });
 }
 
 }  // namespace detail
