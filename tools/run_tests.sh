@@ -2,18 +2,19 @@
 # Everything CI checks, from a fresh Debian 12 machine (no GPU needed), in one command:
 #   1. Release build, the whole ctest suite (incl. the slow 750-epoch runs on every backend, the CLI,
 #      packaging and compile-fail tests); with a GPU (nvidia-smi sees one) the CUDA test suite too
-#   2. without a GPU but with nvcc: the CUDA flavour of minmax compiled by nvcc (the CUDA tests could
-#      not run; tools/gpu_check.sh builds and runs them on a GPU machine)
-#   3. the test suite again under AddressSanitizer + UndefinedBehaviorSanitizer (Debug, g++), less the
-#      750-epoch runs (labelled slow; the same code runs in the shorter tests)
-#   4. the core tests under ThreadSanitizer (clang, LLVM OpenMP with its Archer race checker), less the
-#      golden-parity and finite-difference ones (the same parallel code runs in the others)
-#   5. the safetensors reader under libFuzzer for FUZZ_SECONDS (default 60)
-# Steps can be picked: tools/run_tests.sh release cuda-compile asan tsan fuzz
+#   2. the test suite again under AddressSanitizer + UndefinedBehaviorSanitizer (Debug -O1, g++), less
+#      the 750-epoch runs (labelled slow) and the numerical-agreement suites (parity with PyTorch, finite
+#      differences, peer weights): the same engine code runs in the remaining tests and the programs
+#   3. the engine, training and primitives tests under ThreadSanitizer (clang, LLVM OpenMP with its
+#      Archer race checker)
+#   4. the safetensors reader under libFuzzer for FUZZ_SECONDS (default 60)
+# On request (not by default, to keep CI within its time): cuda-compile — without a GPU, nvcc compiles
+# the CUDA flavour of minmax (tools/gpu_check.sh builds and runs the CUDA suite on a GPU machine).
+# Steps can be picked: tools/run_tests.sh release asan tsan fuzz cuda-compile
 set -euo pipefail
 cd "$(dirname "$0")/.."
 steps=("$@")
-((${#steps[@]})) || steps=(release cuda-compile asan tsan fuzz)
+((${#steps[@]})) || steps=(release asan tsan fuzz)
 tools/install_deps.sh
 jobs=$(nproc)
 export CTEST_OUTPUT_ON_FAILURE=1
