@@ -12,6 +12,7 @@
 #include <sys/resource.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -50,13 +51,18 @@ int measure(const Options& o, const tinyattn::TokenBatch& train, const tinyattn:
   const auto start = std::chrono::steady_clock::now();
   const tinyattn::EpochMetrics last = trainer.run(o.epochs);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const auto json_number = [](double x) {  // JSON has no NaN: the test set not evaluated at the last epoch
+    char text[32];
+    std::snprintf(text, sizeof text, "%.6f", x);
+    return std::isnan(x) ? std::string("null") : std::string(text);
+  };
   std::printf(
       "{\"preset\": \"%s\", \"backend\": \"cpu\", \"engine\": \"%s\", \"threads\": %d, \"epochs\": %ld, "
       "\"eval_every\": %ld, \"seconds\": %.6f, \"ms_per_epoch\": %.4f, \"params\": %zu, \"train_loss\": %.6f, "
-      "\"train_acc\": %.6f, \"test_loss\": %.6f, \"test_acc\": %.6f, \"peak_rss_mb\": %.2f}\n",
+      "\"train_acc\": %.6f, \"test_loss\": %s, \"test_acc\": %s, \"peak_rss_mb\": %.2f}\n",
       o.preset.c_str(), tinyattn::to_string(trainer.engine()), omp_get_max_threads(), o.epochs, o.eval_every, seconds,
       1000.0 * seconds / static_cast<double>(o.epochs), Net::parameter_count, last.train_loss, last.train_accuracy,
-      last.test_loss, last.test_accuracy, peak_rss_mb());
+      json_number(last.test_loss).c_str(), json_number(last.test_accuracy).c_str(), peak_rss_mb());
   return 0;
 }
 
