@@ -15,4 +15,5 @@
 #include "tinyattn/data/modular_addition_task.hpp"
 #include "tinyattn/model/attention_network.hpp"
 #include "tinyattn/model/transformer.hpp"
+#include "tinyattn/train/ensemble.hpp"
 #include "tinyattn/train/trainer.hpp"

@@ -1,4 +1,5 @@
 // The seeded generators and the min/max task: fixed outputs, CPython-compatible split.
+#include <algorithm>
 #include "../support/test_support.hpp"
 
 namespace tinyattn::test {
@@ -95,6 +96,24 @@ TEST_CASE("MinMaxTask: bad arguments are reported with the value and the range")
   CHECK_THROWS_WITH_AS(task.tokens(128, MinMaxOp::max, 3), "MinMaxTask: operand a = 128 is outside [0, 128)", Error);
   CHECK_THROWS_WITH_AS(task.tokens(3, MinMaxOp::max, -1), "MinMaxTask: operand b = -1 is outside [0, 128)", Error);
   CHECK_THROWS_WITH_AS(task.sample(32768), "MinMaxTask::sample: index 32768 outside [0, 32768)", Error);
+  CHECK_THROWS_WITH_AS(MinMaxTask(128, 0, 1.0), "MinMaxTask: train_fraction must be in (0, 1), found 1", Error);
+  CHECK_THROWS_WITH_AS(MinMaxTask(128, 0, 0.0), "MinMaxTask: train_fraction must be in (0, 1), found 0", Error);
+  CHECK_THROWS_WITH_AS(MinMaxTask(2, 0, 0.1),
+                       "MinMaxTask: a training fraction of 0.1 of 8 samples leaves 0 to train and 8 to test; both need one",
+                       Error);
+}
+
+TEST_CASE("MinMaxTask: a training fraction cuts the same shuffled order at int(size * fraction)") {
+  const MinMaxTask third(128, 5), fifth(128, 5, 0.2), half(128, 5, 0.5);
+  CHECK(third.train_fraction() == 10922.0 / 32768);
+  CHECK(fifth.train_indices().size() == 6553);  // int(32768 * 0.2)
+  CHECK(half.train_indices().size() == 16384);
+  CHECK(fifth.train_fraction() == 6553.0 / 32768);
+  // The training sets are prefixes of one order: a smaller fraction's set is inside a larger one's.
+  CHECK(std::equal(fifth.train_indices().begin(), fifth.train_indices().end(), third.train_indices().begin()));
+  CHECK(std::equal(third.train_indices().begin(), third.train_indices().end(), half.train_indices().begin()));
+  CHECK(half.test_indices().back() == third.test_indices().back());
+  CHECK(MinMaxTask(128, 5, 1.0 / 3).train_indices() == third.train_indices());
 }
 
 }  // namespace

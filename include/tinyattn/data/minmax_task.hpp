@@ -4,12 +4,14 @@
 // is max_n + 3 (131 for the reference max_n = 128). Sample i of the 2*max_n^2 samples is
 //   op = i / max_n^2, a = (i / max_n) % max_n, b = i % max_n,
 // the numbering the PyTorch reference uses. The split shuffles all indices with CPython's
-// random.Random(seed).shuffle and trains on the first third, so the same seed gives the same split
-// as the reference.
+// random.Random(seed).shuffle and trains on the first third (len // 3), so the same seed gives the
+// same split as the reference. A sweep over the training fraction f trains on the first int(size * f)
+// of the same order instead (the modular-addition peer's rule); f is not rounded to a third.
 #pragma once
 
 #include <cstdint>
 #include <numeric>
+#include <optional>
 #include <vector>
 
 #include "tinyattn/core/config.hpp"
@@ -33,13 +35,13 @@ class MinMaxTask {
 
   // requires: 1 <= max_n <= 16384 (2 * max_n^2 samples must fit 32-bit indices).
   explicit MinMaxTask(index_t max_n = 128, std::uint64_t seed = 0) : max_n_(max_n), seed_(seed) {
-    require(max_n >= 1 && max_n <= 16384, "MinMaxTask: max_n must be in [1, 16384], found ", max_n);
-    std::vector<index_t> order(static_cast<std::size_t>(size()));
-    std::iota(order.begin(), order.end(), 0);
-    PythonRandom(seed).shuffle(order);
-    const auto cut = order.size() / 3;
-    train_indices_.assign(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(cut));
-    test_indices_.assign(order.begin() + static_cast<std::ptrdiff_t>(cut), order.end());
+    split(std::nullopt);
+  }
+  // requires: 0 < train_fraction < 1, leaving both parts non-empty.
+  MinMaxTask(index_t max_n, std::uint64_t seed, double train_fraction) : max_n_(max_n), seed_(seed) {
+    require(train_fraction > 0 && train_fraction < 1, "MinMaxTask: train_fraction must be in (0, 1), found ",
+            train_fraction);
+    split(train_fraction);
   }
 
   // The reference experiment's optimizer: AdamW lr 2e-3, weight decay 1.0, betas (0.9, 0.99), eps 1e-8.
@@ -47,6 +49,8 @@ class MinMaxTask {
 
   index_t max_n() const { return max_n_; }
   std::uint64_t seed() const { return seed_; }
+  // The share of the samples in the training set (10922 / 32768 for the reference split).
+  double train_fraction() const { return train_fraction_; }
   index_t vocab() const { return max_n_ + 3; }
   index_t size() const { return 2 * max_n_ * max_n_; }
   index_t token_max() const { return max_n_; }
@@ -99,6 +103,22 @@ class MinMaxTask {
   TokenBatch test() const { return batch(test_indices_); }
 
  private:
+  // Shuffles 0..size-1 with PythonRandom(seed) and cuts it: a third (len // 3) or int(size * fraction).
+  void split(std::optional<double> train_fraction) {
+    require(max_n_ >= 1 && max_n_ <= 16384, "MinMaxTask: max_n must be in [1, 16384], found ", max_n_);
+    std::vector<index_t> order(static_cast<std::size_t>(size()));
+    std::iota(order.begin(), order.end(), 0);
+    PythonRandom(seed_).shuffle(order);
+    const std::size_t cut = train_fraction
+                                ? static_cast<std::size_t>(static_cast<double>(order.size()) * *train_fraction)
+                                : order.size() / 3;
+    require(cut >= 1 && cut < order.size(), "MinMaxTask: a training fraction of ", train_fraction.value_or(1.0 / 3),
+            " of ", size(), " samples leaves ", cut, " to train and ", order.size() - cut, " to test; both need one");
+    train_fraction_ = static_cast<double>(cut) / static_cast<double>(order.size());
+    train_indices_.assign(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(cut));
+    test_indices_.assign(order.begin() + static_cast<std::ptrdiff_t>(cut), order.end());
+  }
+
   void check_operand(index_t value, const char* name) const {
     require(value >= 0 && value < max_n_, "MinMaxTask: operand ", name, " = ", value, " is outside [0, ", max_n_,
             ")");
@@ -106,6 +126,7 @@ class MinMaxTask {
 
   index_t max_n_;
   std::uint64_t seed_;
+  double train_fraction_ = 0;
   std::vector<index_t> train_indices_, test_indices_;
 };
 
