@@ -7,6 +7,8 @@
 //   minmax predict --weights FILE A OP B        (OP is max or min)
 //   minmax eval    --weights FILE [--json] [--seed S]
 //   minmax analyze --weights FILE [--out DIR]   circuits, attribution, ablations, failure atlas, report.md
+//   minmax sweep   [--seeds 0-63] [--lr X,..] [--weight-decay X,..] [--train-fraction F,..] [--out DIR] ...
+//                  [mpirun -np N] many runs at once; sweep.csv, phase diagrams (examples/minmax/sweep.hpp)
 //
 // Exit status: 0 success (also when gnuplot is missing: the figures are skipped with a warning),
 // 1 a run-time error (I/O, a bad weights file, divergence), 2 a usage error, 130 interrupted (SIGINT
@@ -43,6 +45,7 @@
 
 #include "analyze.hpp"
 #include "snapshots.hpp"
+#include "sweep.hpp"
 #include "cli.hpp"  // examples/common
 #include "progress.hpp"
 
@@ -60,13 +63,18 @@ constexpr const char* kUsage = R"(minmax — train a small attention network on 
 
 usage:
   minmax train   [--epochs N] [--seed S] [--lr X] [--weight-decay X] [--out DIR] [--no-plot]
-                 [--checkpoint-every N] [--resume DIR] [--threads N] [--snapshot-every K]BACKEND_FLAG
+                 [--checkpoint-every N] [--resume DIR] [--threads N] [--snapshot-every K]
+                 [--train-fraction F]BACKEND_FLAG
   minmax plot    --weights FILE [--out DIR]BACKEND_FLAG
   minmax predict --weights FILE A OP B        e.g.  minmax predict --weights w.safetensors 17 max 99
   minmax eval    --weights FILE [--json] [--seed S]   loss and accuracy over all 32,768 inputs and each part
                  of the split of seed S (default: the file's 'seed', else 0); --json: the PyTorch peer's keys
   minmax analyze --weights FILE [--out DIR]   what the model does and where it fails: QK/OV circuits,
                  direct logit attribution, head ablations, failure atlas, DIR/report.md (minmax-analysis)
+  minmax sweep   [--seeds LIST] [--lr LIST] [--weight-decay LIST] [--train-fraction LIST] [--epochs N]
+                 [--eval-every K] [--threshold X] [--axes X,Y] [--keep-weights] [--out DIR] [--no-plot]
+                 [--threads N] | --resume DIR     many runs at once (on the CPU); under mpirun -np N the runs
+                 are dealt over the processes and rank 0 writes the results
   minmax --help | --version
 
 train (defaults = the original experiment):
@@ -83,6 +91,22 @@ train (defaults = the original experiment):
   --snapshot-every K    keep the '=' query's attention over all inputs every K epochs (and at the start):
                         attention_evolution.npy (uint8 weight*255, frames x op x heads x keys x a x b) and
                         .gif, progress.csv/png (entropy per head, tensor norms, loss/accuracy on max and min)
+  --train-fraction F    train on the first int(32768 * F) samples of the seed's shuffled order, test on the
+                        rest (default: the reference split, a third: 10,922)
+
+sweep (runs = every combination of the lists; LIST: 1e-3,2e-3 or, for seeds, 0-63 and 0,4,9-12):
+  --seeds LIST          initial weights and split seeds (0)       --lr LIST             (2e-3)
+  --weight-decay LIST   (1.0)                                     --train-fraction LIST (1/3)
+  --epochs N (750)  --eval-every K (1)  --threshold X: the test accuracy whose first epoch is recorded (0.99)
+  --axes X,Y            the phase diagram's axes among lr, weight-decay, train-fraction (default: the
+                        first two varied of weight-decay, train-fraction, lr), averaged over the rest
+  --keep-weights        DIR/weights/run-NNNNNN.safetensors for every run
+  --out DIR             (minmax-sweep); every finished run's row is kept in DIR/runs/ as it finishes
+  --resume DIR          continue a sweep killed or crashed: finished runs are kept, the rest run; ends with
+                        the same sweep.csv as an uninterrupted sweep
+  files: sweep.csv (a row per run: settings, status ok|diverged, final train/test loss and accuracy, the
+  epoch test accuracy first reached the threshold, each head's mean attention from '=' to A, op, B on max
+  and on min), phase.csv, phase_test_accuracy.png, phase_epochs.png, histogram_*.png
 
 files in DIR: weights.safetensors (the notebook's state_dict names), curves.csv, curves.png,
 attention_{weights,scores}_{max,min}.png and .npy (heads x keys A,op,B x a x b).
@@ -243,15 +267,50 @@ struct TrainSettings {
   std::int64_t checkpoint_every = 0;
   std::string resume;
   std::int64_t snapshot_every = 0;
+  std::optional<double> train_fraction;  // unset: the reference split (a third)
 };
+
+tinyattn::MinMaxTask task_of(std::uint64_t seed, const std::optional<double>& train_fraction) {
+  return train_fraction ? tinyattn::MinMaxTask(kMaxN, seed, *train_fraction) : tinyattn::MinMaxTask(kMaxN, seed);
+}
+
+// The split a weights file was trained on: its metadata's seed and minmax_train_fraction (not the
+// PyTorch peer's train_fraction, which its min/max task ignores; a seed given on
+// the command line wins).
+tinyattn::MinMaxTask task_of(const tinyattn::io::Metadata& meta, const std::optional<std::int64_t>& seed_flag) {
+  std::uint64_t seed = 0;
+  if (seed_flag) {
+    seed = static_cast<std::uint64_t>(*seed_flag);
+  } else if (const auto found = meta.find("seed"); found != meta.end()) {
+    seed = static_cast<std::uint64_t>(Arguments::parse_integer(tinyattn::io::detail::unquoted(found->second),
+                                                               "the weights' metadata 'seed'", 0,
+                                                               std::numeric_limits<std::int64_t>::max()));
+  }
+  std::optional<double> fraction;
+  if (const auto found = meta.find("minmax_train_fraction"); found != meta.end()) {
+    const std::string text = tinyattn::io::detail::unquoted(found->second);
+    char* end = nullptr;
+    const double value = std::strtod(text.c_str(), &end);
+    if (text.empty() || *end != '\0' || !(value > 0 && value < 1))
+      throw RunError("the weights' metadata 'minmax_train_fraction' is '" + text + "', expected a number in (0, 1)");
+    fraction = value;
+  }
+  return task_of(seed, fraction);
+}
 
 tinyattn::io::Metadata run_metadata(const TrainSettings& s, std::int64_t epoch) {
   char lr[32], wd[32];
   std::snprintf(lr, sizeof lr, "%.17g", s.adamw.lr);
   std::snprintf(wd, sizeof wd, "%.17g", s.adamw.weight_decay);
-  return {{"task", "minmax"},         {"max_n", std::to_string(kMaxN)}, {"seed", std::to_string(s.seed)},
-          {"epochs", std::to_string(epoch)}, {"lr", lr},                {"weight_decay", wd},
-          {"betas", "0.9,0.99"},      {"eps", "1e-08"},                   {"optimizer", "AdamW"}};
+  tinyattn::io::Metadata meta{{"task", "minmax"},         {"max_n", std::to_string(kMaxN)}, {"seed", std::to_string(s.seed)},
+                              {"epochs", std::to_string(epoch)}, {"lr", lr},                {"weight_decay", wd},
+                              {"betas", "0.9,0.99"},      {"eps", "1e-08"},                   {"optimizer", "AdamW"}};
+  if (s.train_fraction) {
+    char fraction[32];
+    std::snprintf(fraction, sizeof fraction, "%.17g", *s.train_fraction);
+    meta["minmax_train_fraction"] = fraction;
+  }
+  return meta;
 }
 
 template <class Backend>
@@ -259,7 +318,7 @@ int train(const TrainSettings& settings) {
   using Net = tinyattn::AttentionNetwork<Shape, Backend>;
   const std::string& dir = settings.out;
   prepare_output_directory(dir);
-  const tinyattn::MinMaxTask task(kMaxN, settings.seed);
+  const tinyattn::MinMaxTask task = task_of(settings.seed, settings.train_fraction);
   Net net(settings.seed);
   tinyattn::TrainerOptions options;
   options.adamw = settings.adamw;
@@ -405,16 +464,8 @@ template <class Backend>
 int eval(const std::string& weights, const std::optional<std::int64_t>& seed_flag, bool json) {
   using Net = tinyattn::AttentionNetwork<Shape, Backend>;
   Net net;
-  const tinyattn::io::Metadata meta = tinyattn::io::load_weights(net, weights);
-  std::uint64_t seed = 0;
-  if (seed_flag) {
-    seed = static_cast<std::uint64_t>(*seed_flag);
-  } else if (const auto found = meta.find("seed"); found != meta.end()) {
-    seed = static_cast<std::uint64_t>(Arguments::parse_integer(tinyattn::io::detail::unquoted(found->second),
-                                                               "the weights' metadata 'seed'", 0,
-                                                               std::numeric_limits<std::int64_t>::max()));
-  }
-  const tinyattn::MinMaxTask task(kMaxN, seed);
+  const tinyattn::MinMaxTask task = task_of(tinyattn::io::load_weights(net, weights), seed_flag);
+  const std::uint64_t seed = task.seed();
   struct Part {
     const char* prefix;
     const char* name;
@@ -443,13 +494,7 @@ template <class Backend>
 int analyze(const std::string& weights, const std::string& out) {
   using Net = tinyattn::AttentionNetwork<Shape, Backend>;
   Net net;
-  const tinyattn::io::Metadata meta = tinyattn::io::load_weights(net, weights);
-  std::uint64_t seed = 0;
-  if (const auto found = meta.find("seed"); found != meta.end())
-    seed = static_cast<std::uint64_t>(Arguments::parse_integer(tinyattn::io::detail::unquoted(found->second),
-                                                               "the weights' metadata 'seed'", 0,
-                                                               std::numeric_limits<std::int64_t>::max()));
-  return analyze_model(net, tinyattn::MinMaxTask(kMaxN, seed), weights, out);
+  return analyze_model(net, task_of(tinyattn::io::load_weights(net, weights), std::nullopt), weights, out);
 }
 
 // ---- entry ----------------------------------------------------------------------------------------------
@@ -478,9 +523,53 @@ int with_backend(const Arguments& args, F&& run) {
 #endif
 }
 
+// `minmax sweep`: the settings from the flags (or, with --resume, from DIR/sweep-spec.txt), then the
+// processes: parsing comes first, so that a usage error ends every rank alike before MPI starts.
+int sweep_command(const std::vector<std::string>& words) {
+  std::set<std::string> value_flags = sweep_setting_flags();
+  value_flags.insert({"--out", "--resume", "--threads"});
+  const Arguments args(words, value_flags, {"--keep-weights", "--no-plot"});
+  if (!args.positional().empty()) throw UsageError("sweep takes no positional argument, found '" + args.positional()[0] + "'");
+  SweepCommand c;
+  c.plot = !args.has("--no-plot");
+  if (const auto resume = args.text("--resume")) {
+    for (const std::string& flag : sweep_setting_flags())
+      if (args.has(flag))
+        throw UsageError("--resume continues the sweep with the settings in " + join(*resume, "sweep-spec.txt") +
+                         "; drop " + flag);
+    if (args.has("--keep-weights")) throw UsageError("--resume keeps the sweep's own --keep-weights setting; drop it");
+    if (args.has("--out") && *args.text("--out") != *resume)
+      throw UsageError("--resume writes into the sweep's directory " + *resume + "; drop --out");
+    c.spec = read_sweep_spec(join(*resume, "sweep-spec.txt"));
+    c.out = *resume;
+    c.resume = true;
+  } else {
+    std::map<std::string, std::string> values;
+    for (const std::string& flag : sweep_setting_flags())
+      if (const auto value = args.text(flag)) values[flag] = *value;
+    c.spec = parse_sweep_spec(values, args.has("--keep-weights"));
+    c.out = args.text("--out").value_or("minmax-sweep");
+  }
+  const programs::Ranks ranks;
+  if (const auto threads = args.integer("--threads", 1, 4096)) {
+    omp_set_num_threads(static_cast<int>(*threads));
+  } else if (ranks.size() > 1 && !std::getenv("OMP_NUM_THREADS")) {
+    // Ranks on one machine share its cores (omp_get_num_procs: those this process may run on).
+    omp_set_num_threads(std::max(1, omp_get_num_procs() / std::max(1, programs::mpirun_local_size())));
+  }
+  try {
+    return run_sweep(c, ranks);
+  } catch (const std::exception& e) {
+    if (ranks.size() == 1) throw;
+    const bool usage = dynamic_cast<const UsageError*>(&e) != nullptr;
+    std::fprintf(stderr, "minmax (rank %d): %s%s\n", ranks.rank(), usage ? "" : "error: ", e.what());
+    ranks.abort_all(usage ? 2 : 1);
+  }
+}
+
 int main_checked(int argc, char** argv) {
   std::vector<std::string> words(argv + 1, argv + argc);
-  if (words.empty()) throw UsageError("missing command: train, eval, analyze, plot or predict");
+  if (words.empty()) throw UsageError("missing command: train, sweep, eval, analyze, plot or predict");
   const std::string command = words.front();
   words.erase(words.begin());
   if (command == "--help" || command == "-h" || command == "help") {
@@ -488,7 +577,7 @@ int main_checked(int argc, char** argv) {
     return 0;
   }
   if (command == "--version") {
-    std::printf("minmax (tinyattn) 0.1.0\n");
+    std::printf("minmax (tinyattn) 0.1.0; sweep across processes with MPI: %s\n", programs::built_with_mpi() ? "yes" : "no (built without)");
     return 0;
   }
   const std::set<std::string> backend_flag =
@@ -501,8 +590,9 @@ int main_checked(int argc, char** argv) {
     values.insert(backend_flag.begin(), backend_flag.end());
     return values;
   };
-  if (command != "train" && command != "eval" && command != "analyze" && command != "plot" && command != "predict")
-    throw UsageError("unknown command '" + command + "'; expected train, eval, analyze, plot or predict");
+  if (command != "train" && command != "sweep" && command != "eval" && command != "analyze" && command != "plot" &&
+      command != "predict")
+    throw UsageError("unknown command '" + command + "'; expected train, sweep, eval, analyze, plot or predict");
   for (const auto& w : words)
     if (w == "--help" || w == "-h") {
       std::fputs(usage().c_str(), stdout);
@@ -511,7 +601,7 @@ int main_checked(int argc, char** argv) {
   if (command == "train") {
     const Arguments args(words,
                          flags({"--epochs", "--seed", "--lr", "--weight-decay", "--out", "--checkpoint-every",
-                                "--resume", "--threads", "--snapshot-every"}),
+                                "--resume", "--threads", "--snapshot-every", "--train-fraction"}),
                          {"--no-plot"});
     if (!args.positional().empty()) throw UsageError("train takes no positional argument, found '" + args.positional()[0] + "'");
     TrainSettings s;
@@ -521,6 +611,10 @@ int main_checked(int argc, char** argv) {
     s.adamw.weight_decay = args.number("--weight-decay", 0.0, 1e6, false).value_or(s.adamw.weight_decay);
     s.checkpoint_every = args.integer("--checkpoint-every", 1, 100'000'000).value_or(0);
     s.snapshot_every = args.integer("--snapshot-every", 1, 100'000'000).value_or(0);
+    if (const auto f = args.number("--train-fraction", 0.0, 1.0, true)) {
+      if (*f >= 1.0) throw UsageError("--train-fraction must be > 0 and < 1, found " + *args.text("--train-fraction"));
+      s.train_fraction = *f;
+    }
     s.resume = args.text("--resume").value_or("");
     s.out = args.text("--out").value_or(s.resume.empty() ? s.out : s.resume);
     s.plot = !args.has("--no-plot");
@@ -549,10 +643,16 @@ int main_checked(int argc, char** argv) {
       if (args.has("--lr") && lr != s.adamw.lr) throw UsageError("--lr differs from the checkpoint's lr " + from("lr"));
       if (args.has("--weight-decay") && wd != s.adamw.weight_decay)
         throw UsageError("--weight-decay differs from the checkpoint's " + from("weight_decay"));
-      s.seed = seed, s.adamw.lr = lr, s.adamw.weight_decay = wd;
+      std::optional<double> fraction;
+      if (meta.count("minmax_train_fraction")) fraction = number("minmax_train_fraction");
+      if (args.has("--train-fraction") && fraction != s.train_fraction)
+        throw UsageError("--train-fraction differs from the checkpoint's " +
+                         (fraction ? from("minmax_train_fraction") : std::string("(the reference split)")));
+      s.seed = seed, s.adamw.lr = lr, s.adamw.weight_decay = wd, s.train_fraction = fraction;
     }
     return with_backend(args, [&](auto backend) { return train<decltype(backend)>(s); });
   }
+  if (command == "sweep") return sweep_command(words);
   if (command == "eval") {
     const Arguments args(words, flags({"--weights", "--seed"}), {"--json"});
     const auto weights = args.text("--weights");
@@ -581,7 +681,7 @@ int main_checked(int argc, char** argv) {
     if (args.has("--out")) throw UsageError("predict takes no --out");
     return with_backend(args, [&](auto backend) { return predict<decltype(backend)>(*weights, args.positional()); });
   }
-  throw UsageError("unknown command '" + command + "'; expected train, eval, analyze, plot or predict");
+  throw UsageError("unknown command '" + command + "'; expected train, sweep, eval, analyze, plot or predict");
 }
 
 }  // namespace minmax

@@ -165,7 +165,7 @@ TEST_CASE("minmax --help lists the commands, and no or an unknown command is a u
 
   const Outcome nothing = run_minmax({});
   CHECK_EXIT_STATUS(nothing, 2);
-  CHECK_STDERR_HAS(nothing, "missing command: train, eval, analyze, plot or predict");
+  CHECK_STDERR_HAS(nothing, "missing command: train, sweep, eval, analyze, plot or predict");
   CHECK_STDERR_HAS(nothing, "run 'minmax --help'");
 
   const Outcome unknown = run_minmax({"frobnicate"});

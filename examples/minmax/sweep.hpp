@@ -1,0 +1,576 @@
+// examples/minmax/sweep.hpp — `minmax sweep`: many runs of the reference experiment over seeds and
+// hyper-parameters, trained together (tinyattn::Ensemble), spread over processes by mpirun.
+//
+//   minmax sweep --seeds 0-63 --weight-decay 0.1,0.3,1,3 --train-fraction 0.1,0.2,0.33 --lr 1e-3,2e-3 --out DIR
+//   mpirun -np 4 minmax sweep ...          the runs dealt over the ranks; rank 0 writes the results
+//   minmax sweep --resume DIR              after a crash or a kill: the finished runs are kept
+//
+// Files in DIR:
+//   sweep-spec.txt          the sweep's settings (what --resume reads)
+//   runs/run-NNNNNN.csv     one finished run's row, written durably (atomically, fsynced) as it finishes
+//   weights/run-NNNNNN.safetensors   with --keep-weights, written before the row
+//   sweep.csv               every run's row in run order: settings, final metrics, the epoch test
+//                           accuracy first reached the threshold, each head's attention share to A, op, B
+//   phase.csv, phase_test_accuracy.png, phase_epochs.png   over two axes, averaged over seeds
+//   histogram_test_accuracy.png, histogram_epochs.png      over all runs
+//
+// Every file but the progress lines is the same for any number of ranks and threads: each run trains
+// exactly as `minmax train` with its settings would, whichever process and thread trains it.
+#pragma once
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <string>
+#include <cstring>
+#include <vector>
+
+#include "cli.hpp"  // examples/common
+#include "ranks.hpp"
+#include "run_files.hpp"
+#include "tinyattn/inspect/minmax_attention.hpp"
+#include "tinyattn/io/atomic_file.hpp"
+#include "tinyattn/io/weights.hpp"
+#include "tinyattn/plot/line_chart.hpp"
+#include "tinyattn/plot/phase_diagram.hpp"
+#include "tinyattn/tinyattn.hpp"
+
+namespace minmax {
+
+// ---- the specification -----------------------------------------------------------------------------
+// The axes a sweep varies besides the seed, in the order of the run numbering (seed innermost).
+enum class Axis { lr, weight_decay, train_fraction };
+inline const char* axis_flag(Axis a) {
+  return a == Axis::lr ? "lr" : a == Axis::weight_decay ? "weight-decay" : "train-fraction";
+}
+inline const char* axis_title(Axis a) {
+  return a == Axis::lr ? "learning rate" : a == Axis::weight_decay ? "weight decay" : "training fraction";
+}
+
+struct SweepSpec {
+  std::vector<std::uint64_t> seeds{0};
+  std::vector<double> lr{2e-3}, weight_decay{1.0}, train_fraction{1.0 / 3};
+  std::int64_t epochs = 750, eval_every = 1;
+  double threshold = 0.99;
+  Axis x_axis = Axis::weight_decay, y_axis = Axis::train_fraction;
+  bool keep_weights = false;
+
+  const std::vector<double>& values(Axis a) const {
+    return a == Axis::lr ? lr : a == Axis::weight_decay ? weight_decay : train_fraction;
+  }
+  std::size_t runs() const { return seeds.size() * lr.size() * weight_decay.size() * train_fraction.size(); }
+};
+
+// One run's settings; run numbers go seed fastest, then train fraction, weight decay, learning rate.
+struct SweepRun {
+  std::size_t id;
+  std::uint64_t seed;
+  double lr, weight_decay, train_fraction;
+};
+
+inline std::vector<SweepRun> sweep_runs(const SweepSpec& s) {
+  std::vector<SweepRun> runs;
+  for (double lr : s.lr)
+    for (double wd : s.weight_decay)
+      for (double f : s.train_fraction)
+        for (std::uint64_t seed : s.seeds) runs.push_back({runs.size(), seed, lr, wd, f});
+  return runs;
+}
+
+inline std::string text_of(double value, const char* format = "%.9g") {
+  char text[40];
+  std::snprintf(text, sizeof text, format, value);
+  return text;
+}
+
+inline constexpr std::size_t kMaxRuns = 1'000'000;
+inline constexpr tinyattn::index_t kSweepMaxN = 128;
+
+// "0-63", "0,5,9-12": non-negative integers, ascending ranges, each value once.
+inline std::vector<std::uint64_t> parse_seed_list(const std::string& text, const std::string& flag) {
+  std::vector<std::uint64_t> seeds;
+  std::stringstream items(text);
+  std::string item;
+  const std::int64_t top = std::numeric_limits<std::int64_t>::max();
+  while (std::getline(items, item, ',')) {
+    if (item.empty()) throw programs::UsageError(flag + " has an empty item in '" + text + "'");
+    const auto dash = item.find('-', 1);
+    const std::int64_t first = programs::Arguments::parse_integer(item.substr(0, dash), flag, 0, top);
+    const std::int64_t last =
+        dash == std::string::npos ? first : programs::Arguments::parse_integer(item.substr(dash + 1), flag, 0, top);
+    if (last < first) throw programs::UsageError(flag + " range '" + item + "' is empty (the end is below the start)");
+    if (static_cast<std::uint64_t>(last - first) >= kMaxRuns)
+      throw programs::UsageError(flag + " range '" + item + "' has more than " + std::to_string(kMaxRuns) + " values");
+    for (std::int64_t s = first; s <= last; ++s) seeds.push_back(static_cast<std::uint64_t>(s));
+  }
+  if (seeds.empty()) throw programs::UsageError(flag + " lists no value");
+  std::vector<std::uint64_t> sorted = seeds;
+  std::sort(sorted.begin(), sorted.end());
+  if (const auto twice = std::adjacent_find(sorted.begin(), sorted.end()); twice != sorted.end())
+    throw programs::UsageError(flag + " lists " + std::to_string(*twice) + " twice");
+  return seeds;
+}
+
+// "1e-3,2e-3": numbers in [min, max] (> min when min_exclusive, < max when max_exclusive), each once.
+inline std::vector<double> parse_number_list(const std::string& text, const std::string& flag, double min, double max,
+                                             bool min_exclusive, bool max_exclusive) {
+  std::vector<double> values;
+  std::stringstream items(text);
+  std::string item;
+  while (std::getline(items, item, ',')) {
+    if (item.empty()) throw programs::UsageError(flag + " has an empty item in '" + text + "'");
+    char* end = nullptr;
+    errno = 0;
+    const double v = std::strtod(item.c_str(), &end);
+    if (end == item.c_str() || *end != '\0' || errno == ERANGE || !std::isfinite(v))
+      throw programs::UsageError(flag + " expects numbers, found '" + item + "'");
+    if (v < min || (min_exclusive && v == min) || v > max || (max_exclusive && v == max))
+      throw programs::UsageError(flag + " values must be " + (min_exclusive ? "> " : ">= ") + text_of(min, "%g") +
+                                 (max_exclusive ? " and < " : " and <= ") + text_of(max, "%g") + ", found " + item);
+    if (std::find(values.begin(), values.end(), v) != values.end())
+      throw programs::UsageError(flag + " lists " + item + " twice");
+    values.push_back(v);
+  }
+  if (values.empty()) throw programs::UsageError(flag + " lists no value");
+  return values;
+}
+
+inline Axis parse_axis(const std::string& name, const std::string& flag) {
+  for (Axis a : {Axis::lr, Axis::weight_decay, Axis::train_fraction})
+    if (name == axis_flag(a)) return a;
+  throw programs::UsageError(flag + ": unknown axis '" + name + "'; expected lr, weight-decay or train-fraction");
+}
+
+// The phase diagram's axes: --axes X,Y, else the first two of weight decay, training fraction and
+// learning rate that the sweep varies (then the ones it does not).
+inline void choose_axes(SweepSpec& s, const std::optional<std::string>& axes) {
+  if (axes) {
+    const auto comma = axes->find(',');
+    if (comma == std::string::npos || axes->find(',', comma + 1) != std::string::npos)
+      throw programs::UsageError("--axes expects two axes X,Y (e.g. weight-decay,train-fraction), found '" + *axes + "'");
+    s.x_axis = parse_axis(axes->substr(0, comma), "--axes");
+    s.y_axis = parse_axis(axes->substr(comma + 1), "--axes");
+    if (s.x_axis == s.y_axis) throw programs::UsageError("--axes names " + axes->substr(0, comma) + " twice");
+    return;
+  }
+  std::vector<Axis> order;
+  for (bool varied : {true, false})
+    for (Axis a : {Axis::weight_decay, Axis::train_fraction, Axis::lr})
+      if ((s.values(a).size() > 1) == varied) order.push_back(a);
+  s.x_axis = order[0], s.y_axis = order[1];
+}
+
+inline void check_fractions(const SweepSpec& s) {
+  const double size = 2.0 * kSweepMaxN * kSweepMaxN;
+  for (double f : s.train_fraction) {
+    const double cut = std::floor(size * f);
+    if (cut < 1 || cut >= size)
+      throw programs::UsageError("--train-fraction " + text_of(f) + " leaves " + text_of(cut, "%.0f") + " of " +
+                                 text_of(size, "%.0f") + " samples to train; expected at least 1 and fewer than all");
+  }
+}
+
+// The settings as sweep-spec.txt holds them: exact (%.17g), one key per line.
+inline std::string spec_text(const SweepSpec& s) {
+  auto list = [](const std::vector<double>& values) {
+    std::string t;
+    for (double v : values) t += (t.empty() ? "" : ",") + text_of(v, "%.17g");
+    return t;
+  };
+  std::string seeds;
+  for (std::uint64_t seed : s.seeds) seeds += (seeds.empty() ? "" : ",") + std::to_string(seed);
+  return "# minmax sweep settings (read by minmax sweep --resume)\nseeds=" + seeds + "\nlr=" + list(s.lr) +
+         "\nweight-decay=" + list(s.weight_decay) + "\ntrain-fraction=" + list(s.train_fraction) +
+         "\nepochs=" + std::to_string(s.epochs) + "\neval-every=" + std::to_string(s.eval_every) +
+         "\nthreshold=" + text_of(s.threshold, "%.17g") + "\naxes=" + axis_flag(s.x_axis) + "," + axis_flag(s.y_axis) +
+         "\nkeep-weights=" + (s.keep_weights ? "1" : "0") + "\n";
+}
+
+// The flags of `minmax sweep` that define a sweep (--resume takes them from sweep-spec.txt).
+inline const std::set<std::string>& sweep_setting_flags() {
+  static const std::set<std::string> flags{"--seeds", "--lr", "--weight-decay", "--train-fraction", "--epochs",
+                                           "--eval-every", "--threshold", "--axes"};
+  return flags;
+}
+
+// Reads the settings from flag values (a missing flag keeps its default); throws UsageError.
+inline SweepSpec parse_sweep_spec(const std::map<std::string, std::string>& values, bool keep_weights) {
+  SweepSpec s;
+  auto get = [&](const char* flag) -> std::optional<std::string> {
+    const auto found = values.find(flag);
+    if (found == values.end()) return std::nullopt;
+    return found->second;
+  };
+  if (const auto v = get("--seeds")) s.seeds = parse_seed_list(*v, "--seeds");
+  if (const auto v = get("--lr")) s.lr = parse_number_list(*v, "--lr", 0.0, 10.0, true, false);
+  if (const auto v = get("--weight-decay")) s.weight_decay = parse_number_list(*v, "--weight-decay", 0.0, 1e6, false, false);
+  if (const auto v = get("--train-fraction"))
+    s.train_fraction = parse_number_list(*v, "--train-fraction", 0.0, 1.0, true, true);
+  if (const auto v = get("--epochs")) s.epochs = programs::Arguments::parse_integer(*v, "--epochs", 1, 100'000'000);
+  if (const auto v = get("--eval-every"))
+    s.eval_every = programs::Arguments::parse_integer(*v, "--eval-every", 1, 100'000'000);
+  if (const auto v = get("--threshold")) {
+    const auto t = parse_number_list(*v, "--threshold", 0.0, 1.0, true, false);
+    if (t.size() != 1) throw programs::UsageError("--threshold takes one number, found '" + *v + "'");
+    s.threshold = t[0];
+  }
+  s.keep_weights = keep_weights;
+  check_fractions(s);
+  choose_axes(s, get("--axes"));
+  if (s.runs() > kMaxRuns)
+    throw programs::UsageError("the sweep has " + std::to_string(s.runs()) + " runs; at most " +
+                               std::to_string(kMaxRuns) + " are allowed");
+  return s;
+}
+
+inline SweepSpec read_sweep_spec(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw programs::RunError("cannot read '" + path + "': " + std::strerror(errno) + " (is it a sweep's directory?)");
+  std::map<std::string, std::string> values;
+  bool keep_weights = false;
+  std::string line;
+  for (int number = 1; std::getline(in, line); ++number) {
+    if (line.empty() || line[0] == '#') continue;
+    const auto equals = line.find('=');
+    const std::string key = equals == std::string::npos ? "" : "--" + line.substr(0, equals);
+    if (key == "--keep-weights") {
+      keep_weights = line.substr(equals + 1) == "1";
+    } else if (!sweep_setting_flags().count(key)) {
+      throw programs::RunError(path + ": line " + std::to_string(number) + " is '" + line + "', expected key=value");
+    } else {
+      values[key] = line.substr(equals + 1);
+    }
+  }
+  try {
+    return parse_sweep_spec(values, keep_weights);
+  } catch (const programs::UsageError& e) {
+    throw programs::RunError(path + ": " + e.what());
+  }
+}
+
+// ---- one run's row ---------------------------------------------------------------------------------
+inline std::string sweep_header(const SweepSpec& s) {
+  std::string h = "run,seed,lr,weight_decay,train_fraction,status,epochs,train_loss,train_acc,test_loss,test_acc,epoch_to_" +
+                  text_of(100 * s.threshold, "%g") + "pct";
+  for (const char* op : {"max", "min"})
+    for (int head = 0; head < tinyattn::ReferenceShape::heads; ++head)
+      for (const char* key : {"A", "op", "B"}) h += std::string(",") + op + "_h" + std::to_string(head) + "_" + key;
+  return h;
+}
+
+// The settings part of a row: what --resume checks a finished row against.
+inline std::string row_settings(const SweepRun& r) {
+  return std::to_string(r.id) + "," + std::to_string(r.seed) + "," + text_of(r.lr) + "," + text_of(r.weight_decay) +
+         "," + text_of(r.train_fraction);
+}
+
+// Each head's mean attention from '=' to A, op and B over every input of max and of min.
+template <class Net>
+std::string attention_shares(const Net& net) {
+  const tinyattn::MinMaxAttentionMaps maps = tinyattn::minmax_attention_maps(net, tinyattn::MinMaxTask(kSweepMaxN));
+  std::string text;
+  for (int op = 0; op < 2; ++op)
+    for (tinyattn::index_t h = 0; h < maps.heads; ++h)
+      for (tinyattn::index_t key = 0; key < maps.keys; ++key) {
+        double sum = 0;
+        for (tinyattn::index_t a = 0; a < maps.n; ++a)
+          for (tinyattn::index_t b = 0; b < maps.n; ++b) sum += maps.weights[op][maps.index(h, key, a, b)];
+        text += "," + text_of(sum / (static_cast<double>(maps.n) * maps.n), "%.6f");
+      }
+  return text;
+}
+
+template <class Net>
+std::string sweep_row(const SweepRun& run, const tinyattn::MemberResult<>& r, const Net& net) {
+  std::string row = row_settings(run) + (r.diverged ? ",diverged," : ",ok,") + std::to_string(r.last.epoch);
+  if (r.last.epoch > 0)
+    row += "," + text_of(r.last.train_loss) + "," + text_of(r.last.train_accuracy);
+  else
+    row += ",,";
+  if (r.last_tested.epoch > 0)
+    row += "," + text_of(r.last_tested.test_loss) + "," + text_of(r.last_tested.test_accuracy);
+  else
+    row += ",,";
+  row += "," + (r.epoch_reached > 0 ? std::to_string(r.epoch_reached) : std::string());
+  return row + attention_shares(net);
+}
+
+inline std::string run_file_name(std::size_t id) {
+  char name[40];
+  std::snprintf(name, sizeof name, "run-%06zu", id);
+  return name;
+}
+
+// The rows already finished in dir/runs, by run number; a row that does not match its run's settings
+// (another sweep's file) is an error, not silently mixed in.
+inline std::map<std::size_t, std::string> finished_rows(const std::string& dir, const SweepSpec& spec,
+                                                        const std::vector<SweepRun>& runs) {
+  std::map<std::size_t, std::string> rows;
+  const std::string header = sweep_header(spec);
+  for (const SweepRun& run : runs) {
+    const std::string path = programs::join(programs::join(dir, "runs"), run_file_name(run.id) + ".csv");
+    std::ifstream in(path);
+    if (!in) continue;
+    std::string first, row;
+    std::getline(in, first);
+    std::getline(in, row);
+    const std::string settings = row_settings(run) + ",";
+    if (first != header || row.compare(0, settings.size(), settings) != 0)
+      throw programs::RunError(path + " does not belong to this sweep: expected the header of sweep-spec.txt and a row "
+                               "starting '" + settings + "', found '" + row + "'");
+    rows[run.id] = row;
+  }
+  return rows;
+}
+
+// ---- figures and tables over all rows --------------------------------------------------------------
+struct RowNumbers {
+  SweepRun run;
+  bool diverged;
+  double test_acc;   // NaN when never tested
+  double reached;    // NaN when the threshold was never reached
+};
+
+inline RowNumbers row_numbers(const SweepRun& run, const std::string& row) {
+  std::vector<std::string> fields;
+  std::stringstream cells(row);
+  for (std::string cell; std::getline(cells, cell, ',');) fields.push_back(cell);
+  if (fields.size() < 12) throw programs::RunError("a sweep row has " + std::to_string(fields.size()) + " fields: '" + row + "'");
+  auto number = [](const std::string& t) { return t.empty() ? NAN : std::strtod(t.c_str(), nullptr); };
+  return {run, fields[5] == "diverged", number(fields[10]), number(fields[11])};
+}
+
+inline std::size_t axis_index(const SweepSpec& s, Axis a, const SweepRun& r) {
+  const double v = a == Axis::lr ? r.lr : a == Axis::weight_decay ? r.weight_decay : r.train_fraction;
+  const auto& values = s.values(a);
+  return static_cast<std::size_t>(std::find(values.begin(), values.end(), v) - values.begin());
+}
+
+// phase.csv and, when gnuplot is there, the phase diagrams and histograms. Returns false without gnuplot.
+inline bool write_sweep_summaries(const SweepSpec& s, const std::vector<RowNumbers>& rows, const std::string& dir,
+                                  bool plot, std::vector<std::string>& files) {
+  const auto& xs = s.values(s.x_axis);
+  const auto& ys = s.values(s.y_axis);
+  const std::size_t cells = xs.size() * ys.size();
+  std::vector<double> acc_sum(cells, 0), epoch_sum(cells, 0);
+  std::vector<int> runs(cells, 0), tested(cells, 0), reached(cells, 0), diverged(cells, 0);
+  for (const RowNumbers& r : rows) {
+    const std::size_t c = axis_index(s, s.y_axis, r.run) * xs.size() + axis_index(s, s.x_axis, r.run);
+    ++runs[c];
+    diverged[c] += r.diverged;
+    if (!std::isnan(r.test_acc)) acc_sum[c] += r.test_acc, ++tested[c];
+    if (!std::isnan(r.reached)) epoch_sum[c] += r.reached, ++reached[c];
+  }
+  std::string csv = std::string(axis_flag(s.y_axis)) + "," + axis_flag(s.x_axis) +
+                    ",runs,diverged,mean_test_acc,reached,mean_epoch_to_" + text_of(100 * s.threshold, "%g") + "pct\n";
+  std::vector<double> mean_acc(cells, NAN), mean_epochs(cells, NAN);
+  for (std::size_t y = 0; y < ys.size(); ++y)
+    for (std::size_t x = 0; x < xs.size(); ++x) {
+      const std::size_t c = y * xs.size() + x;
+      if (tested[c]) mean_acc[c] = acc_sum[c] / tested[c];
+      if (reached[c]) mean_epochs[c] = epoch_sum[c] / reached[c];
+      csv += text_of(ys[y]) + "," + text_of(xs[x]) + "," + std::to_string(runs[c]) + "," + std::to_string(diverged[c]) +
+             "," + (tested[c] ? text_of(mean_acc[c]) : "") + "," + std::to_string(reached[c]) + "," +
+             (reached[c] ? text_of(mean_epochs[c]) : "") + "\n";
+    }
+  tinyattn::io::write_file_atomically(programs::join(dir, "phase.csv"), csv);
+  files.push_back("phase.csv");
+  if (!plot) return true;
+  if (!tinyattn::plot::gnuplot_available()) return false;
+
+  const std::size_t per_cell = rows.size() / std::max<std::size_t>(cells, 1);
+  tinyattn::plot::PhaseDiagram d;
+  d.x_label = axis_title(s.x_axis), d.y_label = axis_title(s.y_axis);
+  for (double v : xs) d.x_ticks.push_back(text_of(v, "%g"));
+  for (double v : ys) d.y_ticks.push_back(text_of(v, "%g"));
+  d.title = "final test accuracy, mean of " + std::to_string(per_cell) + " runs per cell";
+  d.z_label = "test accuracy";
+  d.values = mean_acc;
+  tinyattn::plot::write_phase_diagram_png(d, programs::join(dir, "phase_test_accuracy.png"));
+  const std::string pct = text_of(100 * s.threshold, "%g");
+  d.title = "epoch test accuracy first reached " + pct + "% (mean over the runs that did; '-': none did)";
+  d.z_label = "epoch";
+  d.values = mean_epochs;
+  d.cell_format = "%.0f";
+  d.zmin = 0, d.zmax = static_cast<double>(s.epochs);
+  tinyattn::plot::write_phase_diagram_png(d, programs::join(dir, "phase_epochs.png"));
+  files.insert(files.end(), {"phase_test_accuracy.png", "phase_epochs.png"});
+
+  // Histograms over all runs: final test accuracy in 2 % bins, epochs to the threshold in 40 bins.
+  auto histogram = [&](const std::string& title, const std::string& x_label, double low, double high, int bins,
+                       auto value_of, const std::string& name) {
+    tinyattn::plot::LineChart chart;
+    chart.title = title, chart.x_label = x_label, chart.y_label = "runs";
+    chart.bars = true;
+    tinyattn::plot::LineSeries counts{"runs per bin", {}, {}};
+    std::vector<double> count(static_cast<std::size_t>(bins), 0);
+    for (const RowNumbers& r : rows) {
+      const double v = value_of(r);
+      if (std::isnan(v)) continue;
+      const int bin = std::clamp(static_cast<int>((v - low) / (high - low) * bins), 0, bins - 1);
+      ++count[static_cast<std::size_t>(bin)];
+    }
+    for (int b = 0; b < bins; ++b) {
+      counts.x.push_back(low + (b + 0.5) * (high - low) / bins);
+      counts.y.push_back(count[static_cast<std::size_t>(b)]);
+    }
+    chart.series.push_back(counts);
+    tinyattn::plot::write_line_chart_png(chart, programs::join(dir, name));
+    files.push_back(name);
+  };
+  histogram("final test accuracy of " + std::to_string(rows.size()) + " runs", "test accuracy", 0.0, 1.0, 50,
+            [](const RowNumbers& r) { return r.test_acc; }, "histogram_test_accuracy.png");
+  histogram("epoch test accuracy first reached " + pct + "% (runs that did)", "epoch", 0.0,
+            static_cast<double>(s.epochs), 40, [](const RowNumbers& r) { return r.reached; }, "histogram_epochs.png");
+  return true;
+}
+
+// ---- progress over runs ----------------------------------------------------------------------------
+class RunProgress {
+ public:
+  RunProgress(std::size_t total, const programs::Ranks& ranks) : total_(total), ranks_(ranks) {}
+  void finished(const SweepRun& run, const tinyattn::MemberResult<>& r, double threshold) {
+    ++done_;
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    constexpr int kWidth = 20;
+    std::string bar(static_cast<std::size_t>(total_ ? kWidth * done_ / total_ : kWidth), '#');
+    bar.resize(kWidth, '.');
+    const double eta = done_ ? elapsed / done_ * (total_ - done_) : 0.0;
+    std::string rank = ranks_.size() > 1 ? "rank " + std::to_string(ranks_.rank()) + ": " : "";
+    std::string outcome = r.diverged ? "diverged at epoch " + std::to_string(r.last.epoch + 1)
+                                     : "test " + text_of(100 * r.last_tested.test_accuracy, "%.2f") + "%";
+    if (r.epoch_reached > 0)
+      outcome += " (" + text_of(100 * threshold, "%g") + "% at epoch " + std::to_string(r.epoch_reached) + ")";
+    std::printf("%s[%s] %zu/%zu runs, ETA %.0f s | run %zu: seed %llu lr %g wd %g fraction %g -> %s\n", rank.c_str(),
+                bar.c_str(), done_, total_, eta, run.id, static_cast<unsigned long long>(run.seed), run.lr,
+                run.weight_decay, run.train_fraction, outcome.c_str());
+    std::fflush(stdout);
+  }
+
+ private:
+  std::size_t total_, done_ = 0;
+  const programs::Ranks& ranks_;
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+};
+
+// ---- the command -----------------------------------------------------------------------------------
+struct SweepCommand {
+  SweepSpec spec;
+  std::string out;
+  bool resume = false;
+  bool plot = true;
+};
+
+// Runs the sweep's unfinished runs dealt over the ranks; rank 0 then writes sweep.csv and the
+// summaries. Returns the exit status.
+inline int run_sweep(const SweepCommand& command, const programs::Ranks& ranks) {
+  using Net = tinyattn::AttentionNetwork<tinyattn::ReferenceShape>;
+  const SweepSpec& spec = command.spec;
+  const std::string& dir = command.out;
+  const std::string spec_path = programs::join(dir, "sweep-spec.txt");
+  // Every rank checks before rank 0 writes anything, so that none sees another's sweep-spec.txt.
+  if (!command.resume && std::filesystem::exists(spec_path))
+    throw programs::UsageError("'" + dir + "' holds a sweep already (sweep-spec.txt): continue it with --resume " +
+                               dir + ", or choose another --out");
+  ranks.barrier();
+  if (ranks.root()) {
+    programs::prepare_output_directory(dir);
+    programs::prepare_output_directory(programs::join(dir, "runs"));
+    if (spec.keep_weights) programs::prepare_output_directory(programs::join(dir, "weights"));
+    if (!command.resume) tinyattn::io::write_file_atomically(spec_path, spec_text(spec));
+  }
+  ranks.barrier();
+
+  const std::vector<SweepRun> runs = sweep_runs(spec);
+  std::map<std::size_t, std::string> rows = finished_rows(dir, spec, runs);
+  std::vector<SweepRun> mine;  // this rank's share of the unfinished runs
+  std::size_t pending = 0;
+  for (const SweepRun& run : runs)
+    if (!rows.count(run.id) && pending++ % static_cast<std::size_t>(ranks.size()) == static_cast<std::size_t>(ranks.rank()))
+      mine.push_back(run);
+  if (ranks.root())
+    std::printf("sweep of %zu runs (%zu finished before) x %lld epochs over %d rank%s, %d thread%s each, into %s/\n",
+                runs.size(), rows.size(), static_cast<long long>(spec.epochs), ranks.size(), ranks.size() > 1 ? "s" : "",
+                tinyattn::Primitives<tinyattn::backend::cpu>::max_workers(), tinyattn::Primitives<tinyattn::backend::cpu>::max_workers() > 1 ? "s" : "", dir.c_str());
+  std::fflush(stdout);
+
+  std::vector<tinyattn::EnsembleMember> members;
+  for (const SweepRun& run : mine) {
+    const tinyattn::MinMaxTask task(kSweepMaxN, run.seed, run.train_fraction);
+    tinyattn::EnsembleMember m;
+    m.init_seed = run.seed;
+    m.train = task.train(), m.test = task.test();
+    m.options.adamw = tinyattn::MinMaxTask::adamw();
+    m.options.adamw.lr = run.lr, m.options.adamw.weight_decay = run.weight_decay;
+    m.options.eval_every = spec.eval_every;
+    m.epochs = spec.epochs;
+    members.push_back(std::move(m));
+  }
+  tinyattn::EnsembleOptions options;
+  options.accuracy_threshold = spec.threshold;
+  options.keep_history = false;
+  RunProgress progress(mine.size(), ranks);
+  std::string computed;  // this rank's new rows, "id\trow\n", for rank 0
+  tinyattn::Ensemble<Net>(std::move(members), options).run([&](const tinyattn::MemberResult<>& r, const Net& net) {
+    const SweepRun& run = mine[static_cast<std::size_t>(r.member)];
+    const std::string name = run_file_name(run.id);
+    if (spec.keep_weights) {
+      tinyattn::io::Metadata meta{{"task", "minmax"}, {"max_n", std::to_string(kSweepMaxN)},
+                                  {"seed", std::to_string(run.seed)}, {"epochs", std::to_string(r.last.epoch)},
+                                  {"lr", text_of(run.lr, "%.17g")}, {"weight_decay", text_of(run.weight_decay, "%.17g")},
+                                  {"minmax_train_fraction", text_of(run.train_fraction, "%.17g")}, {"betas", "0.9,0.99"},
+                                  {"eps", "1e-08"}, {"optimizer", "AdamW"}};
+      tinyattn::io::save_weights(net, programs::join(programs::join(dir, "weights"), name + ".safetensors"), meta);
+    }
+    const std::string row = sweep_row(run, r, net);
+    tinyattn::io::write_file_atomically(programs::join(programs::join(dir, "runs"), name + ".csv"),
+                                        sweep_header(spec) + "\n" + row + "\n");
+    computed += std::to_string(run.id) + "\t" + row + "\n";
+    progress.finished(run, r, spec.threshold);
+  });
+
+  const std::vector<std::string> gathered = ranks.gather(computed);
+  if (!ranks.root()) return 0;
+  for (const std::string& text : gathered) {
+    std::stringstream lines(text);
+    for (std::string line; std::getline(lines, line);) {
+      const auto tab = line.find('\t');
+      const std::size_t id = std::stoull(line.substr(0, tab));
+      rows[id] = line.substr(tab + 1);
+      // Ranks on other machines wrote their rows there; keep every row here too.
+      const std::string path = programs::join(programs::join(dir, "runs"), run_file_name(id) + ".csv");
+      if (!std::filesystem::exists(path)) tinyattn::io::write_file_atomically(path, sweep_header(spec) + "\n" + rows[id] + "\n");
+    }
+  }
+  if (rows.size() != runs.size())
+    throw programs::RunError("the sweep ended with " + std::to_string(rows.size()) + " of " +
+                             std::to_string(runs.size()) + " rows; run it again with --resume " + dir);
+  std::string csv = sweep_header(spec) + "\n";
+  std::vector<RowNumbers> numbers;
+  std::size_t diverged = 0, reached = 0;
+  for (const SweepRun& run : runs) {
+    csv += rows[run.id] + "\n";
+    numbers.push_back(row_numbers(run, rows[run.id]));
+    diverged += numbers.back().diverged;
+    reached += !std::isnan(numbers.back().reached);
+  }
+  tinyattn::io::write_file_atomically(programs::join(dir, "sweep.csv"), csv);
+  std::vector<std::string> files{"sweep.csv"};
+  if (!write_sweep_summaries(spec, numbers, dir, command.plot, files)) programs::warn_no_gnuplot();
+  std::printf("done: %zu runs, %zu reached %g%% test accuracy, %zu diverged\nfiles in %s/: sweep-spec.txt runs/%s",
+              runs.size(), reached, 100 * spec.threshold, diverged, dir.c_str(), spec.keep_weights ? " weights/" : "");
+  for (const auto& f : files) std::printf(" %s", f.c_str());
+  std::printf("\n");
+  return 0;
+}
+
+}  // namespace minmax
