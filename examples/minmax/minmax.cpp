@@ -127,79 +127,14 @@ void install_stop_handlers() {
 }
 
 // ---- files ------------------------------------------------------------------------------------------
-class RunError : public std::runtime_error {  // exit status 1
- public:
-  using std::runtime_error::runtime_error;
-};
-
-std::string join(const std::string& dir, const std::string& name) {
-  return dir.empty() || dir.back() == '/' ? dir + name : dir + "/" + name;
-}
-
-// Creates `dir` (and its parents) when missing, then checks that files can be written there.
-void prepare_output_directory(const std::string& dir) {
-  std::string partial;
-  std::stringstream parts(dir);
-  std::string part;
-  if (!dir.empty() && dir[0] == '/') partial = "/";
-  while (std::getline(parts, part, '/')) {
-    if (part.empty()) continue;
-    partial += part + "/";
-    if (mkdir(partial.c_str(), 0777) != 0 && errno != EEXIST)
-      throw RunError("cannot create output directory '" + partial + "': " + std::strerror(errno));
-  }
-  struct stat info {};
-  if (stat(dir.c_str(), &info) != 0 || !S_ISDIR(info.st_mode))
-    throw RunError("output path '" + dir + "' is not a directory");
-  if (access(dir.c_str(), W_OK | X_OK) != 0)
-    throw RunError("cannot write to output directory '" + dir + "': " + std::strerror(errno));
-  // access() says yes to root everywhere; creating a file is the real test, before any training.
-  const std::string probe = join(dir, ".minmax-write-test." + std::to_string(getpid()));
-  const int fd = open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
-  if (fd < 0) throw RunError("cannot write to output directory '" + dir + "': " + std::strerror(errno));
-  close(fd);
-  unlink(probe.c_str());
-  tinyattn::io::remove_stale_temporary_files(dir);  // left by a run killed while writing
-}
-
-struct CurveRow {
-  std::int64_t epoch;
-  double train_loss, train_acc, test_loss, test_acc;
-};
-
-void write_curves_csv(const std::string& path, const std::vector<CurveRow>& rows) {
-  std::string text = "epoch,train_loss,train_acc,test_loss,test_acc\n";
-  char line[160];
-  for (const CurveRow& r : rows) {
-    std::snprintf(line, sizeof line, "%lld,%.9g,%.9g,%.9g,%.9g\n", static_cast<long long>(r.epoch), r.train_loss,
-                  r.train_acc, r.test_loss, r.test_acc);
-    text += line;
-  }
-  tinyattn::io::write_file_atomically(path, text);
-}
-
-std::vector<CurveRow> read_curves_csv(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw RunError("cannot read '" + path + "': " + std::strerror(errno));
-  std::string line;
-  std::getline(in, line);
-  if (line != "epoch,train_loss,train_acc,test_loss,test_acc")
-    throw RunError(path + ": line 1 is '" + line + "', expected the header epoch,train_loss,train_acc,test_loss,test_acc");
-  std::vector<CurveRow> rows;
-  for (int number = 2; std::getline(in, line); ++number) {
-    CurveRow r{};
-    long long epoch = 0;
-    char tail = 0;
-    if (std::sscanf(line.c_str(), "%lld,%lf,%lf,%lf,%lf%c", &epoch, &r.train_loss, &r.train_acc, &r.test_loss,
-                    &r.test_acc, &tail) != 5 ||
-        epoch != static_cast<long long>(rows.size()) + 1)
-      throw RunError(path + ": line " + std::to_string(number) + " is '" + line + "', expected epoch " +
-                     std::to_string(rows.size() + 1) + " and four numbers");
-    r.epoch = epoch;
-    rows.push_back(r);
-  }
-  return rows;
-}
+// The output directory, curves.csv and its figure: examples/common/run_files.hpp.
+using programs::CurveRow;
+using programs::join;
+using programs::prepare_output_directory;
+using programs::read_curves_csv;
+using programs::RunError;
+using programs::warn_no_gnuplot;
+using programs::write_curves_csv;
 
 // ---- figures ------------------------------------------------------------------------------------------
 // Writes the attention maps as .npy and, unless plotting is off or impossible, the four heatmap PNGs.
@@ -234,27 +169,7 @@ bool write_attention_figures(const Net& net, const std::string& dir, bool plot, 
 }
 
 bool write_curves_figure(const std::vector<CurveRow>& rows, const std::string& dir, std::vector<std::string>& files) {
-  if (rows.empty()) return true;
-  if (!tinyattn::plot::gnuplot_available()) return false;
-  tinyattn::plot::Curves curves;
-  curves.title = "min/max: accuracy and loss per epoch";
-  for (const CurveRow& r : rows) {
-    curves.epoch.push_back(static_cast<int>(r.epoch));
-    curves.train_acc.push_back(r.train_acc);
-    curves.test_acc.push_back(r.test_acc);
-    curves.train_loss.push_back(r.train_loss);
-    curves.test_loss.push_back(r.test_loss);
-  }
-  tinyattn::plot::write_curves_png(curves, join(dir, "curves.png"));
-  files.push_back("curves.png");
-  return true;
-}
-
-void warn_no_gnuplot() {
-  std::fprintf(stderr,
-               "warning: gnuplot not found (tried '%s'; install gnuplot-nox or set GNUPLOT_IOSTREAM_CMD): "
-               "figures skipped, all other files written\n",
-               tinyattn::plot::default_gnuplot_command().c_str());
+  return programs::write_curves_figure(rows, "min/max: accuracy and loss per epoch", dir, files);
 }
 
 // ---- commands -------------------------------------------------------------------------------------------
