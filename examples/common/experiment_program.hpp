@@ -36,6 +36,7 @@
 #include "cli.hpp"
 #include "progress.hpp"
 #include "run_files.hpp"
+#include "run_files.hpp"
 #include "tinyattn/io/weights.hpp"
 #include "tinyattn/tinyattn.hpp"
 
@@ -66,12 +67,6 @@ inline void install_stop_handlers() {
 }
 
 // ---- metadata --------------------------------------------------------------------------------------------
-inline std::string number_text(double value) {
-  char text[40];
-  std::snprintf(text, sizeof text, "%.17g", value);
-  return text;
-}
-
 // A saved setting: the metadata value of `key` (JSON string quotes removed), or a RunError naming the file.
 inline std::string saved(const tinyattn::io::Metadata& meta, const std::string& key, const std::string& file) {
   const auto found = meta.find(key);

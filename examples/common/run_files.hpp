@@ -27,6 +27,14 @@ class RunError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A number as printf's `format` writes it: %.17g reads back exactly (settings in metadata), %.9g is a
+// float's precision (curves.csv, sweep.csv), %.6g reads well in reports.
+inline std::string number_text(double value, const char* format = "%.17g") {
+  char text[48];
+  std::snprintf(text, sizeof text, format, value);
+  return text;
+}
+
 inline std::string join(const std::string& dir, const std::string& name) {
   return (std::filesystem::path(dir) / name).string();
 }

@@ -27,11 +27,7 @@
 
 namespace minmax {
 
-inline std::string short_number(double value) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%.6g", value);
-  return text;
-}
+inline std::string short_number(double value) { return programs::number_text(value, "%.6g"); }
 
 template <class Net>
 int analyze_model(const Net& net, const tinyattn::MinMaxTask& task, const std::string& weights, const std::string& dir) {

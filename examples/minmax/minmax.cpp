@@ -214,17 +214,16 @@ tinyattn::MinMaxTask task_of(const tinyattn::io::Metadata& meta, const std::opti
 }
 
 tinyattn::io::Metadata run_metadata(const TrainSettings& s, std::int64_t epoch) {
-  char lr[32], wd[32];
-  std::snprintf(lr, sizeof lr, "%.17g", s.adamw.lr);
-  std::snprintf(wd, sizeof wd, "%.17g", s.adamw.weight_decay);
-  tinyattn::io::Metadata meta{{"task", "minmax"},         {"max_n", std::to_string(kMaxN)}, {"seed", std::to_string(s.seed)},
-                              {"epochs", std::to_string(epoch)}, {"lr", lr},                {"weight_decay", wd},
-                              {"betas", "0.9,0.99"},      {"eps", "1e-08"},                   {"optimizer", "AdamW"}};
-  if (s.train_fraction) {
-    char fraction[32];
-    std::snprintf(fraction, sizeof fraction, "%.17g", *s.train_fraction);
-    meta["minmax_train_fraction"] = fraction;
-  }
+  tinyattn::io::Metadata meta{{"task", "minmax"},
+                              {"max_n", std::to_string(kMaxN)},
+                              {"seed", std::to_string(s.seed)},
+                              {"epochs", std::to_string(epoch)},
+                              {"lr", programs::number_text(s.adamw.lr)},
+                              {"weight_decay", programs::number_text(s.adamw.weight_decay)},
+                              {"betas", "0.9,0.99"},
+                              {"eps", "1e-08"},
+                              {"optimizer", "AdamW"}};
+  if (s.train_fraction) meta["minmax_train_fraction"] = programs::number_text(*s.train_fraction);
   return meta;
 }
 

@@ -86,11 +86,7 @@ inline std::vector<SweepRun> sweep_runs(const SweepSpec& s) {
   return runs;
 }
 
-inline std::string text_of(double value, const char* format = "%.9g") {
-  char text[40];
-  std::snprintf(text, sizeof text, format, value);
-  return text;
-}
+inline std::string text_of(double value, const char* format = "%.9g") { return programs::number_text(value, format); }
 
 inline constexpr std::size_t kMaxRuns = 1'000'000;
 inline constexpr tinyattn::index_t kSweepMaxN = 128;
