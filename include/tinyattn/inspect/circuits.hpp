@@ -104,7 +104,7 @@ void scores_in_circuit_order(const RowSpace& space, const Scalar* by_space_row, 
       by_circuit_row[t * space.vocab() + v] = by_space_row[space.row_of(v, t)];
 }
 
-// The QK entry of activations path: q . k of a query row and a key row of one head, summed in double.
+// A QK entry on the activations path: q . k of a query row and a key row of one head, summed in double.
 template <class Scalar>
 Scalar activation_score(const Scalar* q, const Scalar* k, index_t head_dim) {
   double s = 0;
@@ -218,7 +218,7 @@ QueryRowScores<typename Net::scalar_type> qk_circuit_rows_from_tables(const Net&
   using P = Primitives<typename Net::backend_type>;
   using Scalar = typename Net::scalar_type;
   constexpr index_t V = Net::vocab, T = Net::context, H = Net::heads;
-  const EveryRowTables<Net> every(net, /*with_logit_table=*/false);
+  const EveryRowTables<Net> every(net, /*with_logit_table=*/false);  // the scores do not read the logit table
   const index_t R = every.space.size();
   QueryRowScores<Scalar> s;
   s.heads = H, s.rows = V * T, s.vocab = V, s.context = T, s.query_rows = std::move(query_rows);
