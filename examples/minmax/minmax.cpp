@@ -269,6 +269,7 @@ int train(const TrainSettings& settings) {
     tinyattn::io::save_checkpoint(trainer, checkpoint, run_metadata(settings, trainer.epochs()));
   };
   MinMaxSnapshots<Net> snapshots(task, settings.snapshot_every);
+  snapshots.reserve(first, settings.epochs);
   snapshots.maybe_take(net, first - 1, /*force=*/true);
   install_stop_handlers();
   Progress progress(first, settings.epochs);

@@ -27,6 +27,12 @@ class MinMaxSnapshots {
   MinMaxSnapshots(const tinyattn::MinMaxTask& task, std::int64_t every)
       : task_(task), every_(every), snapshots_(task.all(), {{"max", op_batch(task, 0)}, {"min", op_batch(task, 1)}}) {}
 
+  // Room for the snapshots of a run over epochs [first, last]: at its start and at every multiple of K.
+  void reserve(std::int64_t first, std::int64_t last) {
+    if (every_ > 0 && last >= first - 1)
+      snapshots_.reserve(static_cast<tinyattn::index_t>(1 + last / every_ - (first - 1) / every_));
+  }
+
   // Takes a snapshot at epoch 0 of this run's start and at every multiple of K.
   void maybe_take(const Net& net, std::int64_t epoch, bool force = false) {
     if (every_ <= 0 || (!force && epoch % every_ != 0)) return;

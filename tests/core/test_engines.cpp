@@ -3,6 +3,8 @@
 // and odd shapes, every logit and score path, both backends.
 #include "../support/test_support.hpp"
 
+#include "tinyattn/model/repeated_evaluation.hpp"
+
 namespace tinyattn::test {
 namespace {
 
@@ -101,6 +103,47 @@ TEST_CASE_TEMPLATE("table engine = reference engine: one block with an MLP and/o
     check_engines_agree<Shape<9, 8, 2, 5>, Architecture<untied_unembedding, output_vocab<7>, causal_mask>, Backend>(
         random_sequences(9, 7, 5, 400, 85, false), random_sequences(9, 7, 5, 100, 86, false), 11,
         LogitPath::automatic, ScorePath::per_sample);
+  }
+}
+
+// RepeatedEvaluation against net.evaluate: equal bits for two models at the same version (it must not
+// reuse the first one's tables for the second) and after training steps changed the parameters.
+template <class Net>
+void check_repeated_evaluation(const TokenBatch& batch, const TokenBatch& train) {
+  const auto same = [](const Evaluation& a, const Evaluation& b) {
+    return a.loss == b.loss && a.accuracy == b.accuracy && a.correct == b.correct && a.samples == b.samples;
+  };
+  Net net(5), other(6);
+  REQUIRE(net.version() == other.version());
+  RepeatedEvaluation<Net> repeated(batch);
+  const Evaluation first = repeated.evaluate(net);
+  CHECK(same(first, net.evaluate(batch)));
+  CHECK(same(repeated.evaluate(other), other.evaluate(batch)));
+  CHECK(same(repeated.evaluate(net), first));
+  Trainer<Net> trainer(net, train, TokenBatch{}, reference_options());
+  for (int e = 0; e < 3; ++e) trainer.train_epoch();
+  const Evaluation trained = repeated.evaluate(net);
+  CHECK(same(trained, net.evaluate(batch)));
+  CHECK(trained.loss != first.loss);
+}
+
+TEST_CASE_TEMPLATE("repeated evaluation = net.evaluate, bit for bit, as the parameters change", Backend,
+                   TINYATTN_TEST_BACKENDS) {
+  SUBCASE("the table engine (the reference architecture, float)") {
+    using Net = Transformer<Shape<9, 8, 2, 4>, ReferenceArchitecture, Backend, float>;
+    static_assert(Net::has_table_engine);
+    check_repeated_evaluation<Net>(few_query_batch(9, 4, 60, 87, 2), random_sequences(9, 9, 4, 40, 88, false));
+  }
+  SUBCASE("the reference engine (two blocks, every position scored)") {
+    using Net = Transformer<Shape<9, 8, 2, 5>, Architecture<n_layers<2>, causal_mask, loss_at_every_position>,
+                            Backend, float>;
+    check_repeated_evaluation<Net>(random_sequences(9, 9, 5, 30, 89, true), random_sequences(9, 9, 5, 20, 90, true));
+  }
+  SUBCASE("a batch net.evaluate refuses") {
+    using Net = Transformer<Shape<9, 8, 2, 4>, ReferenceArchitecture, Backend, float>;
+    TokenBatch inputs_only = random_sequences(9, 9, 4, 5, 91, false);
+    inputs_only.targets.clear();
+    CHECK_THROWS_AS(RepeatedEvaluation<Net>{inputs_only}, Error);
   }
 }
 

@@ -41,6 +41,45 @@ TEST_CASE_TEMPLATE("circuits: the fast path's tables equal the activations' circ
   }
 }
 
+// qk_circuit_rows against circuits(): the same bits for every chosen query row (repeated and in any
+// order) against every key row.
+template <class Net>
+void check_qk_rows_against_circuits(const Net& net, bool from_activations) {
+  constexpr index_t V = Net::vocab, T = Net::context, H = Net::heads;
+  const auto c = circuits(net, from_activations);
+  const std::vector<index_t> chosen{(T - 1) * V + V - 1, 0, 2 * V + 3, (T - 1) * V + V - 1, V + 1};
+  const auto s = qk_circuit_rows(net, chosen, from_activations);
+  REQUIRE(s.query_rows == chosen);
+  REQUIRE(s.rows == V * T);
+  REQUIRE(s.qk.size() == static_cast<std::size_t>(H) * chosen.size() * V * T);
+  std::size_t differing = 0;
+  for (index_t h = 0; h < H; ++h)
+    for (std::size_t i = 0; i < chosen.size(); ++i)
+      for (index_t key = 0; key < V * T; ++key)
+        if (s.scores(h, static_cast<index_t>(i))[key] != c.qk_at(h, chosen[i], key)) ++differing;
+  CHECK(differing == 0);
+  CHECK_THROWS_AS(qk_circuit_rows(net, {V * T}), Error);
+  CHECK_THROWS_AS(qk_circuit_rows(net, {-1}), Error);
+}
+
+TEST_CASE_TEMPLATE("circuits: the QK rows of chosen queries are circuits()'s, bit for bit", Backend,
+                   TINYATTN_TEST_BACKENDS) {
+  SUBCASE("the reference architecture in float, from the tables and from the activations") {
+    using Net = Transformer<Shape<9, 8, 2, 4>, ReferenceArchitecture, Backend, float>;
+    check_qk_rows_against_circuits(Net(7), false);
+    check_qk_rows_against_circuits(Net(7), true);
+  }
+  SUBCASE("an MLP and an untied unembedding (the grokking architecture)") {
+    using Net = Transformer<Shape<8, 12, 3, 3>, Architecture<mlp<16>, untied_unembedding, output_vocab<7>>, Backend, float>;
+    check_qk_rows_against_circuits(Net(8), false);
+  }
+  SUBCASE("a LayerNorm (no table engine: from the activations)") {
+    using Net = Transformer<Shape<9, 8, 2, 4>, Architecture<layer_norm>, Backend, float>;
+    static_assert(!Net::has_table_engine);
+    check_qk_rows_against_circuits(Net(9), false);
+  }
+}
+
 TEST_CASE("circuits: the reference model's logits are its direct path plus the OV rows weighted by the pattern") {
   using Net = Transformer<Shape<9, 8, 2, 4>, ReferenceArchitecture, backend::cpu, double>;
   const Net net(5);

@@ -45,7 +45,81 @@ inline TokenBatch every_row_batch(index_t vocab, index_t context) {
   return batch;
 }
 
+// The QK circuit's entries of chosen query rows: qk[h][query_rows[i]][k_row] for every key row k_row, the
+// entries circuits(net).qk holds there, bit for bit (computed the same way, by the same code), without
+// the rest of the circuits. Rows are numbered as in Circuits (row = position * V + token).
+template <class Scalar>
+struct QueryRowScores {
+  index_t heads = 0, rows = 0, vocab = 0, context = 0;
+  std::vector<index_t> query_rows;
+  std::vector<Scalar> qk;  // (H, query_rows.size(), rows)
+  index_t row(index_t token, index_t position) const { return position * vocab + token; }
+  // The scores of the i-th chosen query row against every key row, by key row.
+  const Scalar* scores(index_t h, index_t i) const {
+    return qk.data() + (static_cast<std::size_t>(h) * query_rows.size() + static_cast<std::size_t>(i)) * rows;
+  }
+};
+
 namespace detail {
+
+inline RowSpace every_row_space(index_t vocab, index_t context) {
+  const TokenBatch all = every_row_batch(vocab, context);
+  return RowSpace(vocab, context, {std::cref(all)});
+}
+
+template <class Net>
+using RowTablesOf = RowTables<typename Net::Shape, typename Net::backend_type, typename Net::scalar_type>;
+
+// The engine's tables of every (token, position) row, and its score table of every row against every
+// row: the scores layer with all rows as queries, (H, R, R) in RowSpace order. All R rows are queries
+// even where only some are wanted: a matrix product may round a row differently with other rows around
+// it, and circuits() and qk_circuit_rows() must agree bit for bit.
+template <class Net>
+struct EveryRowTables {
+  using P = Primitives<typename Net::backend_type>;
+  using Scalar = typename Net::scalar_type;
+
+  EveryRowTables(const Net& net, bool with_logit_table)
+      : space(every_row_space(Net::vocab, Net::context)), tables(space, with_logit_table, false) {
+    tables.compute(net.parameter_data());
+    const index_t R = space.size();
+    P::allocate(scores, static_cast<std::size_t>(Net::heads) * R * R);
+    Layers<typename Net::Shape, typename Net::backend_type, Scalar>::scores_forward(tables.qkv(), R, R, P::data(scores));
+  }
+  // Where the scores of query row `space_row` (RowSpace numbering) of head h start: R entries.
+  const Scalar* score_row(index_t h, index_t space_row) const {
+    return P::data(scores) + (static_cast<std::size_t>(h) * space.size() + space_row) * space.size();
+  }
+
+  RowSpace space;
+  RowTablesOf<Net> tables;
+  typename P::template buffer<Scalar> scores;
+};
+
+// One query row's scores against every key row, from RowSpace order into Circuits' row order.
+template <class Scalar>
+void scores_in_circuit_order(const RowSpace& space, const Scalar* by_space_row, Scalar* by_circuit_row) {
+  for (index_t t = 0; t < space.context(); ++t)
+    for (index_t v = 0; v < space.vocab(); ++v)
+      by_circuit_row[t * space.vocab() + v] = by_space_row[space.row_of(v, t)];
+}
+
+// A QK entry on the activations path: q . k of a query row and a key row of one head, summed in double.
+template <class Scalar>
+Scalar activation_score(const Scalar* q, const Scalar* k, index_t head_dim) {
+  double s = 0;
+  for (index_t e = 0; e < head_dim; ++e) s += static_cast<double>(q[e]) * k[e];
+  return static_cast<Scalar>(s);
+}
+
+// The queries and keys of every row (hook_q, hook_k: sample v, position t = row (v, t)), and the values
+// when `with_values`, from the reference engine.
+template <class Net>
+ActivationCache<typename Net::scalar_type> every_row_activations(const Net& net, bool with_values) {
+  std::vector<std::string> names{"blocks.0.attn.hook_q", "blocks.0.attn.hook_k"};
+  if (with_values) names.push_back("blocks.0.attn.hook_v");
+  return net.inspect(every_row_batch(Net::vocab, Net::context), names);
+}
 
 template <class Net>
 Circuits<typename Net::scalar_type> circuits_from_tables(const Net& net) {
@@ -54,20 +128,15 @@ Circuits<typename Net::scalar_type> circuits_from_tables(const Net& net) {
   using Backend = typename Net::backend_type;
   using Scalar = typename Net::scalar_type;
   using P = Primitives<Backend>;
-  using Ly = Layers<Shape, Backend, Scalar>;
   constexpr index_t V = Net::vocab, T = Net::context, H = Net::heads, V_out = Net::vocab_out, D = Net::d_model;
-  const TokenBatch all = every_row_batch(V, T);
-  const RowSpace space(V, T, {std::cref(all)});
+  const EveryRowTables<Net> every(net, /*with_logit_table=*/Arch::tied && !Arch::has_mlp);
+  const RowSpace& space = every.space;
+  const auto& tables = every.tables;
   const index_t R = space.size();
-  RowTables<Shape, Backend, Scalar> tables(space, /*with_logit_table=*/Arch::tied && !Arch::has_mlp, false);
-  tables.compute(net.parameter_data());
-  // The score table of every row against every row: the engine's scores layer with all rows as queries.
-  typename P::template buffer<Scalar> scores, ov;
-  P::allocate(scores, static_cast<std::size_t>(H) * R * R);
-  Ly::scores_forward(tables.qkv(), R, R, P::data(scores));
   std::vector<Scalar> score_host(static_cast<std::size_t>(H) * R * R);
-  P::download(scores, score_host.data());
+  P::download(every.scores, score_host.data());
   // OV: the logit table's u_h rows (tied) or the u_h rows through W_U (untied).
+  typename P::template buffer<Scalar> ov;
   std::vector<Scalar> ov_host(static_cast<std::size_t>(H) * R * V_out);
   if constexpr (Arch::tied && !Arch::has_mlp) {
     constexpr index_t Vp = kernels::padded_vocab<Shape, Scalar>;
@@ -92,10 +161,8 @@ Circuits<typename Net::scalar_type> circuits_from_tables(const Net& net) {
     for (index_t tq = 0; tq < T; ++tq)
       for (index_t vq = 0; vq < V; ++vq) {
         const index_t rq = space.row_of(vq, tq), out_q = c.row(vq, tq);
-        for (index_t tk = 0; tk < T; ++tk)
-          for (index_t vk = 0; vk < V; ++vk)
-            c.qk[(static_cast<std::size_t>(h) * c.rows + out_q) * c.rows + c.row(vk, tk)] =
-                score_host[(static_cast<std::size_t>(h) * R + rq) * R + space.row_of(vk, tk)];
+        scores_in_circuit_order(space, score_host.data() + (static_cast<std::size_t>(h) * R + rq) * R,
+                                c.qk.data() + (static_cast<std::size_t>(h) * c.rows + out_q) * c.rows);
         std::copy_n(ov_host.data() + (static_cast<std::size_t>(h) * R + rq) * V_out, V_out,
                     c.ov.data() + (static_cast<std::size_t>(h) * c.rows + out_q) * V_out);
       }
@@ -108,8 +175,7 @@ Circuits<typename Net::scalar_type> circuits_from_activations(const Net& net) {
   using Scalar = typename Net::scalar_type;
   constexpr index_t V = Net::vocab, T = Net::context, H = Net::heads, V_out = Net::vocab_out, D = Net::d_model,
                     dh = Net::head_dim;
-  const auto cache = net.inspect(every_row_batch(V, T), {"blocks.0.attn.hook_q", "blocks.0.attn.hook_k",
-                                                         "blocks.0.attn.hook_v"});
+  const auto cache = every_row_activations(net, /*with_values=*/true);
   const auto& q = cache["blocks.0.attn.hook_q"].values;  // (V, T, H, dh): sample v, position t = row (v, t)
   const auto& k = cache["blocks.0.attn.hook_k"].values;
   const auto& v = cache["blocks.0.attn.hook_v"].values;
@@ -129,12 +195,9 @@ Circuits<typename Net::scalar_type> circuits_from_activations(const Net& net) {
       for (index_t v1 = 0; v1 < V; ++v1) {
         const Scalar* qi = at(q, v1, t1, h);
         for (index_t t2 = 0; t2 < T; ++t2)
-          for (index_t v2 = 0; v2 < V; ++v2) {
-            const Scalar* kj = at(k, v2, t2, h);
-            double s = 0;
-            for (index_t e = 0; e < dh; ++e) s += static_cast<double>(qi[e]) * kj[e];
-            c.qk[(static_cast<std::size_t>(h) * c.rows + c.row(v1, t1)) * c.rows + c.row(v2, t2)] = static_cast<Scalar>(s);
-          }
+          for (index_t v2 = 0; v2 < V; ++v2)
+            c.qk[(static_cast<std::size_t>(h) * c.rows + c.row(v1, t1)) * c.rows + c.row(v2, t2)] =
+                activation_score(qi, at(k, v2, t2, h), dh);
         const Scalar* vi = at(v, v1, t1, h);
         std::fill(u.begin(), u.end(), 0.0);
         for (index_t e = 0; e < dh; ++e)
@@ -150,6 +213,50 @@ Circuits<typename Net::scalar_type> circuits_from_activations(const Net& net) {
   return c;
 }
 
+template <class Net>
+QueryRowScores<typename Net::scalar_type> qk_circuit_rows_from_tables(const Net& net, std::vector<index_t> query_rows) {
+  using P = Primitives<typename Net::backend_type>;
+  using Scalar = typename Net::scalar_type;
+  constexpr index_t V = Net::vocab, T = Net::context, H = Net::heads;
+  const EveryRowTables<Net> every(net, /*with_logit_table=*/false);  // the scores do not read the logit table
+  const index_t R = every.space.size();
+  QueryRowScores<Scalar> s;
+  s.heads = H, s.rows = V * T, s.vocab = V, s.context = T, s.query_rows = std::move(query_rows);
+  const auto Q = static_cast<index_t>(s.query_rows.size());
+  s.qk.resize(static_cast<std::size_t>(H) * Q * s.rows);
+  std::vector<Scalar> by_space_row(static_cast<std::size_t>(R));
+  for (index_t h = 0; h < H; ++h)
+    for (index_t i = 0; i < Q; ++i) {
+      const index_t row = s.query_rows[static_cast<std::size_t>(i)];
+      P::copy_to_host(every.score_row(h, every.space.row_of(row % V, row / V)), by_space_row.data(), by_space_row.size());
+      scores_in_circuit_order(every.space, by_space_row.data(), s.qk.data() + (static_cast<std::size_t>(h) * Q + i) * s.rows);
+    }
+  return s;
+}
+
+template <class Net>
+QueryRowScores<typename Net::scalar_type> qk_circuit_rows_from_activations(const Net& net, std::vector<index_t> query_rows) {
+  using Scalar = typename Net::scalar_type;
+  constexpr index_t V = Net::vocab, T = Net::context, H = Net::heads, dh = Net::head_dim;
+  const auto cache = every_row_activations(net, /*with_values=*/false);
+  const auto& q = cache["blocks.0.attn.hook_q"].values;  // (V, T, H, dh): sample v, position t = row (v, t)
+  const auto& k = cache["blocks.0.attn.hook_k"].values;
+  const auto at = [&](const std::vector<Scalar>& a, index_t row, index_t h) {
+    return a.data() + ((static_cast<std::size_t>(row % V) * T + row / V) * H + h) * dh;
+  };
+  QueryRowScores<Scalar> s;
+  s.heads = H, s.rows = V * T, s.vocab = V, s.context = T, s.query_rows = std::move(query_rows);
+  const auto Q = static_cast<index_t>(s.query_rows.size());
+  s.qk.resize(static_cast<std::size_t>(H) * Q * s.rows);
+  for (index_t h = 0; h < H; ++h)
+    for (index_t i = 0; i < Q; ++i) {
+      Scalar* out = s.qk.data() + (static_cast<std::size_t>(h) * Q + i) * s.rows;
+      for (index_t key = 0; key < s.rows; ++key)
+        out[key] = activation_score(at(q, s.query_rows[static_cast<std::size_t>(i)], h), at(k, key, h), dh);
+    }
+  return s;
+}
+
 }  // namespace detail
 
 // The QK and OV circuits of every head of a one-block model (see the top of this file).
@@ -161,6 +268,23 @@ Circuits<typename Net::scalar_type> circuits(const Net& net, bool from_activatio
     if (!from_activations) return detail::circuits_from_tables(net);
   }
   return detail::circuits_from_activations(net);
+}
+
+// The QK circuit's entries of the given query rows against every key row (QueryRowScores): circuits(net,
+// from_activations).qk's entries there, bit for bit, at a fraction of the cost (no OV circuit, and only
+// the wanted rows leave the backend). requires: every row in [0, V * T).
+template <class Net>
+QueryRowScores<typename Net::scalar_type> qk_circuit_rows(const Net& net, std::vector<index_t> query_rows,
+                                                          bool from_activations = false) {
+  static_assert(Net::layers == 1, "tinyattn::qk_circuit_rows: defined for one-block models (a later block's input "
+                                  "depends on more than its own row)");
+  for (const index_t row : query_rows)
+    require(row >= 0 && row < Net::vocab * Net::context, "tinyattn::qk_circuit_rows: query row ", row,
+            " outside [0, ", Net::vocab * Net::context, ")");
+  if constexpr (Net::has_table_engine) {
+    if (!from_activations) return detail::qk_circuit_rows_from_tables(net, std::move(query_rows));
+  }
+  return detail::qk_circuit_rows_from_activations(net, std::move(query_rows));
 }
 
 }  // namespace tinyattn

@@ -11,9 +11,12 @@
 // A frame keeps, for every probe sample, the pattern of the scored (last) query of every head of every
 // layer — the attention the model uses for its answer — as bytes: 1/255 resolution on weights in [0, 1],
 // a quarter of float32's size (the reference model's 32,768 inputs: 786 kB a frame). One-block models
-// on the fast path read the patterns off its QK tables (tinyattn::circuits): the last query's pattern is
-// softmax_k(qk[h][row(query)][row(key k)] / sqrt(dh)), without a forward pass over the probe; other
-// models run inspect(). Tests hold the two against each other.
+// on the fast path read the patterns off its QK tables: the last query's pattern is
+// softmax_k(qk[h][row(query)][row(key k)] / sqrt(dh)), without a forward pass over the probe, from the
+// QK circuit's rows of the queries the probe uses only (tinyattn::qk_circuit_rows); other models run
+// inspect(). Tests hold the two against each other. A snapshot is taken often during a training run,
+// so what does not change between snapshots is made once: the probe's rows, and the subsets'
+// evaluations (model/repeated_evaluation.hpp).
 #pragma once
 
 #include <cmath>
@@ -24,6 +27,7 @@
 
 #include "tinyattn/data/token_batch.hpp"
 #include "tinyattn/inspect/circuits.hpp"
+#include "tinyattn/model/repeated_evaluation.hpp"
 
 namespace tinyattn {
 
@@ -42,68 +46,98 @@ template <class Net>
 class TrainingSnapshots {
  public:
   static constexpr index_t L = Net::layers, H = Net::heads, T = Net::context;
+  // Whether the patterns are read off the QK circuit (see the top of this file) rather than inspect().
+  static constexpr bool kPatternsFromCircuit = L == 1 && Net::has_table_engine;
 
   // `probe`: the samples whose attention is kept; `subsets`: named batches (with targets) whose loss
-  // and accuracy are measured at every snapshot.
+  // and accuracy are measured at every snapshot. Throws tinyattn::Error for a subset net.evaluate would
+  // refuse.
   explicit TrainingSnapshots(TokenBatch probe, std::vector<std::pair<std::string, TokenBatch>> subsets = {})
-      : probe_(std::move(probe)), subsets_(std::move(subsets)) {
+      : probe_(std::move(probe)) {
     for (index_t l = 0; l < L; ++l) names_.push_back("blocks." + std::to_string(l) + ".attn.hook_pattern");
+    for (const auto& [name, batch] : subsets) {
+      subset_names_.push_back(name);
+      subset_evaluations_.emplace_back(batch);
+    }
+    if constexpr (kPatternsFromCircuit) index_probe_rows();
+  }
+
+  // Room for `frames` frames in all, so that the frames are not copied as they grow (a run that knows
+  // how many snapshots it takes).
+  void reserve(index_t frames) {
+    frames_.reserve(static_cast<std::size_t>(frames) * frame_size());
+    measures_.reserve(static_cast<std::size_t>(frames));
   }
 
   void take(const Net& net, std::int64_t epoch) {
     const index_t N = probe_.size();
-    const std::size_t frame = static_cast<std::size_t>(L) * N * H * T;
-    frames_.resize(frames_.size() + frame);
-    std::uint8_t* out = frames_.data() + frames_.size() - frame;
-    ProgressMeasures m;
-    m.epoch = epoch;
-    m.head_entropy.assign(static_cast<std::size_t>(L) * H, 0.0);
-    // One head's pattern row of the last query of sample n, layer l: its bytes and its entropy.
-    const auto keep = [&](index_t l, index_t h, const double* row) {
+    frames_.resize(frames_.size() + frame_size());
+    std::uint8_t* const frame = frames_.data() + frames_.size() - frame_size();
+    pattern_entropy_.resize(static_cast<std::size_t>(N) * L * H);
+    // One head's pattern row of the last query of sample n, layer l: its bytes and its entropy. Each
+    // sample writes only its own slots, so samples run in parallel with the same results.
+    const auto keep = [&](index_t n, index_t l, index_t h, const double* row) {
+      const std::size_t slot = (static_cast<std::size_t>(n) * L + l) * H + h;
+      std::uint8_t* out = frame + slot * T;
       double entropy = 0;
       for (index_t k = 0; k < T; ++k) {
         const double w = row[k];
         if (w > 0) entropy -= w * std::log(w);
-        *out++ = static_cast<std::uint8_t>(std::lround(std::fmin(std::fmax(w, 0.0), 1.0) * 255.0));
+        out[k] = static_cast<std::uint8_t>(round_half_up(std::fmin(std::fmax(w, 0.0), 1.0) * 255.0));
       }
-      m.head_entropy[static_cast<std::size_t>(l) * H + h] += entropy / N;
+      pattern_entropy_[slot] = entropy;
     };
-    double row[T];
-    if constexpr (L == 1 && Net::has_table_engine) {
-      const auto c = circuits(net);
+    if constexpr (kPatternsFromCircuit) {
+      const auto qk = qk_circuit_rows(net, query_rows_);
       const double scale = 1.0 / std::sqrt(static_cast<double>(Net::head_dim));
+#pragma omp parallel for schedule(static)
       for (index_t n = 0; n < N; ++n) {
-        const index_t* tokens = probe_.sample(n);
-        const index_t query = c.row(tokens[T - 1], T - 1);
+        const index_t* keys = key_rows_.data() + static_cast<std::size_t>(n) * T;
         for (index_t h = 0; h < H; ++h) {
-          double top = -INFINITY, sum = 0;
-          for (index_t k = 0; k < T; ++k) top = std::fmax(top, row[k] = static_cast<double>(c.qk_at(h, query, c.row(tokens[k], k))) * scale);
-          for (index_t k = 0; k < T; ++k) sum += row[k] = std::exp(row[k] - top);
+          const auto* scores = qk.scores(h, query_slot_[static_cast<std::size_t>(n)]);
+          double row[T], top = -INFINITY, sum = 0;
+          for (index_t k = 0; k < T; ++k) top = std::fmax(top, row[k] = static_cast<double>(scores[keys[k]]) * scale);
+          for (index_t k = 0; k < T; ++k) {
+            const double shifted = row[k] - top;
+            sum += row[k] = shifted == 0 ? 1.0 : std::exp(shifted);  // exp(0) is exactly 1: no call for the top key
+          }
           for (index_t k = 0; k < T; ++k) row[k] /= sum;
-          keep(0, h, row);
+          keep(n, 0, h, row);
         }
       }
     } else {
       const auto cache = net.inspect(probe_, names_);
+#pragma omp parallel for schedule(static)
       for (index_t n = 0; n < N; ++n)
         for (index_t l = 0; l < L; ++l) {
           const auto& p = cache[names_[static_cast<std::size_t>(l)]].values;  // (N, H, T, T)
           for (index_t h = 0; h < H; ++h) {
             const auto* pattern = p.data() + ((static_cast<std::size_t>(n) * H + h) * T + (T - 1)) * T;  // query T - 1
+            double row[T];
             for (index_t k = 0; k < T; ++k) row[k] = static_cast<double>(pattern[k]);
-            keep(l, h, row);
+            keep(n, l, h, row);
           }
         }
     }
+    ProgressMeasures m;
+    m.epoch = epoch;
+    // The mean entropy summed in sample order, one sample after another: the same bits for any thread count.
+    m.head_entropy.assign(static_cast<std::size_t>(L) * H, 0.0);
+    for (index_t n = 0; n < N; ++n)
+      for (std::size_t lh = 0; lh < m.head_entropy.size(); ++lh)
+        m.head_entropy[lh] += pattern_entropy_[static_cast<std::size_t>(n) * L * H + lh] / N;
+    // Every tensor's norm from one download of the parameters.
+    const std::vector<typename Net::scalar_type> parameters = net.parameters();
     for (const auto& spec : Net::Layout::tensors()) {
       double sum = 0;
-      for (const auto v : net.tensor(spec.name)) sum += static_cast<double>(v) * static_cast<double>(v);
+      for (std::size_t i = spec.offset; i < spec.offset + spec.count(); ++i)
+        sum += static_cast<double>(parameters[i]) * static_cast<double>(parameters[i]);
       m.tensor_norms.emplace_back(spec.name, std::sqrt(sum));
     }
-    for (const auto& [name, batch] : subsets_) {
-      const auto e = net.evaluate(batch);
-      m.subset_loss.emplace_back(name, e.loss);
-      m.subset_accuracy.emplace_back(name, e.accuracy);
+    for (std::size_t s = 0; s < subset_names_.size(); ++s) {
+      const Evaluation e = subset_evaluations_[s].evaluate(net);
+      m.subset_loss.emplace_back(subset_names_[s], e.loss);
+      m.subset_accuracy.emplace_back(subset_names_[s], e.accuracy);
     }
     measures_.push_back(std::move(m));
   }
@@ -116,9 +150,39 @@ class TrainingSnapshots {
   const TokenBatch& probe() const { return probe_; }
 
  private:
+  // std::lround(x) for x >= 0 (halves away from zero), without its library call: x - floor(x) is exact.
+  static int round_half_up(double x) {
+    const double whole = std::floor(x);
+    return static_cast<int>(whole) + (x - whole >= 0.5 ? 1 : 0);
+  }
+
+  std::size_t frame_size() const { return static_cast<std::size_t>(L) * probe_.size() * H * T; }
+
+  // The QK circuit's rows each probe sample reads: its last token's row as the query (the distinct
+  // ones in query_rows_, sample n's at query_slot_[n]) and its T rows as keys.
+  void index_probe_rows() {
+    const index_t N = probe_.size(), V = Net::vocab;
+    std::vector<index_t> slot_of_row(static_cast<std::size_t>(V) * T, -1);
+    query_slot_.resize(static_cast<std::size_t>(N));
+    key_rows_.resize(static_cast<std::size_t>(N) * T);
+    for (index_t n = 0; n < N; ++n) {
+      const index_t* tokens = probe_.sample(n);
+      for (index_t k = 0; k < T; ++k) key_rows_[static_cast<std::size_t>(n) * T + k] = k * V + tokens[k];
+      index_t& slot = slot_of_row[static_cast<std::size_t>(key_rows_[static_cast<std::size_t>(n) * T + T - 1])];
+      if (slot < 0) {
+        slot = static_cast<index_t>(query_rows_.size());
+        query_rows_.push_back(key_rows_[static_cast<std::size_t>(n) * T + T - 1]);
+      }
+      query_slot_[static_cast<std::size_t>(n)] = slot;
+    }
+  }
+
   TokenBatch probe_;
-  std::vector<std::pair<std::string, TokenBatch>> subsets_;
   std::vector<std::string> names_;
+  std::vector<std::string> subset_names_;
+  std::vector<RepeatedEvaluation<Net>> subset_evaluations_;
+  std::vector<index_t> query_rows_, query_slot_, key_rows_;
+  std::vector<double> pattern_entropy_;  // (N, L, H): the last take()'s, by sample
   std::vector<std::uint8_t> frames_;
   std::vector<ProgressMeasures> measures_;
 };
