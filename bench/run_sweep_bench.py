@@ -6,7 +6,7 @@
 Measures, one after another on this machine:
   1. N sequential `minmax train --seed s --no-plot` runs (each with every core, as a user would loop);
   2. one `minmax sweep --seeds 0-(N-1) --no-plot` (the runs as an ensemble, one per core at a time);
-  3. `mpirun -np 1` and `mpirun -np 2` of the same sweep (when minmax has MPI);
+  3. `mpirun --bind-to none -np 1` and `-np 2` of the same sweep (when minmax has MPI);
   4. the PyTorch peer (torch_minmax.py --json) for --peer-epochs epochs at 1 and at every core thread,
      its best ms/epoch scaled to N runs x --epochs (a full peer run takes minutes).
 Checks that every sweep wrote the same sweep.csv and that its rows equal the sequential runs' last
@@ -72,7 +72,9 @@ def main():
         mpirun = shutil.which("mpirun")
         has_mpi = "MPI: yes" in subprocess.run([minmax, "--version"], capture_output=True, text=True).stdout
         if not a.no_mpi and mpirun and has_mpi:
-            sweeps += [("mpirun -np 1", [mpirun, "-np", "1"]), ("mpirun -np 2", [mpirun, "-np", "2"])]
+            # --bind-to none: Open MPI would otherwise bind each of 1 or 2 ranks to one core.
+            sweeps += [("mpirun -np 1", [mpirun, "--bind-to", "none", "-np", "1"]),
+                       ("mpirun -np 2", [mpirun, "--bind-to", "none", "-np", "2"])]
         elif not a.no_mpi:
             print("mpirun runs skipped: " + ("no mpirun" if not mpirun else "minmax built without MPI"))
         env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")

@@ -25,6 +25,7 @@
 #include <iostream>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <fcntl.h>
@@ -468,9 +469,16 @@ int sweep_command(const std::vector<std::string>& words) {
   const programs::Ranks ranks;
   if (const auto threads = args.integer("--threads", 1, 4096)) {
     omp_set_num_threads(static_cast<int>(*threads));
-  } else if (ranks.size() > 1 && !std::getenv("OMP_NUM_THREADS")) {
-    // Ranks on one machine share its cores (omp_get_num_procs: those this process may run on).
-    omp_set_num_threads(std::max(1, omp_get_num_procs() / std::max(1, programs::mpirun_local_size())));
+  } else if (programs::mpirun_world_size() > 0 && !std::getenv("OMP_NUM_THREADS")) {
+    // The ranks on one machine share its cores. Open MPI binds each of 1 or 2 ranks to a single core by
+    // default, which would leave the other cores idle: say so (omp_get_num_procs: the cores this
+    // process may run on).
+    const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    const int share = std::max(1, cores / programs::mpirun_local_size()), usable = omp_get_num_procs();
+    if (usable < share && ranks.root())
+      std::fprintf(stderr, "minmax: warning: mpirun bound this rank to %d core%s of the %d its share of this machine "
+                   "has; with Open MPI pass --bind-to none to use them all\n", usable, usable > 1 ? "s" : "", share);
+    omp_set_num_threads(std::min(share, usable));
   }
   try {
     return run_sweep(c, ranks);

@@ -134,11 +134,7 @@ class MinMaxSnapshots {
     for (tinyattn::index_t i = 0; i < per_op; ++i) indices[static_cast<std::size_t>(i)] = op * per_op + i;
     return task.batch(indices);
   }
-  static std::string number(double value) {
-    char text[32];
-    std::snprintf(text, sizeof text, "%.6g", value);
-    return text;
-  }
+  static std::string number(double value) { return programs::number_text(value, "%.6g"); }
 
   const tinyattn::MinMaxTask& task_;
   std::int64_t every_;
