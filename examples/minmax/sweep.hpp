@@ -499,8 +499,9 @@ inline int run_sweep(const SweepCommand& command, const programs::Ranks& ranks) 
                 tinyattn::Primitives<tinyattn::backend::cpu>::max_workers(), tinyattn::Primitives<tinyattn::backend::cpu>::max_workers() > 1 ? "s" : "", dir.c_str());
   std::fflush(stdout);
 
-  std::vector<tinyattn::EnsembleMember> members;
-  for (const SweepRun& run : mine) {
+  // Each member's data is made when a worker takes it: only the runs in flight hold theirs.
+  const auto member = [&](tinyattn::index_t i) {
+    const SweepRun& run = mine[static_cast<std::size_t>(i)];
     const tinyattn::MinMaxTask task(kSweepMaxN, run.seed, run.train_fraction);
     tinyattn::EnsembleMember m;
     m.init_seed = run.seed;
@@ -509,14 +510,14 @@ inline int run_sweep(const SweepCommand& command, const programs::Ranks& ranks) 
     m.options.adamw.lr = run.lr, m.options.adamw.weight_decay = run.weight_decay;
     m.options.eval_every = spec.eval_every;
     m.epochs = spec.epochs;
-    members.push_back(std::move(m));
-  }
+    return m;
+  };
   tinyattn::EnsembleOptions options;
   options.accuracy_threshold = spec.threshold;
   options.keep_history = false;
   RunProgress progress(mine.size(), ranks);
   std::string computed;  // this rank's new rows, "id\trow\n", for rank 0
-  tinyattn::Ensemble<Net>(std::move(members), options).run([&](const tinyattn::MemberResult<>& r, const Net& net) {
+  tinyattn::Ensemble<Net>(static_cast<tinyattn::index_t>(mine.size()), member, options).run([&](const tinyattn::MemberResult<>& r, const Net& net) {
     const SweepRun& run = mine[static_cast<std::size_t>(r.member)];
     const std::string name = run_file_name(run.id);
     if (spec.keep_weights) {

@@ -58,6 +58,11 @@ void check_members_equal_training_alone(const std::vector<EnsembleMember>& membe
     CHECK(r.epoch_reached == reached);
     CHECK(r.last.epoch == members[i].epochs);
   }
+  // Members made on demand train the same.
+  const auto made = Ensemble<Net>(static_cast<index_t>(members.size()), [&](index_t i) { return members[static_cast<std::size_t>(i)]; },
+                                  options).run();
+  REQUIRE(made.size() == results.size());
+  for (std::size_t i = 0; i < made.size(); ++i) CHECK(made[i].weights == results[i].weights);
 }
 
 TEST_CASE_TEMPLATE("ensemble: each member bit-identical to training it alone (table engine, min/max)", Backend,
@@ -137,6 +142,10 @@ TEST_CASE("ensemble: bad options and members are refused with the value") {
   std::vector<EnsembleMember> members(2);
   members[1].epochs = -3;
   CHECK_THROWS_WITH_AS(Ensemble<Net>{members}, "Ensemble: member 1 has epochs -3, expected >= 0", Error);
+  CHECK_THROWS_WITH_AS(Ensemble<Net>(1, [&](index_t) { return members[1]; }).run(),
+                       "Ensemble: member 0 has epochs -3, expected >= 0", Error);
+  CHECK_THROWS_WITH_AS(Ensemble<Net>(-1, [&](index_t) { return members[0]; }), "Ensemble: size must be >= 0, found -1",
+                       Error);
   // A member the Trainer refuses (no training data) stops the run with the Trainer's message.
   members[1].epochs = 1;
   CHECK_THROWS_WITH_AS(Ensemble<Net>(members).run(), "Trainer: the training set is empty", Error);

@@ -10,7 +10,7 @@
 //     m.epochs = 750;
 //     members.push_back(std::move(m));
 //   }
-//   tinyattn::Ensemble<Net> ensemble(std::move(members));
+//   tinyattn::Ensemble<Net> ensemble(std::move(members));   // or Ensemble<Net>(count, make_member(i))
 //   const auto results = ensemble.run([](const tinyattn::MemberResult<>& r, const Net& net) { /* write a row */ });
 //   results[i].epoch_reached    // the first epoch with test accuracy >= 0.99, or -1
 //
@@ -29,6 +29,8 @@
 #include <atomic>
 #include <cstdint>
 #include <exception>
+#include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <utility>
@@ -73,24 +75,26 @@ class Ensemble {
   // requires: every member valid for a Trainer<Network> (checked when it starts), epochs >= 0,
   // 0 <= accuracy_threshold <= 1, workers >= 0.
   explicit Ensemble(std::vector<EnsembleMember> members, EnsembleOptions options = {})
-      : members_(std::move(members)), options_(options) {
+      : Ensemble(Listed{}, std::make_shared<const std::vector<EnsembleMember>>(std::move(members)), options) {}
+  // Members made on demand, make(i) for i in [0, size) when a worker takes member i: a sweep of
+  // thousands holds only the members in flight, not every member's data at once.
+  Ensemble(index_t size, std::function<EnsembleMember(index_t)> make, EnsembleOptions options = {})
+      : size_(size), make_(std::move(make)), options_(options) {
+    require(size_ >= 0, "Ensemble: size must be >= 0, found ", size_);
     require(options_.workers >= 0, "Ensemble: workers must be >= 0 (0: every core), found ", options_.workers);
     require(options_.accuracy_threshold >= 0 && options_.accuracy_threshold <= 1,
             "Ensemble: accuracy_threshold must be in [0, 1], found ", options_.accuracy_threshold);
-    for (std::size_t i = 0; i < members_.size(); ++i)
-      require(members_[i].epochs >= 0, "Ensemble: member ", i, " has epochs ", members_[i].epochs, ", expected >= 0");
   }
 
-  index_t size() const { return static_cast<index_t>(members_.size()); }
-  const EnsembleMember& member(index_t i) const { return members_.at(static_cast<std::size_t>(i)); }
+  index_t size() const { return size_; }
 
   // Trains every member; results in member order. on_finished(const Result&, const Network&)
   // runs as each member finishes, on the thread that trained it, one call at a time (a mutex), so it
   // may write files or print without locking; keep it short, the other members wait for it.
   template <class OnFinished>
   std::vector<Result> run(OnFinished&& on_finished) {
-    std::vector<Result> results(members_.size());
-    const index_t n = size();
+    std::vector<Result> results(static_cast<std::size_t>(size_));
+    const index_t n = size_;
     const index_t workers = std::min(n, options_.workers > 0 ? options_.workers : P::max_workers());
     std::atomic<index_t> next{0};
     std::atomic<bool> failed{false};
@@ -101,8 +105,9 @@ class Ensemble {
     P::for_each_task(std::max<index_t>(workers, 1), workers, [&](index_t, index_t) {
       for (index_t i; !failed.load() && (i = next.fetch_add(1)) < n;) {
         try {
-          Network net(members_[static_cast<std::size_t>(i)].init_seed);
-          results[static_cast<std::size_t>(i)] = train(i, net);
+          const EnsembleMember member = make_(i);
+          Network net(member.init_seed);
+          results[static_cast<std::size_t>(i)] = train(i, member, net);
           const std::lock_guard<std::mutex> lock(finished);
           on_finished(static_cast<const Result&>(results[static_cast<std::size_t>(i)]),
                       static_cast<const Network&>(net));
@@ -120,8 +125,18 @@ class Ensemble {
   }
 
  private:
-  Result train(index_t i, Network& net) const {
-    const EnsembleMember& m = members_[static_cast<std::size_t>(i)];
+  struct Listed {};
+  Ensemble(Listed, std::shared_ptr<const std::vector<EnsembleMember>> list, EnsembleOptions options)
+      : Ensemble(static_cast<index_t>(list->size()), from_list(list), options) {}
+
+  static std::function<EnsembleMember(index_t)> from_list(std::shared_ptr<const std::vector<EnsembleMember>> list) {
+    for (std::size_t i = 0; i < list->size(); ++i)
+      require((*list)[i].epochs >= 0, "Ensemble: member ", i, " has epochs ", (*list)[i].epochs, ", expected >= 0");
+    return [list](index_t i) { return (*list)[static_cast<std::size_t>(i)]; };
+  }
+
+  Result train(index_t i, const EnsembleMember& m, Network& net) const {
+    require(m.epochs >= 0, "Ensemble: member ", i, " has epochs ", m.epochs, ", expected >= 0");
     Result r;
     r.member = i;
     Trainer<Network> trainer(net, m.train, m.test, m.options);
@@ -144,7 +159,8 @@ class Ensemble {
     return r;
   }
 
-  std::vector<EnsembleMember> members_;
+  index_t size_;
+  std::function<EnsembleMember(index_t)> make_;
   EnsembleOptions options_;
 };
 
