@@ -77,7 +77,8 @@ class Ensemble {
   explicit Ensemble(std::vector<EnsembleMember> members, EnsembleOptions options = {})
       : Ensemble(Listed{}, std::make_shared<const std::vector<EnsembleMember>>(std::move(members)), options) {}
   // Members made on demand, make(i) for i in [0, size) when a worker takes member i: a sweep of
-  // thousands holds only the members in flight, not every member's data at once.
+  // thousands holds only the members in flight, not every member's data at once. make is called
+  // from the worker threads, several at once: it must not change shared state without a lock.
   Ensemble(index_t size, std::function<EnsembleMember(index_t)> make, EnsembleOptions options = {})
       : size_(size), make_(std::move(make)), options_(options) {
     require(size_ >= 0, "Ensemble: size must be >= 0, found ", size_);
