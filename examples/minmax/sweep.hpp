@@ -393,7 +393,7 @@ inline bool write_sweep_summaries(const SweepSpec& s, const std::vector<RowNumbe
   d.values = mean_acc;
   tinyattn::plot::write_phase_diagram_png(d, programs::join(dir, "phase_test_accuracy.png"));
   const std::string pct = text_of(100 * s.threshold, "%g");
-  d.title = "epoch test accuracy first reached " + pct + "% (mean over the runs that did; '-': none did)";
+  d.title = "first epoch with test accuracy >= " + pct + "% (mean; '-': no run)";
   d.z_label = "epoch";
   d.values = mean_epochs;
   d.cell_format = "%.0f";
