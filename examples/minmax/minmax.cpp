@@ -91,7 +91,8 @@ train (defaults = the original experiment):
   --threads N           CPU threads (default: all cores)
   --snapshot-every K    keep the '=' query's attention over all inputs every K epochs (and at the start):
                         attention_evolution.npy (uint8 weight*255, frames x op x heads x keys x a x b) and
-                        .gif, progress.csv/png (entropy per head, tensor norms, loss/accuracy on max and min)
+                        .gif, progress.csv/png (entropy per head, tensor norms, loss/accuracy on the
+                        test split's max and min inputs)
   --train-fraction F    train on the first int(32768 * F) samples of the seed's shuffled order, test on the
                         rest (default: the reference split, a third: 10,922)
 

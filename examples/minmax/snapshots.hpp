@@ -3,14 +3,18 @@
 //   attention_evolution.npy  uint8 (frames, op, heads, keys A/op/B, a, b): the '=' query's attention
 //                            weight * 255 at each snapshot (frame f is epoch epochs[f] of progress.csv)
 //   progress.csv             per snapshot: each head's attention entropy at '=', each tensor's norm, loss
-//                            and accuracy on max and on min
+//                            and accuracy on the test split's max inputs and on its min inputs (those the
+//                            model never trains on, where the two operations part ways)
 //   attention_evolution.gif  the notebook's grid (max and min, one row per head, keys A, op, B) per frame
-//   progress.png             entropies and max/min accuracies over epochs; progress_norms.png the norms
+//   progress.png             entropies and max/min test accuracies over epochs; progress_norms.png the norms
 #pragma once
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
+#include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "run_files.hpp"  // examples/common
@@ -25,7 +29,7 @@ template <class Net>
 class MinMaxSnapshots {
  public:
   MinMaxSnapshots(const tinyattn::MinMaxTask& task, std::int64_t every)
-      : task_(task), every_(every), snapshots_(task.all(), {{"max", op_batch(task, 0)}, {"min", op_batch(task, 1)}}) {}
+      : task_(task), every_(every), snapshots_(task.all(), test_subsets(task)) {}
 
   // Room for the snapshots of a run over epochs [first, last]: at its start and at every multiple of K.
   void reserve(std::int64_t first, std::int64_t last) {
@@ -67,13 +71,13 @@ class MinMaxSnapshots {
     std::string csv = "epoch";
     for (index_t h = 0; h < H; ++h) csv += ",entropy_head" + std::to_string(h);
     for (const auto& [name, norm] : measures[0].tensor_norms) csv += ",norm_" + name;
-    csv += ",loss_max,loss_min,accuracy_max,accuracy_min\n";
+    csv += ",test_loss_max,test_loss_min,test_accuracy_max,test_accuracy_min\n";
     for (const auto& m : measures) {
       csv += std::to_string(m.epoch);
       for (double e : m.head_entropy) csv += "," + number(e);
       for (const auto& [name, norm] : m.tensor_norms) csv += "," + number(norm);
-      csv += "," + number(m.subset_loss[0].second) + "," + number(m.subset_loss[1].second) + "," +
-             number(m.subset_accuracy[0].second) + "," + number(m.subset_accuracy[1].second) + "\n";
+      csv += "," + number(of(m.subset_loss, "max")) + "," + number(of(m.subset_loss, "min")) + "," +
+             number(of(m.subset_accuracy, "max")) + "," + number(of(m.subset_accuracy, "min")) + "\n";
     }
     tinyattn::io::write_file_atomically(programs::join(dir, "progress.csv"), csv);
     files.push_back("progress.csv");
@@ -93,7 +97,7 @@ class MinMaxSnapshots {
     files.push_back("attention_evolution.gif");
 
     tinyattn::plot::LineChart chart;
-    chart.title = "attention entropy at '=' per head (nats; ln 4 = uniform) and accuracy on max and min";
+    chart.title = "attention entropy at '=' per head (nats; ln 4 = uniform) and test accuracy on max and min";
     chart.x_label = "epoch";
     chart.y_label = "entropy / accuracy";
     std::vector<double> epochs;
@@ -103,10 +107,10 @@ class MinMaxSnapshots {
       for (const auto& m : measures) s.y.push_back(m.head_entropy[static_cast<std::size_t>(h)]);
       chart.series.push_back(s);
     }
-    for (int op = 0; op < 2; ++op) {
-      tinyattn::plot::LineSeries s{std::string("accuracy on ") + (op ? "min" : "max"), epochs, {}};
-      for (const auto& m : measures) s.y.push_back(m.subset_accuracy[static_cast<std::size_t>(op)].second);
-      chart.series.push_back(s);
+    for (const char* op : {"max", "min"}) {
+      tinyattn::plot::LineSeries s{std::string("test accuracy on ") + op, epochs, {}};
+      for (const auto& m : measures) s.y.push_back(of(m.subset_accuracy, op));
+      if (!std::isnan(s.y[0])) chart.series.push_back(s);  // a test split without inputs of op: no line
     }
     tinyattn::plot::write_line_chart_png(chart, programs::join(dir, "progress.png"));
     files.push_back("progress.png");
@@ -128,11 +132,22 @@ class MinMaxSnapshots {
   }
 
  private:
-  static tinyattn::TokenBatch op_batch(const tinyattn::MinMaxTask& task, int op) {
-    const tinyattn::index_t per_op = task.max_n() * task.max_n();
-    std::vector<tinyattn::index_t> indices(static_cast<std::size_t>(per_op));
-    for (tinyattn::index_t i = 0; i < per_op; ++i) indices[static_cast<std::size_t>(i)] = op * per_op + i;
-    return task.batch(indices);
+  // The test split's max inputs ("max") and min inputs ("min"), each where it has any.
+  static std::vector<std::pair<std::string, tinyattn::TokenBatch>> test_subsets(const tinyattn::MinMaxTask& task) {
+    std::vector<std::pair<std::string, tinyattn::TokenBatch>> subsets;
+    for (const tinyattn::MinMaxOp op : {tinyattn::MinMaxOp::max, tinyattn::MinMaxOp::min}) {
+      std::vector<tinyattn::index_t> indices;
+      for (const tinyattn::index_t i : task.test_indices())
+        if (task.sample(i).op == op) indices.push_back(i);
+      if (!indices.empty()) subsets.emplace_back(op == tinyattn::MinMaxOp::max ? "max" : "min", task.batch(indices));
+    }
+    return subsets;
+  }
+  // The measure of the subset `name`; NaN for a subset that was not measured.
+  static double of(const std::vector<std::pair<std::string, double>>& measures, const std::string& name) {
+    for (const auto& [subset, value] : measures)
+      if (subset == name) return value;
+    return std::numeric_limits<double>::quiet_NaN();
   }
   static std::string number(double value) { return programs::number_text(value, "%.6g"); }
 

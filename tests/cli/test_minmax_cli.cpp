@@ -835,16 +835,38 @@ TEST_CASE("train --snapshot-every K: attention over training as .npy, .gif and p
   std::string header, line;
   std::getline(csv, header);
   CHECK(header.rfind("epoch,entropy_head0,entropy_head1,norm_embed.W_E,", 0) == 0);
-  CHECK(header.find(",loss_max,loss_min,accuracy_max,accuracy_min") != std::string::npos);
+  CHECK(header.size() > 64);
+  CHECK(header.substr(header.size() - 64) == ",test_loss_max,test_loss_min,test_accuracy_max,test_accuracy_min");
   std::vector<std::string> epochs;
   double first_entropy = 0;
+  std::vector<double> last;  // the last row's numbers
   while (std::getline(csv, line)) {
     epochs.push_back(line.substr(0, line.find(',')));
     if (epochs.size() == 1) first_entropy = std::stod(line.substr(line.find(',') + 1));
+    last.clear();
+    std::istringstream cells(line);
+    for (std::string cell; std::getline(cells, cell, ',');) last.push_back(std::stod(cell));
   }
   CHECK(epochs == std::vector<std::string>{"0", "10", "20"});
   CHECK(first_entropy > 1.3);
   CHECK(first_entropy <= std::log(4.0) + 1e-9);
+  // The subsets are the test split's max and min inputs: together, the test set of curves.csv's epoch 20.
+  const tinyattn::MinMaxTask task(128, 0);
+  double max_in_test = 0;
+  for (const tinyattn::index_t i : task.test_indices()) max_in_test += task.sample(i).op == tinyattn::MinMaxOp::max;
+  const double share = max_in_test / static_cast<double>(task.test_indices().size());
+  REQUIRE(last.size() >= 4);
+  const double loss_max = last[last.size() - 4], loss_min = last[last.size() - 3];
+  const double accuracy_max = last[last.size() - 2], accuracy_min = last[last.size() - 1];
+  std::istringstream curves(read_text(out + "/curves.csv"));
+  std::string final_epoch;
+  while (std::getline(curves, line)) final_epoch = line;  // epoch,train_loss,train_acc,test_loss,test_acc
+  std::vector<double> final_numbers;
+  std::istringstream cells(final_epoch);
+  for (std::string cell; std::getline(cells, cell, ',');) final_numbers.push_back(std::stod(cell));
+  REQUIRE(final_numbers.size() == 5);
+  CHECK(share * loss_max + (1 - share) * loss_min == doctest::Approx(final_numbers[3]).epsilon(1e-5));
+  CHECK(share * accuracy_max + (1 - share) * accuracy_min == doctest::Approx(final_numbers[4]).epsilon(1e-5));
   if (gnuplot_on_path()) {
     CHECK(tinyattn::plot::gif_frame_count(out + "/attention_evolution.gif") == 3);
     CHECK(is_file(out + "/progress.png"));

@@ -15,7 +15,9 @@
 // other one-block models they come from the reference engine's activations (hook_q, hook_k, hook_v).
 #pragma once
 
+#include <optional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "tinyattn/layers/matmul.hpp"
@@ -45,9 +47,9 @@ inline TokenBatch every_row_batch(index_t vocab, index_t context) {
   return batch;
 }
 
-// The QK circuit's entries of chosen query rows: qk[h][query_rows[i]][k_row] for every key row k_row, the
-// entries circuits(net).qk holds there, bit for bit (computed the same way, by the same code), without
-// the rest of the circuits. Rows are numbered as in Circuits (row = position * V + token).
+// The QK circuit's entries of chosen query rows: qk[h][query_rows[i]][k_row] for every key row k_row,
+// without the rest of the circuits: each entry one dot product of the query row's q and the key row's k
+// (see qk_circuit_rows below). Rows are numbered as in Circuits (row = position * V + token).
 template <class Scalar>
 struct QueryRowScores {
   index_t heads = 0, rows = 0, vocab = 0, context = 0;
@@ -71,9 +73,7 @@ template <class Net>
 using RowTablesOf = RowTables<typename Net::Shape, typename Net::backend_type, typename Net::scalar_type>;
 
 // The engine's tables of every (token, position) row, and its score table of every row against every
-// row: the scores layer with all rows as queries, (H, R, R) in RowSpace order. All R rows are queries
-// even where only some are wanted: a matrix product may round a row differently with other rows around
-// it, and circuits() and qk_circuit_rows() must agree bit for bit.
+// row: the scores layer with all rows as queries, (H, R, R) in RowSpace order.
 template <class Net>
 struct EveryRowTables {
   using P = Primitives<typename Net::backend_type>;
@@ -213,50 +213,6 @@ Circuits<typename Net::scalar_type> circuits_from_activations(const Net& net) {
   return c;
 }
 
-template <class Net>
-QueryRowScores<typename Net::scalar_type> qk_circuit_rows_from_tables(const Net& net, std::vector<index_t> query_rows) {
-  using P = Primitives<typename Net::backend_type>;
-  using Scalar = typename Net::scalar_type;
-  constexpr index_t V = Net::vocab, T = Net::context, H = Net::heads;
-  const EveryRowTables<Net> every(net, /*with_logit_table=*/false);  // the scores do not read the logit table
-  const index_t R = every.space.size();
-  QueryRowScores<Scalar> s;
-  s.heads = H, s.rows = V * T, s.vocab = V, s.context = T, s.query_rows = std::move(query_rows);
-  const auto Q = static_cast<index_t>(s.query_rows.size());
-  s.qk.resize(static_cast<std::size_t>(H) * Q * s.rows);
-  std::vector<Scalar> by_space_row(static_cast<std::size_t>(R));
-  for (index_t h = 0; h < H; ++h)
-    for (index_t i = 0; i < Q; ++i) {
-      const index_t row = s.query_rows[static_cast<std::size_t>(i)];
-      P::copy_to_host(every.score_row(h, every.space.row_of(row % V, row / V)), by_space_row.data(), by_space_row.size());
-      scores_in_circuit_order(every.space, by_space_row.data(), s.qk.data() + (static_cast<std::size_t>(h) * Q + i) * s.rows);
-    }
-  return s;
-}
-
-template <class Net>
-QueryRowScores<typename Net::scalar_type> qk_circuit_rows_from_activations(const Net& net, std::vector<index_t> query_rows) {
-  using Scalar = typename Net::scalar_type;
-  constexpr index_t V = Net::vocab, T = Net::context, H = Net::heads, dh = Net::head_dim;
-  const auto cache = every_row_activations(net, /*with_values=*/false);
-  const auto& q = cache["blocks.0.attn.hook_q"].values;  // (V, T, H, dh): sample v, position t = row (v, t)
-  const auto& k = cache["blocks.0.attn.hook_k"].values;
-  const auto at = [&](const std::vector<Scalar>& a, index_t row, index_t h) {
-    return a.data() + ((static_cast<std::size_t>(row % V) * T + row / V) * H + h) * dh;
-  };
-  QueryRowScores<Scalar> s;
-  s.heads = H, s.rows = V * T, s.vocab = V, s.context = T, s.query_rows = std::move(query_rows);
-  const auto Q = static_cast<index_t>(s.query_rows.size());
-  s.qk.resize(static_cast<std::size_t>(H) * Q * s.rows);
-  for (index_t h = 0; h < H; ++h)
-    for (index_t i = 0; i < Q; ++i) {
-      Scalar* out = s.qk.data() + (static_cast<std::size_t>(h) * Q + i) * s.rows;
-      for (index_t key = 0; key < s.rows; ++key)
-        out[key] = activation_score(at(q, s.query_rows[static_cast<std::size_t>(i)], h), at(k, key, h), dh);
-    }
-  return s;
-}
-
 }  // namespace detail
 
 // The QK and OV circuits of every head of a one-block model (see the top of this file).
@@ -270,21 +226,94 @@ Circuits<typename Net::scalar_type> circuits(const Net& net, bool from_activatio
   return detail::circuits_from_activations(net);
 }
 
-// The QK circuit's entries of the given query rows against every key row (QueryRowScores): circuits(net,
-// from_activations).qk's entries there, bit for bit, at a fraction of the cost (no OV circuit, and only
-// the wanted rows leave the backend). requires: every row in [0, V * T).
+// The QK circuit's entries of the given query rows against every key row (QueryRowScores), at a fraction
+// of circuits()'s cost: no OV circuit, and only the wanted rows' scores, each q . k summed in double
+// (activation_score) from the q and k rows of the same source as circuits(net, from_activations). From
+// the activations these are circuits()'s entries bit for bit (it computes them the same way); from the
+// tables they equal circuits()'s to within the rounding of one dot product in Scalar, which circuits()
+// takes from the engine's score table, a matrix product over all rows.
+//
+//   tinyattn::QueryRowCircuit<Net> rows(net_query_rows);     // once
+//   const auto& s = rows.compute(net);                       // after every change of the parameters
+//
+// What does not depend on the parameters (the tables' rows and buffers) is made once, for a training
+// run that asks again and again (inspect/training_snapshots.hpp). requires: every row in [0, V * T).
+template <class Net>
+class QueryRowCircuit {
+  using Scalar = typename Net::scalar_type;
+  using P = Primitives<typename Net::backend_type>;
+  static constexpr index_t V = Net::vocab, T = Net::context, H = Net::heads, dh = Net::head_dim;
+  static constexpr bool kFromTablesPossible = Net::has_table_engine;
+  struct NoTables {};
+  using Tables = std::conditional_t<kFromTablesPossible, detail::RowTablesOf<Net>, NoTables>;
+
+ public:
+  explicit QueryRowCircuit(std::vector<index_t> query_rows, bool from_activations = false)
+      : from_tables_(kFromTablesPossible && !from_activations) {
+    static_assert(Net::layers == 1, "tinyattn::QueryRowCircuit: defined for one-block models (a later block's "
+                                    "input depends on more than its own row)");
+    for (const index_t row : query_rows)
+      require(row >= 0 && row < V * T, "tinyattn::qk_circuit_rows: query row ", row, " outside [0, ", V * T, ")");
+    s_.heads = H, s_.rows = V * T, s_.vocab = V, s_.context = T, s_.query_rows = std::move(query_rows);
+    s_.qk.resize(static_cast<std::size_t>(H) * s_.query_rows.size() * s_.rows);
+    if constexpr (kFromTablesPossible) {
+      if (from_tables_) {
+        const RowSpace space = detail::every_row_space(V, T);
+        tables_.emplace(space, /*with_logit_table=*/false, /*with_score_table=*/false);
+        qkv_.resize(static_cast<std::size_t>(3) * H * space.size() * dh);
+        space_row_.resize(static_cast<std::size_t>(V) * T);
+        for (index_t row = 0; row < V * T; ++row) space_row_[static_cast<std::size_t>(row)] = space.row_of(row % V, row / V);
+      }
+    }
+  }
+
+  // The scores for net's current parameters (valid until the next compute()).
+  const QueryRowScores<Scalar>& compute(const Net& net) {
+    if constexpr (kFromTablesPossible) {
+      if (from_tables_) {
+        tables_->compute(net.parameter_data());
+        P::copy_to_host(tables_->qkv(), qkv_.data(), qkv_.size());
+        const index_t R = tables_->rows();
+        fill([&](index_t block, index_t h, index_t row) {  // qkv: (3, H, R, dh), queries then keys
+          return qkv_.data() + ((static_cast<std::size_t>(block) * H + h) * R + space_row_[static_cast<std::size_t>(row)]) * dh;
+        });
+        return s_;
+      }
+    }
+    const auto cache = detail::every_row_activations(net, /*with_values=*/false);
+    const auto& q = cache["blocks.0.attn.hook_q"].values;  // (V, T, H, dh): sample v, position t = row (v, t)
+    const auto& k = cache["blocks.0.attn.hook_k"].values;
+    fill([&](index_t block, index_t h, index_t row) {
+      return (block == 0 ? q : k).data() + ((static_cast<std::size_t>(row % V) * T + row / V) * H + h) * dh;
+    });
+    return s_;
+  }
+
+ private:
+  // s_.qk from the q (block 0) and k (block 1) rows that `at(block, h, row)` points at.
+  template <class At>
+  void fill(const At& at) {
+    const auto Q = static_cast<index_t>(s_.query_rows.size());
+    for (index_t h = 0; h < H; ++h)
+      for (index_t i = 0; i < Q; ++i) {
+        Scalar* out = s_.qk.data() + (static_cast<std::size_t>(h) * Q + i) * s_.rows;
+        const Scalar* q = at(0, h, s_.query_rows[static_cast<std::size_t>(i)]);
+        for (index_t key = 0; key < s_.rows; ++key) out[key] = detail::activation_score(q, at(1, h, key), dh);
+      }
+  }
+
+  bool from_tables_;
+  QueryRowScores<Scalar> s_;
+  std::optional<Tables> tables_;
+  std::vector<Scalar> qkv_;
+  std::vector<index_t> space_row_;  // RowSpace row of each circuit row
+};
+
+// QueryRowCircuit's scores once (see above).
 template <class Net>
 QueryRowScores<typename Net::scalar_type> qk_circuit_rows(const Net& net, std::vector<index_t> query_rows,
                                                           bool from_activations = false) {
-  static_assert(Net::layers == 1, "tinyattn::qk_circuit_rows: defined for one-block models (a later block's input "
-                                  "depends on more than its own row)");
-  for (const index_t row : query_rows)
-    require(row >= 0 && row < Net::vocab * Net::context, "tinyattn::qk_circuit_rows: query row ", row,
-            " outside [0, ", Net::vocab * Net::context, ")");
-  if constexpr (Net::has_table_engine) {
-    if (!from_activations) return detail::qk_circuit_rows_from_tables(net, std::move(query_rows));
-  }
-  return detail::qk_circuit_rows_from_activations(net, std::move(query_rows));
+  return QueryRowCircuit<Net>(std::move(query_rows), from_activations).compute(net);
 }
 
 }  // namespace tinyattn
