@@ -86,10 +86,6 @@ struct EveryRowTables {
     P::allocate(scores, static_cast<std::size_t>(Net::heads) * R * R);
     Layers<typename Net::Shape, typename Net::backend_type, Scalar>::scores_forward(tables.qkv(), R, R, P::data(scores));
   }
-  // Where the scores of query row `space_row` (RowSpace numbering) of head h start: R entries.
-  const Scalar* score_row(index_t h, index_t space_row) const {
-    return P::data(scores) + (static_cast<std::size_t>(h) * space.size() + space_row) * space.size();
-  }
 
   RowSpace space;
   RowTablesOf<Net> tables;
@@ -233,8 +229,8 @@ Circuits<typename Net::scalar_type> circuits(const Net& net, bool from_activatio
 // tables they equal circuits()'s to within the rounding of one dot product in Scalar, which circuits()
 // takes from the engine's score table, a matrix product over all rows.
 //
-//   tinyattn::QueryRowCircuit<Net> rows(net_query_rows);     // once
-//   const auto& s = rows.compute(net);                       // after every change of the parameters
+//   tinyattn::QueryRowCircuit<Net> rows(query_rows);   // once
+//   const auto& s = rows.compute(net);                 // after every change of the parameters
 //
 // What does not depend on the parameters (the tables' rows and buffers) is made once, for a training
 // run that asks again and again (inspect/training_snapshots.hpp). requires: every row in [0, V * T).
