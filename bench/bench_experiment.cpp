@@ -12,8 +12,6 @@
 #include <cstring>
 #include <string>
 
-#include <omp.h>
-
 #include "tinyattn/tinyattn.hpp"
 #if defined(TINYATTN_BENCH_CUDA)
 #include <cuda_runtime.h>
@@ -44,7 +42,7 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  if (threads > 0) omp_set_num_threads(static_cast<int>(threads));
+  if (threads > 0) tinyattn::set_cpu_threads(static_cast<int>(threads));
   using Net = tinyattn::AttentionNetwork<tinyattn::ReferenceShape, Backend>;
   const auto setup_start = std::chrono::steady_clock::now();
   const tinyattn::MinMaxTask task(128, static_cast<std::uint64_t>(seed));
@@ -83,7 +81,7 @@ int main(int argc, char** argv) {
   std::printf("{\"backend\": \"%s\", \"threads\": %d, \"epochs\": %ld, \"seconds\": %.6f, \"setup_seconds\": %.6f, "
               "\"ms_per_epoch\": %.6f, \"peak_rss_mb\": %.2f, \"train_acc\": %.6f, \"test_acc\": %.6f, "
               "\"logit_path\": \"%s\", \"score_path\": \"%s\", \"train_pass_ms\": %.4f, \"eval_pass_ms\": %.4f}\n",
-              tinyattn::Primitives<Backend>::name(), omp_get_max_threads(), epochs, seconds, setup,
+              tinyattn::Primitives<Backend>::name(), tinyattn::cpu_threads(), epochs, seconds, setup,
               epochs ? 1000 * seconds / epochs : 0.0, usage.ru_maxrss / 1024.0, last.train_accuracy, last.test_accuracy,
               tinyattn::to_string(trainer.logit_path()), tinyattn::to_string(trainer.score_path()), train_ms, eval_ms);
   return 0;

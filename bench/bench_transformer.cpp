@@ -18,8 +18,6 @@
 #include <cstring>
 #include <string>
 
-#include <omp.h>
-
 #include "tinyattn/tinyattn.hpp"
 
 namespace {
@@ -60,7 +58,7 @@ int measure(const Options& o, const tinyattn::TokenBatch& train, const tinyattn:
       "{\"preset\": \"%s\", \"backend\": \"cpu\", \"engine\": \"%s\", \"threads\": %d, \"epochs\": %ld, "
       "\"eval_every\": %ld, \"seconds\": %.6f, \"ms_per_epoch\": %.4f, \"params\": %zu, \"train_loss\": %.6f, "
       "\"train_acc\": %.6f, \"test_loss\": %s, \"test_acc\": %s, \"peak_rss_mb\": %.2f}\n",
-      o.preset.c_str(), tinyattn::to_string(trainer.engine()), omp_get_max_threads(), o.epochs, o.eval_every, seconds,
+      o.preset.c_str(), tinyattn::to_string(trainer.engine()), tinyattn::cpu_threads(), o.epochs, o.eval_every, seconds,
       1000.0 * seconds / static_cast<double>(o.epochs), Net::parameter_count, last.train_loss, last.train_accuracy,
       json_number(last.test_loss).c_str(), json_number(last.test_accuracy).c_str(), peak_rss_mb());
   return 0;
@@ -105,7 +103,7 @@ int main(int argc, char** argv) {
       }
     }
   }
-  if (o.threads > 0) omp_set_num_threads(static_cast<int>(o.threads));
+  if (o.threads > 0) tinyattn::set_cpu_threads(static_cast<int>(o.threads));
   if (o.preset == "grokking") {
     using Arch = tinyattn::Architecture<tinyattn::mlp<512>, tinyattn::untied_unembedding, tinyattn::output_vocab<113>>;
     using Net = tinyattn::Transformer<tinyattn::Shape<114, 128, 4, 3>, Arch>;

@@ -8,6 +8,7 @@
 #pragma once
 
 #include "tinyattn/backend/cpu.hpp"
+#include "tinyattn/backend/threads.hpp"
 #include "tinyattn/core/architecture.hpp"
 #include "tinyattn/core/shape.hpp"
 #include "tinyattn/data/induction_task.hpp"

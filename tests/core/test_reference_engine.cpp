@@ -2,7 +2,6 @@
 // determinism for any thread count and chunking, minibatch training, evaluation and prediction.
 #include "../support/test_support.hpp"
 
-#include <omp.h>
 
 namespace tinyattn::test {
 namespace {
@@ -129,10 +128,10 @@ TEST_CASE_TEMPLATE("reference engine: bit-identical for any thread count, full b
   for (index_t batch_size : {0, 700}) {
     INFO("batch size " << batch_size);
     const auto a = train_for<Net>(train, test, batch_size, 4);
-    const int threads = omp_get_max_threads();
-    omp_set_num_threads(1);
-    const auto single = train_for<Net>(train, test, batch_size, 4);
-    omp_set_num_threads(threads);
+    const auto single = [&] {
+      const ScopedCpuThreads one(1);
+      return train_for<Net>(train, test, batch_size, 4);
+    }();
     CHECK(single == a);
     CHECK(train_for<Net>(train, test, batch_size, 4) == a);
   }

@@ -2,7 +2,6 @@
 // deterministic, divergence is caught, and the reference experiment reaches the known accuracy.
 #include "../support/test_support.hpp"
 
-#include <omp.h>
 
 namespace tinyattn::test {
 namespace {
@@ -76,12 +75,39 @@ TEST_CASE_TEMPLATE("determinism: same seed, bit-identical weights — any thread
   const auto a = train_reference<Net>(20, 3);
   const auto b = train_reference<Net>(20, 3);
   CHECK(a == b);
-  const int threads = omp_get_max_threads();
-  omp_set_num_threads(1);
-  const auto single = train_reference<Net>(20, 3);
-  omp_set_num_threads(threads);
-  CHECK(single == a);
+  const int threads = cpu_threads();
+  {
+    const ScopedCpuThreads one(1);
+    CHECK(cpu_threads() == 1);
+    const auto single = train_reference<Net>(20, 3);
+    CHECK(single == a);
+  }
+  CHECK(cpu_threads() == threads);
   CHECK(train_reference<Net>(20, 4) != a);
+}
+
+TEST_CASE("threads: set_cpu_threads sets this thread's count, ScopedCpuThreads for a scope, counts below 1 are errors") {
+  const int before = cpu_threads();
+  CHECK(before >= 1);
+  CHECK_THROWS_WITH_AS(set_cpu_threads(0), doctest::Contains("the thread count must be at least 1, found 0"), Error);
+  CHECK_THROWS_AS(set_cpu_threads(-2), Error);
+  CHECK_THROWS_AS(ScopedCpuThreads(0), Error);
+  CHECK(cpu_threads() == before);
+#if defined(_OPENMP)
+  constexpr int kTwo = 2;
+#else
+  constexpr int kTwo = 1;  // without OpenMP every loop runs on the calling thread
+#endif
+  {
+    const ScopedCpuThreads two(2);
+    CHECK(cpu_threads() == kTwo);
+    {
+      const ScopedCpuThreads one(1);
+      CHECK(cpu_threads() == 1);
+    }
+    CHECK(cpu_threads() == kTwo);
+  }
+  CHECK(cpu_threads() == before);
 }
 
 TEST_CASE_TEMPLATE("divergence stops training with the epoch and keeps the last good weights", Backend,
