@@ -17,6 +17,8 @@
 //                std::vector<std::string>& files)      .npy/.csv always, PNGs when plot; false when
 //                                                     gnuplot is missing
 //   int predict(const Net&, const std::vector<std::string>& words)
+//   using Sweep = ...                                 optional: the `sweep` command's description of the
+//                                                     experiment (examples/common/sweep.hpp)
 //
 // Exit status: 0 success (also without gnuplot: figures are skipped with a warning), 1 a run-time error
 // (I/O, a bad weights file, divergence), 2 a usage error, 130 interrupted (SIGINT or SIGTERM: a
@@ -29,14 +31,14 @@
 #include <limits>
 #include <set>
 #include <string>
+#include <type_traits>
 #include <vector>
-
-#include <omp.h>
 
 #include "cli.hpp"
 #include "progress.hpp"
 #include "run_files.hpp"
-#include "run_files.hpp"
+#include "sweep.hpp"
+#include "tinyattn/backend/threads.hpp"
 #include "tinyattn/io/weights.hpp"
 #include "tinyattn/tinyattn.hpp"
 
@@ -287,9 +289,23 @@ TrainSettings parse_train(const Arguments& args, const tinyattn::io::Metadata* s
   return s;
 }
 
+// Whether the experiment has a `sweep` command (E::Sweep).
+template <class E, class = void>
+struct has_sweep : std::false_type {};
+template <class E>
+struct has_sweep<E, std::void_t<typename E::Sweep>> : std::true_type {};
+
+template <class E>
+std::string command_list() {
+  return has_sweep<E>::value ? "train, sweep, eval, plot or predict" : "train, eval, plot or predict";
+}
+
 template <class E>
 int run_command(const std::string& command, const std::vector<std::string>& words) {
   using Net = typename E::Net;
+  if constexpr (has_sweep<E>::value) {
+    if (command == "sweep") return sweep_command<typename E::Sweep>(words);
+  }
   if (command == "train") {
     const Arguments args(words,
                          with_data_flags<E>({"--epochs", "--seed", "--lr", "--weight-decay", "--beta1", "--beta2",
@@ -298,7 +314,7 @@ int run_command(const std::string& command, const std::vector<std::string>& word
                          {"--no-plot"});
     if (!args.positional().empty())
       throw UsageError("train takes no positional argument, found '" + args.positional()[0] + "'");
-    if (const auto threads = args.integer("--threads", 1, 4096)) omp_set_num_threads(static_cast<int>(*threads));
+    if (const auto threads = args.integer("--threads", 1, 4096)) tinyattn::set_cpu_threads(static_cast<int>(*threads));
     std::optional<tinyattn::io::SafetensorsFile> checkpoint;
     std::string file;
     if (const auto resume = args.text("--resume")) {
@@ -337,13 +353,13 @@ int run_command(const std::string& command, const std::vector<std::string>& word
     std::printf("\n");
     return 0;
   }
-  throw UsageError("unknown command '" + command + "'; expected train, eval, plot or predict");
+  throw UsageError("unknown command '" + command + "'; expected " + command_list<E>());
 }
 
 template <class E>
 int main_checked(int argc, char** argv) {
   std::vector<std::string> words(argv + 1, argv + argc);
-  if (words.empty()) throw UsageError("missing command: train, eval, plot or predict");
+  if (words.empty()) throw UsageError("missing command: " + command_list<E>());
   const std::string command = words.front();
   words.erase(words.begin());
   if (command == "--help" || command == "-h" || command == "help") {
@@ -351,11 +367,16 @@ int main_checked(int argc, char** argv) {
     return 0;
   }
   if (command == "--version") {
-    std::printf("%s (tinyattn) 0.2.0\n", E::name);
+    if (has_sweep<E>::value)
+      std::printf("%s (tinyattn) 0.2.0; sweep across processes with MPI: %s\n", E::name,
+                  built_with_mpi() ? "yes" : "no (built without)");
+    else
+      std::printf("%s (tinyattn) 0.2.0\n", E::name);
     return 0;
   }
-  if (command != "train" && command != "eval" && command != "plot" && command != "predict")
-    throw UsageError("unknown command '" + command + "'; expected train, eval, plot or predict");
+  if (command != "train" && command != "eval" && command != "plot" && command != "predict" &&
+      !(command == "sweep" && has_sweep<E>::value))
+    throw UsageError("unknown command '" + command + "'; expected " + command_list<E>());
   for (const auto& w : words)
     if (w == "--help" || w == "-h") {
       std::fputs(E::usage().c_str(), stdout);

@@ -6,6 +6,7 @@
 //   grokking eval    --weights FILE [--json]
 //   grokking plot    --weights FILE [--out DIR]
 //   grokking predict --weights FILE A + B
+//   grokking sweep   [--seeds 0-3] [--weight-decay 0.3,1,3] [--train-fraction 0.2,0.3,0.5] ...  (mpirun -np N)
 //
 // The model and data are the PyTorch peer's --preset grokking: tokens (a, b, =), P = 113, 30 % of the
 // 12,769 pairs for training (data seed 598); 1 layer, 4 heads, D 128, MLP 512 ReLU, no LayerNorm,
@@ -32,6 +33,9 @@ using programs::UsageError;
 using tinyattn::index_t;
 
 constexpr index_t kP = 113;
+constexpr std::uint64_t kDataSeed = 598;  // the peer's split
+
+struct GrokkingSweep;
 
 struct Experiment {
   static constexpr const char* name = "grokking";
@@ -48,6 +52,7 @@ struct Experiment {
     return s;
   }
   static std::set<std::string> data_flags() { return {"--data-seed", "--train-fraction"}; }
+  using Sweep = GrokkingSweep;
 
   static std::string usage() {
     return R"(grokking — a transformer learns (a + b) mod 113 and, much later, generalizes
@@ -59,6 +64,10 @@ usage:
   grokking eval    --weights FILE [--json] [--data-seed S] [--train-fraction F]
   grokking plot    --weights FILE [--out DIR]
   grokking predict --weights FILE A + B          e.g.  grokking predict --weights w.safetensors 17 + 99
+  grokking sweep   [--seeds LIST] [--lr LIST] [--weight-decay LIST] [--train-fraction LIST] [--epochs N]
+                   [--eval-every K] [--threshold X] [--axes X,Y] [--keep-weights] [--out DIR] [--no-plot]
+                   [--threads N] | --resume DIR     many runs at once (on the CPU); under mpirun -np N the
+                   runs are dealt over the processes and rank 0 writes the results
   grokking --help | --version
 
 train (defaults: the peer's --preset grokking):
@@ -74,6 +83,20 @@ train (defaults: the peer's --preset grokking):
   --no-plot             no PNG figures (the .npy and .csv files are still written)
   --checkpoint-every N  DIR/checkpoint.safetensors every N epochs; --resume DIR continues bit-identically
   --threads N           CPU threads (default: all cores)
+
+sweep (runs = every combination of the lists; LIST: 1e-3,2e-3 or, for seeds, 0-63 and 0,4,9-12):
+  --seeds LIST          initial weights (0); every run uses the data seed 598's split
+  --lr LIST (1e-3)  --weight-decay LIST (1.0)  --train-fraction LIST (0.3)
+  --epochs N (8000)  --eval-every K (100)  --threshold X: the test accuracy whose first epoch is recorded (0.99)
+  --axes X,Y            the phase diagram's axes among lr, weight-decay, train-fraction (default: the
+                        first two varied of weight-decay, train-fraction, lr), averaged over the rest
+  --keep-weights        DIR/weights/run-NNNNNN.safetensors for every run
+  --out DIR             (grokking-sweep); every finished run's row is kept in DIR/runs/ as it finishes
+  --resume DIR          continue a sweep killed or crashed: finished runs are kept, the rest run
+  files: sweep.csv (a row per run: settings, status ok|diverged, final train/test loss and accuracy, the
+  epoch test accuracy first reached the threshold, the share of W_E's squared norm in its 5 strongest
+  Fourier frequencies and the 3 strongest), phase.csv, phase_test_accuracy.png, phase_epochs.png,
+  histogram_*.png
 
 files in DIR: weights.safetensors (TransformerLens names), curves.csv/png (accuracy, and loss on a log
 scale: the grokking curve), fourier.csv/png (norm of W_E per frequency over a), attention.npy/png (from
@@ -208,9 +231,72 @@ eval prints loss and accuracy over all 12,769 pairs and each part of the split (
     return 0;
   }
 
-  std::uint64_t data_seed = 598;
+  std::uint64_t data_seed = kDataSeed;
   double train_fraction = 0.3;
   tinyattn::ModularAdditionTask task;
+};
+
+// `grokking sweep` (examples/common/sweep.hpp): a run trains as `grokking train --seed S --lr X
+// --weight-decay X --train-fraction F --epochs N --eval-every K` would, on the split of the default
+// data seed (598) cut at its fraction. Its mechanism summary is the Fourier spectrum of W_E over the
+// operands (inspect/fourier.hpp): the share of its squared norm in its 5 strongest frequencies k >= 1
+// (near 1 once the model has grokked; about 0.1 for the initial, unstructured embedding) and the 3
+// strongest k.
+struct GrokkingSweep {
+  static constexpr const char* program = "grokking";
+  using Net = Experiment::Net;
+  static constexpr double samples = static_cast<double>(kP) * kP;
+  static constexpr std::size_t kTop = 5, kNamed = 3;
+
+  static programs::SweepSpec defaults() {
+    const programs::TrainSettings t = Experiment::defaults();
+    programs::SweepSpec s;
+    s.lr = {t.adamw.lr}, s.weight_decay = {t.adamw.weight_decay}, s.train_fraction = {0.3};
+    s.epochs = t.epochs, s.eval_every = t.eval_every;
+    return s;
+  }
+
+  static tinyattn::EnsembleMember member(const programs::SweepRun& run) {
+    const tinyattn::ModularAdditionTask task(kP, run.train_fraction, kDataSeed);
+    tinyattn::EnsembleMember m;
+    m.train = task.train(), m.test = task.test();
+    m.options.adamw = Experiment::defaults().adamw;
+    return m;
+  }
+
+  static std::string mechanism_header() {
+    std::string h = ",fourier_top" + std::to_string(kTop) + "_share";
+    for (std::size_t i = 1; i <= kNamed; ++i) h += ",key_frequency_" + std::to_string(i);
+    return h;
+  }
+
+  static std::string mechanism(const Net& net) {
+    const std::vector<double> norms = tinyattn::fourier_norms(net.tensor("embed.W_E"), kP, Net::d_model);
+    std::vector<std::size_t> order;  // frequencies k >= 1, strongest first (ties: the smaller k)
+    double total = 0;
+    for (std::size_t k = 0; k < norms.size(); ++k) {
+      total += norms[k] * norms[k];
+      if (k > 0) order.push_back(k);
+    }
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return norms[a] > norms[b]; });
+    double top = 0;
+    for (std::size_t i = 0; i < kTop; ++i) top += norms[order[i]] * norms[order[i]];
+    std::string text = "," + programs::text_of(total > 0 ? top / total : 0.0, "%.6f");
+    for (std::size_t i = 0; i < kNamed; ++i) text += "," + std::to_string(order[i]);
+    return text;
+  }
+
+  static tinyattn::io::Metadata metadata(const programs::SweepRun& run, const programs::SweepSpec& spec, std::int64_t epochs) {
+    programs::TrainSettings s = Experiment::defaults();
+    s.seed = run.seed;
+    s.adamw.lr = run.lr, s.adamw.weight_decay = run.weight_decay;
+    s.eval_every = spec.eval_every;
+    tinyattn::io::Metadata meta = programs::run_metadata(Experiment::name, s, epochs);
+    meta["p"] = std::to_string(kP);
+    meta["data_seed"] = std::to_string(kDataSeed);
+    meta["train_fraction"] = programs::number_text(run.train_fraction);
+    return meta;
+  }
 };
 
 }  // namespace grokking

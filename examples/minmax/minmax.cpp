@@ -8,7 +8,7 @@
 //   minmax eval    --weights FILE [--json] [--seed S]
 //   minmax analyze --weights FILE [--out DIR]   circuits, attribution, ablations, failure atlas, report.md
 //   minmax sweep   [--seeds 0-63] [--lr X,..] [--weight-decay X,..] [--train-fraction F,..] [--out DIR] ...
-//                  [mpirun -np N] many runs at once; sweep.csv, phase diagrams (examples/minmax/sweep.hpp)
+//                  [mpirun -np N] many runs at once; sweep.csv, phase diagrams (examples/common/sweep.hpp)
 //
 // Exit status: 0 success (also when gnuplot is missing: the figures are skipped with a warning),
 // 1 a run-time error (I/O, a bad weights file, divergence), 2 a usage error, 130 interrupted (SIGINT
@@ -32,8 +32,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <omp.h>
-
 #include "tinyattn/inspect/minmax_attention.hpp"
 #include "tinyattn/io/atomic_file.hpp"
 #include "tinyattn/io/npy.hpp"
@@ -46,7 +44,7 @@
 
 #include "analyze.hpp"
 #include "snapshots.hpp"
-#include "sweep.hpp"
+#include "minmax_sweep.hpp"
 #include "cli.hpp"  // examples/common
 #include "progress.hpp"
 
@@ -440,57 +438,6 @@ int with_backend(const Arguments& args, F&& run) {
 #endif
 }
 
-// `minmax sweep`: the settings from the flags (or, with --resume, from DIR/sweep-spec.txt), then the
-// processes: parsing comes first, so that a usage error ends every rank alike before MPI starts.
-int sweep_command(const std::vector<std::string>& words) {
-  std::set<std::string> value_flags = sweep_setting_flags();
-  value_flags.insert({"--out", "--resume", "--threads"});
-  const Arguments args(words, value_flags, {"--keep-weights", "--no-plot"});
-  if (!args.positional().empty()) throw UsageError("sweep takes no positional argument, found '" + args.positional()[0] + "'");
-  SweepCommand c;
-  c.plot = !args.has("--no-plot");
-  if (const auto resume = args.text("--resume")) {
-    for (const std::string& flag : sweep_setting_flags())
-      if (args.has(flag))
-        throw UsageError("--resume continues the sweep with the settings in " + join(*resume, "sweep-spec.txt") +
-                         "; drop " + flag);
-    if (args.has("--keep-weights")) throw UsageError("--resume keeps the sweep's own --keep-weights setting; drop it");
-    if (args.has("--out") && *args.text("--out") != *resume)
-      throw UsageError("--resume writes into the sweep's directory " + *resume + "; drop --out");
-    c.spec = read_sweep_spec(join(*resume, "sweep-spec.txt"));
-    c.out = *resume;
-    c.resume = true;
-  } else {
-    std::map<std::string, std::string> values;
-    for (const std::string& flag : sweep_setting_flags())
-      if (const auto value = args.text(flag)) values[flag] = *value;
-    c.spec = parse_sweep_spec(values, args.has("--keep-weights"));
-    c.out = args.text("--out").value_or("minmax-sweep");
-  }
-  const programs::Ranks ranks;
-  if (const auto threads = args.integer("--threads", 1, 4096)) {
-    omp_set_num_threads(static_cast<int>(*threads));
-  } else if (programs::mpirun_world_size() > 0 && !std::getenv("OMP_NUM_THREADS")) {
-    // The ranks on one machine share its cores. Open MPI binds each of 1 or 2 ranks to a single core by
-    // default, which would leave the other cores idle: say so (omp_get_num_procs: the cores this
-    // process may run on).
-    const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-    const int share = std::max(1, cores / programs::mpirun_local_size()), usable = omp_get_num_procs();
-    if (usable < share && ranks.root())
-      std::fprintf(stderr, "minmax: warning: mpirun bound this rank to %d core%s of the %d its share of this machine "
-                   "has; with Open MPI pass --bind-to none to use them all\n", usable, usable > 1 ? "s" : "", share);
-    omp_set_num_threads(std::min(share, usable));
-  }
-  try {
-    return run_sweep(c, ranks);
-  } catch (const std::exception& e) {
-    if (ranks.size() == 1) throw;
-    const bool usage = dynamic_cast<const UsageError*>(&e) != nullptr;
-    std::fprintf(stderr, "minmax (rank %d): %s%s\n", ranks.rank(), usage ? "" : "error: ", e.what());
-    ranks.abort_all(usage ? 2 : 1);
-  }
-}
-
 int main_checked(int argc, char** argv) {
   std::vector<std::string> words(argv + 1, argv + argc);
   if (words.empty()) throw UsageError("missing command: train, sweep, eval, analyze, plot or predict");
@@ -542,7 +489,7 @@ int main_checked(int argc, char** argv) {
     s.resume = args.text("--resume").value_or("");
     s.out = args.text("--out").value_or(s.resume.empty() ? s.out : s.resume);
     s.plot = !args.has("--no-plot");
-    if (const auto threads = args.integer("--threads", 1, 4096)) omp_set_num_threads(static_cast<int>(*threads));
+    if (const auto threads = args.integer("--threads", 1, 4096)) tinyattn::set_cpu_threads(static_cast<int>(*threads));
     if (!s.resume.empty()) {  // the run's settings come from the checkpoint; flags may only agree
       const tinyattn::io::SafetensorsFile file = tinyattn::io::SafetensorsFile::load(join(s.resume, "checkpoint.safetensors"));
       const auto& meta = file.metadata();
@@ -576,7 +523,7 @@ int main_checked(int argc, char** argv) {
     }
     return with_backend(args, [&](auto backend) { return train<decltype(backend)>(s); });
   }
-  if (command == "sweep") return sweep_command(words);
+  if (command == "sweep") return programs::sweep_command<MinMaxSweep>(words);
   if (command == "eval") {
     const Arguments args(words, flags({"--weights", "--seed"}), {"--json"});
     const auto weights = args.text("--weights");

@@ -6,9 +6,11 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -183,6 +185,86 @@ TEST_CASE("grokking train: files, figures, predict, and a resumed run bit-identi
   const Outcome disagree = run_program(kGrokking, {"train", "--resume", first, "--epochs", "14", "--lr", "0.5"});
   CHECK_EXIT_STATUS(disagree, 2);
   CHECK_STDERR_HAS(disagree, "--lr differs from the checkpoint's lr");
+}
+
+// A short grokking sweep: every row is `grokking train` of its settings (the same weights, bit for bit,
+// and the same numbers), the mechanism columns are the Fourier summary, --resume ends with the same
+// sweep.csv; the sweep's bad specifications are usage errors, and induction has no sweep.
+TEST_CASE("grokking sweep: each row equals a grokking train run of its settings; --resume; usage errors") {
+  ScratchDirectory dir("tinyattn-programs");
+  const std::string sweep = dir.file("sweep");
+  const Outcome o = run_program(kGrokking, {"sweep", "--seeds", "0-1", "--weight-decay", "0.5,1", "--train-fraction", "0.2",
+                                            "--epochs", "4", "--eval-every", "2", "--keep-weights", "--threads", "1",
+                                            "--no-plot", "--out", sweep});
+  REQUIRE_EXIT_STATUS(o, 0);
+  CHECK_STDOUT_HAS(o, "4/4 runs");
+  const std::string csv = read_text(sweep + "/sweep.csv");
+  std::vector<std::vector<std::string>> rows;
+  std::istringstream lines(csv);
+  for (std::string line; std::getline(lines, line);) {
+    std::vector<std::string> cells;
+    std::istringstream fields(line);
+    for (std::string cell; std::getline(fields, cell, ',');) cells.push_back(cell);
+    rows.push_back(cells);
+  }
+  REQUIRE(rows.size() == 5);
+  const std::vector<std::string> header{"run", "seed", "lr", "weight_decay", "train_fraction", "status", "epochs",
+                                        "train_loss", "train_acc", "test_loss", "test_acc", "epoch_to_99pct",
+                                        "fourier_top5_share", "key_frequency_1", "key_frequency_2", "key_frequency_3"};
+  CHECK(rows[0] == header);
+  for (std::size_t r = 1; r < rows.size(); ++r) {
+    REQUIRE(rows[r].size() == header.size());
+    const double share = std::stod(rows[r][12]);
+    CHECK(share > 0);
+    CHECK(share <= 1);
+    for (std::size_t k = 13; k < 16; ++k) {
+      CHECK(std::stoi(rows[r][k]) >= 1);
+      CHECK(std::stoi(rows[r][k]) <= 56);
+    }
+  }
+  // Run 3 (seed 1, weight decay 1) against `grokking train` of the same settings.
+  CHECK(rows[4][1] == "1");
+  CHECK(rows[4][3] == "1");
+  const std::string single = dir.file("single");
+  REQUIRE_EXIT_STATUS(run_program(kGrokking, {"train", "--seed", "1", "--weight-decay", "1", "--train-fraction", "0.2",
+                                              "--epochs", "4", "--eval-every", "2", "--threads", "1", "--no-plot",
+                                              "--out", single}),
+                      0);
+  const auto kept = tinyattn::io::SafetensorsFile::load(sweep + "/weights/run-000003.safetensors");
+  const auto trained = tinyattn::io::SafetensorsFile::load(single + "/weights.safetensors");
+  for (const auto& t : trained.tensors()) {
+    INFO(t.name);
+    REQUIRE(kept.contains(t.name));
+    CHECK(std::memcmp(t.data, kept.tensor(t.name).data, t.bytes) == 0);
+  }
+  const std::string curves = read_text(single + "/curves.csv");  // epoch,train_loss,train_acc,test_loss,test_acc
+  const auto row_of = [&](const std::string& epoch) {
+    const auto at = curves.find("\n" + epoch + ",");
+    REQUIRE(at != std::string::npos);
+    return curves.substr(at + 1, curves.find('\n', at + 1) - at - 1);
+  };
+  CHECK(row_of("4") == "4," + rows[4][7] + "," + rows[4][8] + "," + rows[4][9] + "," + rows[4][10]);
+  REQUIRE_EXIT_STATUS(run_program(kGrokking, {"eval", "--weights", sweep + "/weights/run-000003.safetensors"}), 0);
+
+  // A lost row and sweep.csv: --resume runs that run again and writes the same sweep.csv.
+  fs::remove(sweep + "/runs/run-000002.csv");
+  fs::remove(sweep + "/sweep.csv");
+  const Outcome resumed = run_program(kGrokking, {"sweep", "--resume", sweep, "--threads", "1", "--no-plot"});
+  REQUIRE_EXIT_STATUS(resumed, 0);
+  CHECK_STDOUT_HAS(resumed, "3 finished before");
+  CHECK(read_text(sweep + "/sweep.csv") == csv);
+
+  const Outcome fraction = run_program(kGrokking, {"sweep", "--train-fraction", "0.3,1", "--out", dir.file("bad")});
+  CHECK_EXIT_STATUS(fraction, 2);
+  CHECK_STDERR_HAS(fraction, "--train-fraction values must be > 0 and < 1, found 1");
+  const Outcome axes = run_program(kGrokking, {"sweep", "--axes", "lr,depth", "--out", dir.file("bad")});
+  CHECK_EXIT_STATUS(axes, 2);
+  CHECK_STDERR_HAS(axes, "unknown axis 'depth'");
+  CHECK(!fs::exists(dir.file("bad")));
+  CHECK_STDOUT_HAS(run_program(kGrokking, {"--help"}), " sweep");
+  const Outcome none = run_program(kInduction, {"sweep"});
+  CHECK_EXIT_STATUS(none, 2);
+  CHECK_STDERR_HAS(none, "unknown command 'sweep'; expected train, eval, plot or predict");
 }
 
 TEST_CASE("induction train with minibatches: files, head scores, predict — without gnuplot it warns and still writes data") {

@@ -1,7 +1,8 @@
-// examples/minmax/sweep.hpp — `minmax sweep`: many runs of the reference experiment over seeds and
+// examples/common/sweep.hpp — `PROGRAM sweep`: many runs of one experiment over seeds and
 // hyper-parameters, trained together (tinyattn::Ensemble), spread over processes by mpirun.
 //
 //   minmax sweep --seeds 0-63 --weight-decay 0.1,0.3,1,3 --train-fraction 0.1,0.2,0.33 --lr 1e-3,2e-3 --out DIR
+//   grokking sweep --seeds 0-3 --weight-decay 0.3,1,3 --train-fraction 0.2,0.3,0.5 --epochs 8000 --out DIR
 //   mpirun -np 4 minmax sweep ...          the runs dealt over the ranks; rank 0 writes the results
 //   minmax sweep --resume DIR              after a crash or a kill: the finished runs are kept
 //
@@ -10,12 +11,26 @@
 //   runs/run-NNNNNN.csv     one finished run's row, written durably (atomically, fsynced) as it finishes
 //   weights/run-NNNNNN.safetensors   with --keep-weights, written before the row
 //   sweep.csv               every run's row in run order: settings, final metrics, the epoch test
-//                           accuracy first reached the threshold, each head's attention share to A, op, B
+//                           accuracy first reached the threshold, the task's mechanism summary
 //   phase.csv, phase_test_accuracy.png, phase_epochs.png   over two axes, averaged over seeds
 //   histogram_test_accuracy.png, histogram_epochs.png      over all runs
 //
 // Every file but the progress lines is the same for any number of ranks and threads: each run trains
-// exactly as `minmax train` with its settings would, whichever process and thread trains it.
+// exactly as `PROGRAM train` with its settings would, whichever process and thread trains it.
+//
+// What a program tells the sweep about its experiment, S (examples/minmax/sweep.hpp,
+// examples/grokking/grokking.cpp):
+//   S::program                  "minmax"
+//   S::Net                      the network type
+//   S::samples                  the number of inputs the training fraction divides
+//   S::defaults()               SweepSpec with the program's train defaults (lr, weight decay, fraction,
+//                               epochs, eval_every)
+//   S::member(run)              tinyattn::EnsembleMember: the run's training and test sets and AdamW as
+//                               `PROGRAM train` makes them (the sweep sets the seed, lr, weight decay,
+//                               eval_every and epochs)
+//   S::mechanism_header()       ",name,..." the mechanism summary's columns
+//   S::mechanism(net)           ",value,..." a trained run's summary
+//   S::metadata(run, spec, epochs)  the metadata of a kept run's weights (what `PROGRAM eval` reads)
 #pragma once
 
 #include <algorithm>
@@ -23,6 +38,8 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -31,20 +48,24 @@
 #include <set>
 #include <sstream>
 #include <string>
-#include <cstring>
+#include <thread>
 #include <vector>
 
-#include "cli.hpp"  // examples/common
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
+#include "cli.hpp"
 #include "ranks.hpp"
 #include "run_files.hpp"
-#include "tinyattn/inspect/minmax_attention.hpp"
+#include "tinyattn/backend/threads.hpp"
 #include "tinyattn/io/atomic_file.hpp"
 #include "tinyattn/io/weights.hpp"
 #include "tinyattn/plot/line_chart.hpp"
 #include "tinyattn/plot/phase_diagram.hpp"
 #include "tinyattn/tinyattn.hpp"
 
-namespace minmax {
+namespace programs {
 
 // ---- the specification -----------------------------------------------------------------------------
 // The axes a sweep varies besides the seed, in the order of the run numbering (seed innermost).
@@ -58,8 +79,8 @@ inline const char* axis_title(Axis a) {
 
 struct SweepSpec {
   std::vector<std::uint64_t> seeds{0};
-  std::vector<double> lr{2e-3}, weight_decay{1.0}, train_fraction{1.0 / 3};
-  std::int64_t epochs = 750, eval_every = 1;
+  std::vector<double> lr, weight_decay, train_fraction;  // the task's defaults (S::defaults())
+  std::int64_t epochs = 1, eval_every = 1;
   double threshold = 0.99;
   Axis x_axis = Axis::weight_decay, y_axis = Axis::train_fraction;
   bool keep_weights = false;
@@ -71,6 +92,7 @@ struct SweepSpec {
 };
 
 // One run's settings; run numbers go seed fastest, then train fraction, weight decay, learning rate.
+// The seed is the run's initial weights (and, where the task's split follows the seed, its split).
 struct SweepRun {
   std::size_t id;
   std::uint64_t seed;
@@ -86,10 +108,9 @@ inline std::vector<SweepRun> sweep_runs(const SweepSpec& s) {
   return runs;
 }
 
-inline std::string text_of(double value, const char* format = "%.9g") { return programs::number_text(value, format); }
+inline std::string text_of(double value, const char* format = "%.9g") { return number_text(value, format); }
 
 inline constexpr std::size_t kMaxRuns = 1'000'000;
-inline constexpr tinyattn::index_t kSweepMaxN = 128;
 
 // "0-63", "0,5,9-12": non-negative integers, ascending ranges, each value once.
 inline std::vector<std::uint64_t> parse_seed_list(const std::string& text, const std::string& flag) {
@@ -98,21 +119,21 @@ inline std::vector<std::uint64_t> parse_seed_list(const std::string& text, const
   std::string item;
   const std::int64_t top = std::numeric_limits<std::int64_t>::max();
   while (std::getline(items, item, ',')) {
-    if (item.empty()) throw programs::UsageError(flag + " has an empty item in '" + text + "'");
+    if (item.empty()) throw UsageError(flag + " has an empty item in '" + text + "'");
     const auto dash = item.find('-', 1);
-    const std::int64_t first = programs::Arguments::parse_integer(item.substr(0, dash), flag, 0, top);
+    const std::int64_t first = Arguments::parse_integer(item.substr(0, dash), flag, 0, top);
     const std::int64_t last =
-        dash == std::string::npos ? first : programs::Arguments::parse_integer(item.substr(dash + 1), flag, 0, top);
-    if (last < first) throw programs::UsageError(flag + " range '" + item + "' is empty (the end is below the start)");
+        dash == std::string::npos ? first : Arguments::parse_integer(item.substr(dash + 1), flag, 0, top);
+    if (last < first) throw UsageError(flag + " range '" + item + "' is empty (the end is below the start)");
     if (static_cast<std::uint64_t>(last - first) >= kMaxRuns)
-      throw programs::UsageError(flag + " range '" + item + "' has more than " + std::to_string(kMaxRuns) + " values");
+      throw UsageError(flag + " range '" + item + "' has more than " + std::to_string(kMaxRuns) + " values");
     for (std::int64_t s = first; s <= last; ++s) seeds.push_back(static_cast<std::uint64_t>(s));
   }
-  if (seeds.empty()) throw programs::UsageError(flag + " lists no value");
+  if (seeds.empty()) throw UsageError(flag + " lists no value");
   std::vector<std::uint64_t> sorted = seeds;
   std::sort(sorted.begin(), sorted.end());
   if (const auto twice = std::adjacent_find(sorted.begin(), sorted.end()); twice != sorted.end())
-    throw programs::UsageError(flag + " lists " + std::to_string(*twice) + " twice");
+    throw UsageError(flag + " lists " + std::to_string(*twice) + " twice");
   return seeds;
 }
 
@@ -123,27 +144,27 @@ inline std::vector<double> parse_number_list(const std::string& text, const std:
   std::stringstream items(text);
   std::string item;
   while (std::getline(items, item, ',')) {
-    if (item.empty()) throw programs::UsageError(flag + " has an empty item in '" + text + "'");
+    if (item.empty()) throw UsageError(flag + " has an empty item in '" + text + "'");
     char* end = nullptr;
     errno = 0;
     const double v = std::strtod(item.c_str(), &end);
     if (end == item.c_str() || *end != '\0' || errno == ERANGE || !std::isfinite(v))
-      throw programs::UsageError(flag + " expects numbers, found '" + item + "'");
+      throw UsageError(flag + " expects numbers, found '" + item + "'");
     if (v < min || (min_exclusive && v == min) || v > max || (max_exclusive && v == max))
-      throw programs::UsageError(flag + " values must be " + (min_exclusive ? "> " : ">= ") + text_of(min, "%g") +
+      throw UsageError(flag + " values must be " + (min_exclusive ? "> " : ">= ") + text_of(min, "%g") +
                                  (max_exclusive ? " and < " : " and <= ") + text_of(max, "%g") + ", found " + item);
     if (std::find(values.begin(), values.end(), v) != values.end())
-      throw programs::UsageError(flag + " lists " + item + " twice");
+      throw UsageError(flag + " lists " + item + " twice");
     values.push_back(v);
   }
-  if (values.empty()) throw programs::UsageError(flag + " lists no value");
+  if (values.empty()) throw UsageError(flag + " lists no value");
   return values;
 }
 
 inline Axis parse_axis(const std::string& name, const std::string& flag) {
   for (Axis a : {Axis::lr, Axis::weight_decay, Axis::train_fraction})
     if (name == axis_flag(a)) return a;
-  throw programs::UsageError(flag + ": unknown axis '" + name + "'; expected lr, weight-decay or train-fraction");
+  throw UsageError(flag + ": unknown axis '" + name + "'; expected lr, weight-decay or train-fraction");
 }
 
 // The phase diagram's axes: --axes X,Y, else the first two of weight decay, training fraction and
@@ -152,10 +173,10 @@ inline void choose_axes(SweepSpec& s, const std::optional<std::string>& axes) {
   if (axes) {
     const auto comma = axes->find(',');
     if (comma == std::string::npos || axes->find(',', comma + 1) != std::string::npos)
-      throw programs::UsageError("--axes expects two axes X,Y (e.g. weight-decay,train-fraction), found '" + *axes + "'");
+      throw UsageError("--axes expects two axes X,Y (e.g. weight-decay,train-fraction), found '" + *axes + "'");
     s.x_axis = parse_axis(axes->substr(0, comma), "--axes");
     s.y_axis = parse_axis(axes->substr(comma + 1), "--axes");
-    if (s.x_axis == s.y_axis) throw programs::UsageError("--axes names " + axes->substr(0, comma) + " twice");
+    if (s.x_axis == s.y_axis) throw UsageError("--axes names " + axes->substr(0, comma) + " twice");
     return;
   }
   std::vector<Axis> order;
@@ -165,18 +186,19 @@ inline void choose_axes(SweepSpec& s, const std::optional<std::string>& axes) {
   s.x_axis = order[0], s.y_axis = order[1];
 }
 
-inline void check_fractions(const SweepSpec& s) {
-  const double size = 2.0 * kSweepMaxN * kSweepMaxN;
+// Every training fraction must leave a sample to train and one to test, of `size` samples.
+inline void check_fractions(const SweepSpec& s, double size) {
   for (double f : s.train_fraction) {
     const double cut = std::floor(size * f);
     if (cut < 1 || cut >= size)
-      throw programs::UsageError("--train-fraction " + text_of(f) + " leaves " + text_of(cut, "%.0f") + " of " +
+      throw UsageError("--train-fraction " + text_of(f) + " leaves " + text_of(cut, "%.0f") + " of " +
                                  text_of(size, "%.0f") + " samples to train; expected at least 1 and fewer than all");
   }
 }
 
 // The settings as sweep-spec.txt holds them: exact (%.17g), one key per line.
-inline std::string spec_text(const SweepSpec& s) {
+template <class S>
+std::string spec_text(const SweepSpec& s) {
   auto list = [](const std::vector<double>& values) {
     std::string t;
     for (double v : values) t += (t.empty() ? "" : ",") + text_of(v, "%.17g");
@@ -184,23 +206,24 @@ inline std::string spec_text(const SweepSpec& s) {
   };
   std::string seeds;
   for (std::uint64_t seed : s.seeds) seeds += (seeds.empty() ? "" : ",") + std::to_string(seed);
-  return "# minmax sweep settings (read by minmax sweep --resume)\nseeds=" + seeds + "\nlr=" + list(s.lr) +
+  return std::string("# ") + S::program + " sweep settings (read by " + S::program + " sweep --resume)\nseeds=" + seeds + "\nlr=" + list(s.lr) +
          "\nweight-decay=" + list(s.weight_decay) + "\ntrain-fraction=" + list(s.train_fraction) +
          "\nepochs=" + std::to_string(s.epochs) + "\neval-every=" + std::to_string(s.eval_every) +
          "\nthreshold=" + text_of(s.threshold, "%.17g") + "\naxes=" + axis_flag(s.x_axis) + "," + axis_flag(s.y_axis) +
          "\nkeep-weights=" + (s.keep_weights ? "1" : "0") + "\n";
 }
 
-// The flags of `minmax sweep` that define a sweep (--resume takes them from sweep-spec.txt).
+// The flags of `PROGRAM sweep` that define a sweep (--resume takes them from sweep-spec.txt).
 inline const std::set<std::string>& sweep_setting_flags() {
   static const std::set<std::string> flags{"--seeds", "--lr", "--weight-decay", "--train-fraction", "--epochs",
                                            "--eval-every", "--threshold", "--axes"};
   return flags;
 }
 
-// Reads the settings from flag values (a missing flag keeps its default); throws UsageError.
-inline SweepSpec parse_sweep_spec(const std::map<std::string, std::string>& values, bool keep_weights) {
-  SweepSpec s;
+// Reads the settings from flag values (a missing flag keeps the task's default); throws UsageError.
+template <class S>
+SweepSpec parse_sweep_spec(const std::map<std::string, std::string>& values, bool keep_weights) {
+  SweepSpec s = S::defaults();
   auto get = [&](const char* flag) -> std::optional<std::string> {
     const auto found = values.find(flag);
     if (found == values.end()) return std::nullopt;
@@ -211,26 +234,27 @@ inline SweepSpec parse_sweep_spec(const std::map<std::string, std::string>& valu
   if (const auto v = get("--weight-decay")) s.weight_decay = parse_number_list(*v, "--weight-decay", 0.0, 1e6, false, false);
   if (const auto v = get("--train-fraction"))
     s.train_fraction = parse_number_list(*v, "--train-fraction", 0.0, 1.0, true, true);
-  if (const auto v = get("--epochs")) s.epochs = programs::Arguments::parse_integer(*v, "--epochs", 1, 100'000'000);
+  if (const auto v = get("--epochs")) s.epochs = Arguments::parse_integer(*v, "--epochs", 1, 100'000'000);
   if (const auto v = get("--eval-every"))
-    s.eval_every = programs::Arguments::parse_integer(*v, "--eval-every", 1, 100'000'000);
+    s.eval_every = Arguments::parse_integer(*v, "--eval-every", 1, 100'000'000);
   if (const auto v = get("--threshold")) {
     const auto t = parse_number_list(*v, "--threshold", 0.0, 1.0, true, false);
-    if (t.size() != 1) throw programs::UsageError("--threshold takes one number, found '" + *v + "'");
+    if (t.size() != 1) throw UsageError("--threshold takes one number, found '" + *v + "'");
     s.threshold = t[0];
   }
   s.keep_weights = keep_weights;
-  check_fractions(s);
+  check_fractions(s, static_cast<double>(S::samples));
   choose_axes(s, get("--axes"));
   if (s.runs() > kMaxRuns)
-    throw programs::UsageError("the sweep has " + std::to_string(s.runs()) + " runs; at most " +
+    throw UsageError("the sweep has " + std::to_string(s.runs()) + " runs; at most " +
                                std::to_string(kMaxRuns) + " are allowed");
   return s;
 }
 
-inline SweepSpec read_sweep_spec(const std::string& path) {
+template <class S>
+SweepSpec read_sweep_spec(const std::string& path) {
   std::ifstream in(path);
-  if (!in) throw programs::RunError("cannot read '" + path + "': " + std::strerror(errno) + " (is it a sweep's directory?)");
+  if (!in) throw RunError("cannot read '" + path + "': " + std::strerror(errno) + " (is it a sweep's directory?)");
   std::map<std::string, std::string> values;
   bool keep_weights = false;
   std::string line;
@@ -241,26 +265,23 @@ inline SweepSpec read_sweep_spec(const std::string& path) {
     if (key == "--keep-weights") {
       keep_weights = line.substr(equals + 1) == "1";
     } else if (!sweep_setting_flags().count(key)) {
-      throw programs::RunError(path + ": line " + std::to_string(number) + " is '" + line + "', expected key=value");
+      throw RunError(path + ": line " + std::to_string(number) + " is '" + line + "', expected key=value");
     } else {
       values[key] = line.substr(equals + 1);
     }
   }
   try {
-    return parse_sweep_spec(values, keep_weights);
-  } catch (const programs::UsageError& e) {
-    throw programs::RunError(path + ": " + e.what());
+    return parse_sweep_spec<S>(values, keep_weights);
+  } catch (const UsageError& e) {
+    throw RunError(path + ": " + e.what());
   }
 }
 
 // ---- one run's row ---------------------------------------------------------------------------------
-inline std::string sweep_header(const SweepSpec& s) {
-  std::string h = "run,seed,lr,weight_decay,train_fraction,status,epochs,train_loss,train_acc,test_loss,test_acc,epoch_to_" +
-                  text_of(100 * s.threshold, "%g") + "pct";
-  for (const char* op : {"max", "min"})
-    for (int head = 0; head < tinyattn::ReferenceShape::heads; ++head)
-      for (const char* key : {"A", "op", "B"}) h += std::string(",") + op + "_h" + std::to_string(head) + "_" + key;
-  return h;
+template <class S>
+std::string sweep_header(const SweepSpec& s) {
+  return "run,seed,lr,weight_decay,train_fraction,status,epochs,train_loss,train_acc,test_loss,test_acc,epoch_to_" +
+         text_of(100 * s.threshold, "%g") + "pct" + S::mechanism_header();
 }
 
 // The settings part of a row: what --resume checks a finished row against.
@@ -269,24 +290,8 @@ inline std::string row_settings(const SweepRun& r) {
          "," + text_of(r.train_fraction);
 }
 
-// Each head's mean attention from '=' to A, op and B over every input of max and of min.
-template <class Net>
-std::string attention_shares(const Net& net) {
-  const tinyattn::MinMaxAttentionMaps maps = tinyattn::minmax_attention_maps(net, tinyattn::MinMaxTask(kSweepMaxN));
-  std::string text;
-  for (int op = 0; op < 2; ++op)
-    for (tinyattn::index_t h = 0; h < maps.heads; ++h)
-      for (tinyattn::index_t key = 0; key < maps.keys; ++key) {
-        double sum = 0;
-        for (tinyattn::index_t a = 0; a < maps.n; ++a)
-          for (tinyattn::index_t b = 0; b < maps.n; ++b) sum += maps.weights[op][maps.index(h, key, a, b)];
-        text += "," + text_of(sum / (static_cast<double>(maps.n) * maps.n), "%.6f");
-      }
-  return text;
-}
-
-template <class Net>
-std::string sweep_row(const SweepRun& run, const tinyattn::MemberResult<>& r, const Net& net) {
+template <class S>
+std::string sweep_row(const SweepRun& run, const tinyattn::MemberResult<>& r, const typename S::Net& net) {
   std::string row = row_settings(run) + (r.diverged ? ",diverged," : ",ok,") + std::to_string(r.last.epoch);
   if (r.last.epoch > 0)
     row += "," + text_of(r.last.train_loss) + "," + text_of(r.last.train_accuracy);
@@ -297,7 +302,7 @@ std::string sweep_row(const SweepRun& run, const tinyattn::MemberResult<>& r, co
   else
     row += ",,";
   row += "," + (r.epoch_reached > 0 ? std::to_string(r.epoch_reached) : std::string());
-  return row + attention_shares(net);
+  return row + S::mechanism(net);
 }
 
 inline std::string run_file_name(std::size_t id) {
@@ -308,12 +313,13 @@ inline std::string run_file_name(std::size_t id) {
 
 // The rows already finished in dir/runs, by run number; a row that does not match its run's settings
 // (another sweep's file) is an error, not silently mixed in.
-inline std::map<std::size_t, std::string> finished_rows(const std::string& dir, const SweepSpec& spec,
-                                                        const std::vector<SweepRun>& runs) {
+template <class S>
+std::map<std::size_t, std::string> finished_rows(const std::string& dir, const SweepSpec& spec,
+                                                 const std::vector<SweepRun>& runs) {
   std::map<std::size_t, std::string> rows;
-  const std::string header = sweep_header(spec);
+  const std::string header = sweep_header<S>(spec);
   for (const SweepRun& run : runs) {
-    const std::string path = programs::join(programs::join(dir, "runs"), run_file_name(run.id) + ".csv");
+    const std::string path = join(join(dir, "runs"), run_file_name(run.id) + ".csv");
     std::ifstream in(path);
     if (!in) continue;
     std::string first, row;
@@ -321,7 +327,7 @@ inline std::map<std::size_t, std::string> finished_rows(const std::string& dir, 
     std::getline(in, row);
     const std::string settings = row_settings(run) + ",";
     if (first != header || row.compare(0, settings.size(), settings) != 0)
-      throw programs::RunError(path + " does not belong to this sweep: expected the header of sweep-spec.txt and a row "
+      throw RunError(path + " does not belong to this sweep: expected the header of sweep-spec.txt and a row "
                                "starting '" + settings + "', found '" + row + "'");
     rows[run.id] = row;
   }
@@ -340,7 +346,7 @@ inline RowNumbers row_numbers(const SweepRun& run, const std::string& row) {
   std::vector<std::string> fields;
   std::stringstream cells(row);
   for (std::string cell; std::getline(cells, cell, ',');) fields.push_back(cell);
-  if (fields.size() < 12) throw programs::RunError("a sweep row has " + std::to_string(fields.size()) + " fields: '" + row + "'");
+  if (fields.size() < 12) throw RunError("a sweep row has " + std::to_string(fields.size()) + " fields: '" + row + "'");
   auto number = [](const std::string& t) { return t.empty() ? NAN : std::strtod(t.c_str(), nullptr); };
   return {run, fields[5] == "diverged", number(fields[10]), number(fields[11])};
 }
@@ -378,7 +384,7 @@ inline bool write_sweep_summaries(const SweepSpec& s, const std::vector<RowNumbe
              "," + (tested[c] ? text_of(mean_acc[c]) : "") + "," + std::to_string(reached[c]) + "," +
              (reached[c] ? text_of(mean_epochs[c]) : "") + "\n";
     }
-  tinyattn::io::write_file_atomically(programs::join(dir, "phase.csv"), csv);
+  tinyattn::io::write_file_atomically(join(dir, "phase.csv"), csv);
   files.push_back("phase.csv");
   if (!plot) return true;
   if (!tinyattn::plot::gnuplot_available()) return false;
@@ -391,14 +397,14 @@ inline bool write_sweep_summaries(const SweepSpec& s, const std::vector<RowNumbe
   d.title = "final test accuracy, mean of " + std::to_string(per_cell) + " runs per cell";
   d.z_label = "test accuracy";
   d.values = mean_acc;
-  tinyattn::plot::write_phase_diagram_png(d, programs::join(dir, "phase_test_accuracy.png"));
+  tinyattn::plot::write_phase_diagram_png(d, join(dir, "phase_test_accuracy.png"));
   const std::string pct = text_of(100 * s.threshold, "%g");
   d.title = "first epoch with test accuracy >= " + pct + "% (mean; '-': no run)";
   d.z_label = "epoch";
   d.values = mean_epochs;
   d.cell_format = "%.0f";
   d.zmin = 0, d.zmax = static_cast<double>(s.epochs);
-  tinyattn::plot::write_phase_diagram_png(d, programs::join(dir, "phase_epochs.png"));
+  tinyattn::plot::write_phase_diagram_png(d, join(dir, "phase_epochs.png"));
   files.insert(files.end(), {"phase_test_accuracy.png", "phase_epochs.png"});
 
   // Histograms over all runs: final test accuracy in 2 % bins, epochs to the threshold in 40 bins.
@@ -420,7 +426,7 @@ inline bool write_sweep_summaries(const SweepSpec& s, const std::vector<RowNumbe
       counts.y.push_back(count[static_cast<std::size_t>(b)]);
     }
     chart.series.push_back(counts);
-    tinyattn::plot::write_line_chart_png(chart, programs::join(dir, name));
+    tinyattn::plot::write_line_chart_png(chart, join(dir, name));
     files.push_back(name);
   };
   histogram("final test accuracy of " + std::to_string(rows.size()) + " runs", "test accuracy", 0.0, 1.0, 50,
@@ -433,7 +439,7 @@ inline bool write_sweep_summaries(const SweepSpec& s, const std::vector<RowNumbe
 // ---- progress over runs ----------------------------------------------------------------------------
 class RunProgress {
  public:
-  RunProgress(std::size_t total, const programs::Ranks& ranks) : total_(total), ranks_(ranks) {}
+  RunProgress(std::size_t total, const Ranks& ranks) : total_(total), ranks_(ranks) {}
   void finished(const SweepRun& run, const tinyattn::MemberResult<>& r, double threshold) {
     ++done_;
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
@@ -454,7 +460,7 @@ class RunProgress {
 
  private:
   std::size_t total_, done_ = 0;
-  const programs::Ranks& ranks_;
+  const Ranks& ranks_;
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
 };
 
@@ -468,26 +474,27 @@ struct SweepCommand {
 
 // Runs the sweep's unfinished runs dealt over the ranks; rank 0 then writes sweep.csv and the
 // summaries. Returns the exit status.
-inline int run_sweep(const SweepCommand& command, const programs::Ranks& ranks) {
-  using Net = tinyattn::AttentionNetwork<tinyattn::ReferenceShape>;
+template <class S>
+int run_sweep(const SweepCommand& command, const Ranks& ranks) {
+  using Net = typename S::Net;
   const SweepSpec& spec = command.spec;
   const std::string& dir = command.out;
-  const std::string spec_path = programs::join(dir, "sweep-spec.txt");
+  const std::string spec_path = join(dir, "sweep-spec.txt");
   // Every rank checks before rank 0 writes anything, so that none sees another's sweep-spec.txt.
   if (!command.resume && std::filesystem::exists(spec_path))
-    throw programs::UsageError("'" + dir + "' holds a sweep already (sweep-spec.txt): continue it with --resume " +
+    throw UsageError("'" + dir + "' holds a sweep already (sweep-spec.txt): continue it with --resume " +
                                dir + ", or choose another --out");
   ranks.barrier();
   if (ranks.root()) {
-    programs::prepare_output_directory(dir);
-    programs::prepare_output_directory(programs::join(dir, "runs"));
-    if (spec.keep_weights) programs::prepare_output_directory(programs::join(dir, "weights"));
-    if (!command.resume) tinyattn::io::write_file_atomically(spec_path, spec_text(spec));
+    prepare_output_directory(dir);
+    prepare_output_directory(join(dir, "runs"));
+    if (spec.keep_weights) prepare_output_directory(join(dir, "weights"));
+    if (!command.resume) tinyattn::io::write_file_atomically(spec_path, spec_text<S>(spec));
   }
   ranks.barrier();
 
   const std::vector<SweepRun> runs = sweep_runs(spec);
-  std::map<std::size_t, std::string> rows = finished_rows(dir, spec, runs);
+  std::map<std::size_t, std::string> rows = finished_rows<S>(dir, spec, runs);
   std::vector<SweepRun> mine;  // this rank's share of the unfinished runs
   std::size_t pending = 0;
   for (const SweepRun& run : runs)
@@ -496,17 +503,14 @@ inline int run_sweep(const SweepCommand& command, const programs::Ranks& ranks) 
   if (ranks.root())
     std::printf("sweep of %zu runs (%zu finished before) x %lld epochs over %d rank%s, %d thread%s each, into %s/\n",
                 runs.size(), rows.size(), static_cast<long long>(spec.epochs), ranks.size(), ranks.size() > 1 ? "s" : "",
-                tinyattn::Primitives<tinyattn::backend::cpu>::max_workers(), tinyattn::Primitives<tinyattn::backend::cpu>::max_workers() > 1 ? "s" : "", dir.c_str());
+                tinyattn::cpu_threads(), tinyattn::cpu_threads() > 1 ? "s" : "", dir.c_str());
   std::fflush(stdout);
 
   // Each member's data is made when a worker takes it: only the runs in flight hold theirs.
   const auto member = [&](tinyattn::index_t i) {
     const SweepRun& run = mine[static_cast<std::size_t>(i)];
-    const tinyattn::MinMaxTask task(kSweepMaxN, run.seed, run.train_fraction);
-    tinyattn::EnsembleMember m;
+    tinyattn::EnsembleMember m = S::member(run);  // the run's data and AdamW, as `PROGRAM train` makes them
     m.init_seed = run.seed;
-    m.train = task.train(), m.test = task.test();
-    m.options.adamw = tinyattn::MinMaxTask::adamw();
     m.options.adamw.lr = run.lr, m.options.adamw.weight_decay = run.weight_decay;
     m.options.eval_every = spec.eval_every;
     m.epochs = spec.epochs;
@@ -520,17 +524,12 @@ inline int run_sweep(const SweepCommand& command, const programs::Ranks& ranks) 
   tinyattn::Ensemble<Net>(static_cast<tinyattn::index_t>(mine.size()), member, options).run([&](const tinyattn::MemberResult<>& r, const Net& net) {
     const SweepRun& run = mine[static_cast<std::size_t>(r.member)];
     const std::string name = run_file_name(run.id);
-    if (spec.keep_weights) {
-      tinyattn::io::Metadata meta{{"task", "minmax"}, {"max_n", std::to_string(kSweepMaxN)},
-                                  {"seed", std::to_string(run.seed)}, {"epochs", std::to_string(r.last.epoch)},
-                                  {"lr", text_of(run.lr, "%.17g")}, {"weight_decay", text_of(run.weight_decay, "%.17g")},
-                                  {"minmax_train_fraction", text_of(run.train_fraction, "%.17g")}, {"betas", "0.9,0.99"},
-                                  {"eps", "1e-08"}, {"optimizer", "AdamW"}};
-      tinyattn::io::save_weights(net, programs::join(programs::join(dir, "weights"), name + ".safetensors"), meta);
-    }
-    const std::string row = sweep_row(run, r, net);
-    tinyattn::io::write_file_atomically(programs::join(programs::join(dir, "runs"), name + ".csv"),
-                                        sweep_header(spec) + "\n" + row + "\n");
+    if (spec.keep_weights)
+      tinyattn::io::save_weights(net, join(join(dir, "weights"), name + ".safetensors"),
+                                 S::metadata(run, spec, r.last.epoch));
+    const std::string row = sweep_row<S>(run, r, net);
+    tinyattn::io::write_file_atomically(join(join(dir, "runs"), name + ".csv"),
+                                        sweep_header<S>(spec) + "\n" + row + "\n");
     computed += std::to_string(run.id) + "\t" + row + "\n";
     progress.finished(run, r, spec.threshold);
   });
@@ -544,14 +543,14 @@ inline int run_sweep(const SweepCommand& command, const programs::Ranks& ranks) 
       const std::size_t id = std::stoull(line.substr(0, tab));
       rows[id] = line.substr(tab + 1);
       // Ranks on other machines wrote their rows there; keep every row here too.
-      const std::string path = programs::join(programs::join(dir, "runs"), run_file_name(id) + ".csv");
-      if (!std::filesystem::exists(path)) tinyattn::io::write_file_atomically(path, sweep_header(spec) + "\n" + rows[id] + "\n");
+      const std::string path = join(join(dir, "runs"), run_file_name(id) + ".csv");
+      if (!std::filesystem::exists(path)) tinyattn::io::write_file_atomically(path, sweep_header<S>(spec) + "\n" + rows[id] + "\n");
     }
   }
   if (rows.size() != runs.size())
-    throw programs::RunError("the sweep ended with " + std::to_string(rows.size()) + " of " +
+    throw RunError("the sweep ended with " + std::to_string(rows.size()) + " of " +
                              std::to_string(runs.size()) + " rows; run it again with --resume " + dir);
-  std::string csv = sweep_header(spec) + "\n";
+  std::string csv = sweep_header<S>(spec) + "\n";
   std::vector<RowNumbers> numbers;
   std::size_t diverged = 0, reached = 0;
   for (const SweepRun& run : runs) {
@@ -560,9 +559,9 @@ inline int run_sweep(const SweepCommand& command, const programs::Ranks& ranks) 
     diverged += numbers.back().diverged;
     reached += !std::isnan(numbers.back().reached);
   }
-  tinyattn::io::write_file_atomically(programs::join(dir, "sweep.csv"), csv);
+  tinyattn::io::write_file_atomically(join(dir, "sweep.csv"), csv);
   std::vector<std::string> files{"sweep.csv"};
-  if (!write_sweep_summaries(spec, numbers, dir, command.plot, files)) programs::warn_no_gnuplot();
+  if (!write_sweep_summaries(spec, numbers, dir, command.plot, files)) warn_no_gnuplot();
   std::printf("done: %zu runs, %zu reached %g%% test accuracy, %zu diverged\nfiles in %s/: sweep-spec.txt runs/%s",
               runs.size(), reached, 100 * spec.threshold, diverged, dir.c_str(), spec.keep_weights ? " weights/" : "");
   for (const auto& f : files) std::printf(" %s", f.c_str());
@@ -570,4 +569,62 @@ inline int run_sweep(const SweepCommand& command, const programs::Ranks& ranks) 
   return 0;
 }
 
-}  // namespace minmax
+// ---- the command line -------------------------------------------------------------------------------
+// `PROGRAM sweep`: the settings from the flags (or, with --resume, from DIR/sweep-spec.txt), then the
+// processes: parsing comes first, so that a usage error ends every rank alike before MPI starts.
+template <class S>
+int sweep_command(const std::vector<std::string>& words) {
+  std::set<std::string> value_flags = sweep_setting_flags();
+  value_flags.insert({"--out", "--resume", "--threads"});
+  const Arguments args(words, value_flags, {"--keep-weights", "--no-plot"});
+  if (!args.positional().empty()) throw UsageError("sweep takes no positional argument, found '" + args.positional()[0] + "'");
+  SweepCommand c;
+  c.plot = !args.has("--no-plot");
+  if (const auto resume = args.text("--resume")) {
+    for (const std::string& flag : sweep_setting_flags())
+      if (args.has(flag))
+        throw UsageError("--resume continues the sweep with the settings in " + join(*resume, "sweep-spec.txt") +
+                         "; drop " + flag);
+    if (args.has("--keep-weights")) throw UsageError("--resume keeps the sweep's own --keep-weights setting; drop it");
+    if (args.has("--out") && *args.text("--out") != *resume)
+      throw UsageError("--resume writes into the sweep's directory " + *resume + "; drop --out");
+    c.spec = read_sweep_spec<S>(join(*resume, "sweep-spec.txt"));
+    c.out = *resume;
+    c.resume = true;
+  } else {
+    std::map<std::string, std::string> values;
+    for (const std::string& flag : sweep_setting_flags())
+      if (const auto value = args.text(flag)) values[flag] = *value;
+    c.spec = parse_sweep_spec<S>(values, args.has("--keep-weights"));
+    c.out = args.text("--out").value_or(std::string(S::program) + "-sweep");
+  }
+  const Ranks ranks;
+  if (const auto threads = args.integer("--threads", 1, 4096)) {
+    tinyattn::set_cpu_threads(static_cast<int>(*threads));
+  } else if (mpirun_world_size() > 0 && !std::getenv("OMP_NUM_THREADS")) {
+    // The ranks on one machine share its cores. Open MPI binds each of 1 or 2 ranks to a single core by
+    // default, which would leave the other cores idle: say so (omp_get_num_procs: the cores this
+    // process may run on).
+    const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    const int share = std::max(1, cores / mpirun_local_size());
+#if defined(_OPENMP)
+    const int usable = omp_get_num_procs();
+#else
+    const int usable = share;
+#endif
+    if (usable < share && ranks.root())
+      std::fprintf(stderr, "%s: warning: mpirun bound this rank to %d core%s of the %d its share of this machine "
+                   "has; with Open MPI pass --bind-to none to use them all\n", S::program, usable, usable > 1 ? "s" : "", share);
+    tinyattn::set_cpu_threads(std::min(share, usable));
+  }
+  try {
+    return run_sweep<S>(c, ranks);
+  } catch (const std::exception& e) {
+    if (ranks.size() == 1) throw;
+    const bool usage = dynamic_cast<const UsageError*>(&e) != nullptr;
+    std::fprintf(stderr, "%s (rank %d): %s%s\n", S::program, ranks.rank(), usage ? "" : "error: ", e.what());
+    ranks.abort_all(usage ? 2 : 1);
+  }
+}
+
+}  // namespace programs
