@@ -18,7 +18,7 @@
 // Every file but the progress lines is the same for any number of ranks and threads: each run trains
 // exactly as `PROGRAM train` with its settings would, whichever process and thread trains it.
 //
-// What a program tells the sweep about its experiment, S (examples/minmax/sweep.hpp,
+// What a program tells the sweep about its experiment, S (examples/minmax/minmax_sweep.hpp,
 // examples/grokking/grokking.cpp):
 //   S::program                  "minmax"
 //   S::Net                      the network type
