@@ -190,7 +190,7 @@ TEST_CASE("grokking train: files, figures, predict, and a resumed run bit-identi
 // A short grokking sweep: every row is `grokking train` of its settings (the same weights, bit for bit,
 // and the same numbers), the mechanism columns are the Fourier summary, --resume ends with the same
 // sweep.csv; the sweep's bad specifications are usage errors, and induction has no sweep.
-TEST_CASE("grokking sweep: each row equals a grokking train run of its settings; --resume; usage errors") {
+TEST_CASE("grokking sweep: each row equals a grokking train run of its settings, --resume, usage errors") {
   ScratchDirectory dir("tinyattn-programs");
   const std::string sweep = dir.file("sweep");
   const Outcome o = run_program(kGrokking, {"sweep", "--seeds", "0-1", "--weight-decay", "0.5,1", "--train-fraction", "0.2",
