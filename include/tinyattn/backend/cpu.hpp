@@ -16,6 +16,7 @@
 #include <omp.h>
 #endif
 
+#include "tinyattn/backend/threads.hpp"
 #include "tinyattn/backend/primitives.hpp"
 #include "tinyattn/core/math.hpp"
 #include "tinyattn/backend/cpu_row_ops.hpp"
@@ -97,13 +98,7 @@ struct Primitives<backend::cpu> {
     }
   }
 
-  static index_t max_workers() {
-#if defined(_OPENMP)
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-  }
+  static index_t max_workers() { return cpu_threads(); }  // the user's setting (backend/threads.hpp)
   // Tasks in parallel, statically dealt (task i to thread i mod threads), each on one thread: the
   // primitives a task calls see a thread count of 1 (an ICV of the region's implicit task) and run
   // on that thread.
