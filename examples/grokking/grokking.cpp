@@ -119,10 +119,9 @@ eval prints loss and accuracy over all 12,769 pairs and each part of the split (
 
   tinyattn::TokenBatch train() const { return task.train(); }
   tinyattn::TokenBatch test() const { return task.test(); }
-  tinyattn::io::Metadata metadata() const {
-    return {{"p", std::to_string(kP)},
-            {"data_seed", std::to_string(data_seed)},
-            {"train_fraction", programs::number_text(train_fraction)}};
+  tinyattn::io::Metadata metadata() const { return data_metadata(data_seed, train_fraction); }
+  static tinyattn::io::Metadata data_metadata(std::uint64_t seed, double fraction) {
+    return {{"p", std::to_string(kP)}, {"data_seed", std::to_string(seed)}, {"train_fraction", programs::number_text(fraction)}};
   }
 
   bool figures(const Net& net, const std::vector<CurveRow>&, const std::string& dir, bool plot,
@@ -293,9 +292,7 @@ struct GrokkingSweep {
     s.adamw.lr = run.lr, s.adamw.weight_decay = run.weight_decay;
     s.eval_every = spec.eval_every;
     tinyattn::io::Metadata meta = programs::run_metadata(Experiment::name, s, epochs);
-    meta["p"] = std::to_string(kP);
-    meta["data_seed"] = std::to_string(kDataSeed);
-    meta["train_fraction"] = programs::number_text(run.train_fraction);
+    meta.merge(Experiment::data_metadata(kDataSeed, run.train_fraction));
     return meta;
   }
 };
