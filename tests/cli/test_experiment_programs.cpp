@@ -66,6 +66,17 @@ void check_eval_equals_peer(const nlohmann::json& ours, const nlohmann::json& th
   CHECK(ours["wrong"].get<long long>() == theirs["wrong"].get<long long>());
 }
 
+// Every tensor of file a is in file b with the same bytes.
+void check_same_tensors(const std::string& a_path, const std::string& b_path) {
+  const auto a = tinyattn::io::SafetensorsFile::load(a_path);
+  const auto b = tinyattn::io::SafetensorsFile::load(b_path);
+  for (const auto& t : a.tensors()) {
+    INFO(t.name);
+    REQUIRE(b.contains(t.name));
+    CHECK(std::memcmp(t.data, b.tensor(t.name).data, t.bytes) == 0);
+  }
+}
+
 nlohmann::json read_json(const std::string& path) {
   std::ifstream in(path);
   REQUIRE(in.good());
@@ -174,13 +185,7 @@ TEST_CASE("grokking train: files, figures, predict, and a resumed run bit-identi
   const Outcome resumed = run_program(kGrokking, {"train", "--resume", first, "--epochs", "12", "--no-plot"});
   REQUIRE_EXIT_STATUS(resumed, 0);
   CHECK_STDOUT_HAS(resumed, "resuming from");
-  const auto a = tinyattn::io::SafetensorsFile::load(out + "/weights.safetensors");
-  const auto b = tinyattn::io::SafetensorsFile::load(first + "/weights.safetensors");
-  for (const auto& t : a.tensors()) {
-    INFO(t.name);
-    REQUIRE(b.contains(t.name));
-    CHECK(std::memcmp(t.data, b.tensor(t.name).data, t.bytes) == 0);
-  }
+  check_same_tensors(out + "/weights.safetensors", first + "/weights.safetensors");
   CHECK(read_text(first + "/curves.csv") == curves);
   const Outcome disagree = run_program(kGrokking, {"train", "--resume", first, "--epochs", "14", "--lr", "0.5"});
   CHECK_EXIT_STATUS(disagree, 2);
@@ -230,13 +235,7 @@ TEST_CASE("grokking sweep: each row equals a grokking train run of its settings,
                                               "--epochs", "4", "--eval-every", "2", "--threads", "1", "--no-plot",
                                               "--out", single}),
                       0);
-  const auto kept = tinyattn::io::SafetensorsFile::load(sweep + "/weights/run-000003.safetensors");
-  const auto trained = tinyattn::io::SafetensorsFile::load(single + "/weights.safetensors");
-  for (const auto& t : trained.tensors()) {
-    INFO(t.name);
-    REQUIRE(kept.contains(t.name));
-    CHECK(std::memcmp(t.data, kept.tensor(t.name).data, t.bytes) == 0);
-  }
+  check_same_tensors(single + "/weights.safetensors", sweep + "/weights/run-000003.safetensors");
   const std::string curves = read_text(single + "/curves.csv");  // epoch,train_loss,train_acc,test_loss,test_acc
   const auto row_of = [&](const std::string& epoch) {
     const auto at = curves.find("\n" + epoch + ",");
