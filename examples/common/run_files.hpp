@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "tinyattn/io/atomic_file.hpp"
-#include "tinyattn/plot/gnuplot.hpp"
+#include "tinyattn/plot/curves.hpp"
 #include "tinyattn/train/trainer.hpp"
 
 namespace programs {

@@ -22,6 +22,7 @@
 #include "experiment_program.hpp"
 #include "tinyattn/inspect/fourier.hpp"
 #include "tinyattn/io/npy.hpp"
+#include "tinyattn/plot/heatmap_grid.hpp"
 #include "tinyattn/plot/line_chart.hpp"
 
 namespace grokking {

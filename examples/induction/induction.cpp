@@ -20,6 +20,7 @@
 #include "experiment_program.hpp"
 #include "tinyattn/inspect/induction_heads.hpp"
 #include "tinyattn/io/npy.hpp"
+#include "tinyattn/plot/heatmap_grid.hpp"
 #include "tinyattn/plot/line_chart.hpp"
 
 namespace induction {

@@ -23,7 +23,7 @@
 #include "tinyattn/inspect/minmax_analysis.hpp"
 #include "tinyattn/io/npy.hpp"
 #include "tinyattn/io/weights.hpp"
-#include "tinyattn/plot/gnuplot.hpp"
+#include "tinyattn/plot/heatmap_grid.hpp"
 
 namespace minmax {
 

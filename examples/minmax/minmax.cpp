@@ -36,7 +36,7 @@
 #include "tinyattn/io/atomic_file.hpp"
 #include "tinyattn/io/npy.hpp"
 #include "tinyattn/io/weights.hpp"
-#include "tinyattn/plot/gnuplot.hpp"
+#include "tinyattn/plot/minmax_heatmaps.hpp"
 #include "tinyattn/tinyattn.hpp"
 #if defined(TINYATTN_MINMAX_CUDA)
 #include "tinyattn/backend/thrust.hpp"

@@ -17,7 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tinyattn/io/safetensors.hpp"
-#include "tinyattn/plot/gnuplot.hpp"
+#include "tinyattn/plot/gnuplot_runner.hpp"
 
 namespace fs = std::filesystem;
 

@@ -1,4 +1,5 @@
-// Tests for tinyattn/plot/gnuplot.hpp: script contents, PNG output, error reporting, the
+// Tests for tinyattn/plot/heatmap_grid.hpp, curves.hpp, minmax_heatmaps.hpp and the runner under
+// them (gnuplot_runner.hpp): script contents, PNG output, error reporting, SIGPIPE handling, the
 // GNUPLOT_IOSTREAM_CMD convention, and that the PNGs are drawn through gnuplot-iostream's
 // `Gnuplot` pipe (script with <<, heatmap cells as inline binary, curves with send1d). PNG tests
 // need gnuplot with pngcairo and say so when skipped.
@@ -21,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include <pthread.h>
 #include <signal.h>
 
 namespace fs = std::filesystem;
@@ -426,7 +428,9 @@ TEST_CASE("PNGs are drawn through gnuplot-iostream: script, inline binary cells 
   std::string sent = read_file(record);
   CHECK(sent.rfind("# tinyattn heatmap grid: 'max \u2014 attention weights from ''='''\n", 0) == 0);
   CHECK(sent.find("set multiplot layout 2,3") != std::string::npos);
-  CHECK(sent.find("set output '" + png.string() + ".partial-") != std::string::npos);  // renamed afterwards
+  // gnuplot draws into a private temporary directory; the checked PNG is then written atomically.
+  CHECK(sent.find("set output '" + (fs::temp_directory_path() / "tinyattn-plot-").string()) != std::string::npos);
+  CHECK(sent.find(png.string()) == std::string::npos);
   CHECK(sent.find("-persist") == std::string::npos);
   // gnuplot-iostream's binFmt2d header, then its sendBinary2d data: 8 rows (y) of 8 floats (x).
   const std::string plot_line = "plot '-' binary format='%float' array=(8,8) with image\n";
@@ -480,7 +484,8 @@ TEST_CASE("a gnuplot that stops reading yields GnuplotFailed, not a SIGPIPE deat
   CHECK(message.find("stopped reading its input before all commands and data were sent") != std::string::npos);
   CHECK((sigpipe_handler() == SIG_DFL));  // restored
 
-  // With a handler installed: not called (the signal is ignored meanwhile), and restored afterwards.
+  // With a handler installed: not called (the signal is blocked in this thread and discarded), and
+  // still installed afterwards.
   struct sigaction mine {};
   mine.sa_handler = count_signal;
   sigemptyset(&mine.sa_mask);
@@ -496,6 +501,91 @@ TEST_CASE("a gnuplot that stops reading yields GnuplotFailed, not a SIGPIPE deat
 
   REQUIRE(::sigaction(SIGPIPE, &before, nullptr) == 0);
   CHECK((sigpipe_handler() == before.sa_handler));
+}
+
+namespace {
+
+bool sigpipe_blocked_in_this_thread() {
+  sigset_t mask;
+  sigemptyset(&mask);
+  ::pthread_sigmask(SIG_SETMASK, nullptr, &mask);
+  return sigismember(&mask, SIGPIPE) == 1;
+}
+
+bool sigpipe_pending() {
+  sigset_t pending;
+  sigemptyset(&pending);
+  ::sigpending(&pending);
+  return sigismember(&pending, SIGPIPE) == 1;
+}
+
+// Runs `true` (exits without reading) as gnuplot and sends it 4 MiB, more than a pipe holds, so a
+// write fails with EPIPE. Records what the process's SIGPIPE state is while the data are sent.
+struct SigpipeDuringSend {
+  bool handler_kept = false;
+  bool blocked = false;
+  std::string message;
+};
+SigpipeDuringSend send_to_a_gnuplot_that_exits(const fs::path& dir) {
+  SigpipeDuringSend seen;
+  const detail::TemporaryDirectory work;
+  seen.message = message_of<GnuplotFailed>([&] {
+    detail::run_gnuplot(
+        "true", work.file("figure.png"), (dir / "never.png").string(), work,
+        [&](gnuplotio::Gnuplot& gp) {
+          seen.handler_kept = sigpipe_handler() == count_signal;
+          seen.blocked = sigpipe_blocked_in_this_thread();
+          const std::string chunk(1 << 20, '#');
+          for (int i = 0; i < 4; ++i) gp << chunk;
+        },
+        [](const std::string&, const std::string&) {});
+  });
+  return seen;
+}
+
+}  // namespace
+
+TEST_CASE("plotting blocks SIGPIPE in the writing thread only: the process's disposition is never changed") {
+  const fs::path dir = output_dir("sigpipe_thread");
+  struct sigaction mine {};
+  mine.sa_handler = count_signal;
+  sigemptyset(&mine.sa_mask);
+  struct sigaction before {};
+  REQUIRE(::sigaction(SIGPIPE, &mine, &before) == 0);
+  REQUIRE_FALSE(sigpipe_blocked_in_this_thread());
+  signals_counted = 0;
+
+  // The program's handler stays installed while the data are sent (other threads, and children
+  // started meanwhile, keep the usual SIGPIPE); this thread has it blocked, and the SIGPIPE raised
+  // by the failed write is discarded, not delivered, before the mask is restored.
+  SigpipeDuringSend seen = send_to_a_gnuplot_that_exits(dir);
+  CHECK(seen.message.find("stopped reading its input") != std::string::npos);
+  CHECK(seen.handler_kept);
+  CHECK(seen.blocked);
+  CHECK(signals_counted == 0);
+  CHECK_FALSE(sigpipe_blocked_in_this_thread());
+  CHECK_FALSE(sigpipe_pending());
+
+  // A SIGPIPE the caller had blocked and pending before the call is not taken by the plot call.
+  sigset_t only_sigpipe;
+  sigemptyset(&only_sigpipe);
+  sigaddset(&only_sigpipe, SIGPIPE);
+  sigset_t old_mask;
+  REQUIRE(::pthread_sigmask(SIG_BLOCK, &only_sigpipe, &old_mask) == 0);
+  REQUIRE(::pthread_kill(::pthread_self(), SIGPIPE) == 0);
+  REQUIRE(sigpipe_pending());
+  seen = send_to_a_gnuplot_that_exits(dir);
+  CHECK(seen.message.find("stopped reading its input") != std::string::npos);
+  CHECK(seen.blocked);
+  CHECK(sigpipe_blocked_in_this_thread());  // the caller's mask, as it was
+  CHECK(sigpipe_pending());
+  const timespec no_wait{0, 0};
+  CHECK(::sigtimedwait(&only_sigpipe, nullptr, &no_wait) == SIGPIPE);
+  REQUIRE(::pthread_sigmask(SIG_SETMASK, &old_mask, nullptr) == 0);
+  CHECK(signals_counted == 0);
+  CHECK(fs::is_empty(dir));
+
+  REQUIRE(::sigaction(SIGPIPE, &before, nullptr) == 0);
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "tinyattn/plot/gnuplot.hpp"
+#include "tinyattn/plot/heatmap_grid.hpp"
 
 namespace tinyattn::plot {
 
@@ -67,7 +67,8 @@ inline int gif_frame_count(const std::string& path) {
   }
 }
 
-// Draws `a` into `gif_path` (written next to it first, checked to hold every frame, then renamed).
+// Draws `a` into `gif_path` (drawn in a temporary directory, checked to hold every frame, then
+// written with io::write_file_atomically).
 // Throws GnuplotUnavailable, GnuplotFailed, or tinyattn::Error for a bad animation or path.
 inline void write_heatmap_animation_gif(const HeatmapAnimation& a, const std::string& gif_path,
                                         const PlotStyle& style = {}) {
@@ -81,26 +82,17 @@ inline void write_heatmap_animation_gif(const HeatmapAnimation& a, const std::st
   require(a.cell_titles.empty() || a.cell_titles.size() == static_cast<std::size_t>(a.rows) * a.cols,
           "tinyattn::plot: animation '", a.title, "' has ", a.cell_titles.size(), " cell titles, expected ",
           a.rows * a.cols);
-  detail::require_plain_path(gif_path, "GIF path");
-  detail::require_parent_directory(gif_path, "GIF path");
-  const std::string final_gif = detail::absolute_path(gif_path);
-  const std::string command = style.gnuplot_command.empty() ? default_gnuplot_command() : style.gnuplot_command;
-  const detail::TemporaryDirectory work;
-  const std::string data = work.file("frames.u8");
-  {
-    std::ofstream out(data, std::ios::binary);
-    out.write(reinterpret_cast<const char*>(a.values.data()), static_cast<std::streamsize>(a.values.size()));
-    require(static_cast<bool>(out), "tinyattn::plot: cannot write the animation's frames to ", data);
-  }
-  detail::PartialOutput partial(final_gif);
+  const detail::TemporaryDirectory data_directory;
+  const std::string data = data_directory.file("frames.u8");
+  io::write_file_atomically(data, a.values.data(), a.values.size());
   const int frames = static_cast<int>(a.labels.size());
   const int width = a.cols * a.cell_px + 40, height = a.rows * a.cell_px + 70;
-  detail::run_gnuplot_checked(
-      command, partial.path(), final_gif, work,
-      [&](gnuplotio::Gnuplot& gp) {
+  detail::draw_file(
+      style, gif_path, "GIF path", ".gif",
+      [&](gnuplotio::Gnuplot& gp, const std::string& output) {
         gp << "set terminal gif animate delay " << a.delay_centiseconds << " size " << width << "," << height
            << " font " << detail::gnuplot_quote(style.font) << "\n";
-        gp << "set output " << detail::gnuplot_quote(partial.path()) << "\n";
+        gp << "set output " << detail::gnuplot_quote(output) << "\n";
         gp << "set palette defined (";
         for (int i = 0; i < 9; ++i) gp << (i ? ", " : "") << i << " " << detail::gnuplot_quote(detail::yl_gn_bu_colors[i]);
         gp << ")\nset cbrange [0:255]\nunset colorbox\nunset key\nunset xtics\nunset ytics\n";
@@ -134,7 +126,6 @@ inline void write_heatmap_animation_gif(const HeatmapAnimation& a, const std::st
           throw GnuplotFailed("tinyattn::plot: " + where + " wrote a GIF of " + std::to_string(found) +
                               " frames; expected " + std::to_string(frames));
       });
-  partial.commit_to(final_gif);
 }
 
 }  // namespace tinyattn::plot

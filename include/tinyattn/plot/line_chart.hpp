@@ -1,5 +1,5 @@
 // tinyattn/plot/line_chart.hpp — a line (or bar) chart of a few named series over a shared x axis,
-// through the same gnuplot runner as the heatmaps and curves (plot/gnuplot.hpp).
+// through the same gnuplot runner as the heatmaps and curves (plot/gnuplot_runner.hpp).
 //
 //   tinyattn::plot::LineChart chart;
 //   chart.title = "Fourier spectrum of W_E";
@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "tinyattn/plot/gnuplot.hpp"
+#include "tinyattn/plot/gnuplot_runner.hpp"
 
 namespace tinyattn::plot {
 
@@ -88,16 +88,8 @@ inline std::string line_chart_script(const LineChart& chart, const std::string& 
 // GnuplotFailed, or tinyattn::Error for a bad chart or path.
 inline void write_line_chart_png(const LineChart& chart, const std::string& png_path, const PlotStyle& style = {}) {
   validate(chart);
-  detail::require_plain_path(png_path, "PNG path");
-  detail::require_parent_directory(png_path, "PNG path");
-  const std::string final_png = detail::absolute_path(png_path);
-  const std::string command = style.gnuplot_command.empty() ? default_gnuplot_command() : style.gnuplot_command;
-  const detail::TemporaryDirectory work;
-  detail::PartialOutput partial(final_png);
-  const std::string script = line_chart_script(chart, partial.path());
-  detail::run_gnuplot(command, partial.path(), final_png, PngSize{chart.width_px, chart.height_px}, work,
-                      [&](gnuplotio::Gnuplot& gp) { gp << script; });
-  partial.commit_to(final_png);
+  detail::draw_png(style, png_path, PngSize{chart.width_px, chart.height_px},
+                   [&](gnuplotio::Gnuplot& gp, const std::string& output) { gp << line_chart_script(chart, output); });
 }
 
 }  // namespace tinyattn::plot

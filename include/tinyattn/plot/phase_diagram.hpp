@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "tinyattn/plot/gnuplot.hpp"
+#include "tinyattn/plot/gnuplot_runner.hpp"
 
 namespace tinyattn::plot {
 
@@ -99,16 +99,8 @@ inline std::string phase_diagram_script(const PhaseDiagram& d, const std::string
 // or tinyattn::Error for a bad diagram or path.
 inline void write_phase_diagram_png(const PhaseDiagram& d, const std::string& png_path, const PlotStyle& style = {}) {
   validate(d);
-  detail::require_plain_path(png_path, "PNG path");
-  detail::require_parent_directory(png_path, "PNG path");
-  const std::string final_png = detail::absolute_path(png_path);
-  const std::string command = style.gnuplot_command.empty() ? default_gnuplot_command() : style.gnuplot_command;
-  const detail::TemporaryDirectory work;
-  detail::PartialOutput partial(final_png);
-  const std::string script = phase_diagram_script(d, partial.path());
-  detail::run_gnuplot(command, partial.path(), final_png, PngSize{d.width_px, d.height_px}, work,
-                      [&](gnuplotio::Gnuplot& gp) { gp << script; });
-  partial.commit_to(final_png);
+  detail::draw_png(style, png_path, PngSize{d.width_px, d.height_px},
+                   [&](gnuplotio::Gnuplot& gp, const std::string& output) { gp << phase_diagram_script(d, output); });
 }
 
 }  // namespace tinyattn::plot
