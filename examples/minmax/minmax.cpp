@@ -19,10 +19,11 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <iostream>
 #include <limits>
+#include <map>
 #include <optional>
 #include <set>
-#include <iostream>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -183,6 +184,7 @@ struct TrainSettings {
   std::string resume;
   std::int64_t snapshot_every = 0;
   std::optional<double> train_fraction;  // unset: the reference split (a third)
+  std::optional<int> threads;            // unset: the library's default
 };
 
 tinyattn::MinMaxTask task_of(std::uint64_t seed, const std::optional<double>& train_fraction) {
@@ -438,122 +440,176 @@ int with_backend(const Arguments& args, F&& run) {
 #endif
 }
 
-int main_checked(int argc, char** argv) {
-  std::vector<std::string> words(argv + 1, argv + argc);
-  if (words.empty()) throw UsageError("missing command: train, sweep, eval, analyze, plot or predict");
-  const std::string command = words.front();
-  words.erase(words.begin());
-  if (command == "--help" || command == "-h" || command == "help") {
+// ---- the command line: parse, then validate, then dispatch ---------------------------------------------
+
+// A command line taken apart: what to do, and for a command its words and flags (each checked to be
+// one the command takes; their values are checked by validate_*).
+struct Invocation {
+  enum class Kind { help, version, command } kind = Kind::command;
+  std::string command;             // train, sweep, eval, analyze, plot or predict
+  std::vector<std::string> words;  // after the command; `sweep` parses its own
+  std::optional<Arguments> args;   // every command but sweep
+};
+
+constexpr const char* kCommands = "train, sweep, eval, analyze, plot or predict";
+
+Invocation parse(int argc, char** argv) {
+  Invocation inv;
+  inv.words.assign(argv + 1, argv + argc);
+  if (inv.words.empty()) throw UsageError(std::string("missing command: ") + kCommands);
+  inv.command = inv.words.front();
+  inv.words.erase(inv.words.begin());
+  if (inv.command == "--help" || inv.command == "-h" || inv.command == "help") {
+    inv.kind = Invocation::Kind::help;
+    return inv;
+  }
+  if (inv.command == "--version") {
+    inv.kind = Invocation::Kind::version;
+    return inv;
+  }
+  const std::map<std::string, std::pair<std::set<std::string>, std::set<std::string>>> flags_of = {
+      {"train",
+       {{"--epochs", "--seed", "--lr", "--weight-decay", "--out", "--checkpoint-every", "--resume", "--threads",
+         "--snapshot-every", "--train-fraction"},
+        {"--no-plot"}}},
+      {"sweep", {}},
+      {"eval", {{"--weights", "--seed"}, {"--json"}}},
+      {"analyze", {{"--weights", "--out"}, {}}},
+      {"plot", {{"--weights", "--out"}, {}}},
+      {"predict", {{"--weights", "--out"}, {}}},
+  };
+  const auto flags = flags_of.find(inv.command);
+  if (flags == flags_of.end())
+    throw UsageError("unknown command '" + inv.command + "'; expected " + kCommands);
+  for (const auto& w : inv.words)
+    if (w == "--help" || w == "-h") {
+      inv.kind = Invocation::Kind::help;
+      return inv;
+    }
+  if (inv.command == "sweep") return inv;
+  std::set<std::string> value_flags = flags->second.first;
+#if defined(TINYATTN_MINMAX_CUDA)
+  value_flags.insert("--backend");
+#endif
+  inv.args.emplace(inv.words, value_flags, flags->second.second);
+  return inv;
+}
+
+void require_no_positional(const std::string& command, const Arguments& args) {
+  if (!args.positional().empty())
+    throw UsageError(command + " takes no positional argument, found '" + args.positional()[0] + "'");
+}
+
+// The values of `train`'s flags, each in its range; with --resume, the run's settings come from the
+// checkpoint and the flags given may only agree with them.
+TrainSettings validate_train(const Arguments& args) {
+  require_no_positional("train", args);
+  TrainSettings s;
+  s.epochs = args.integer("--epochs", 0, 100'000'000).value_or(s.epochs);
+  s.seed = static_cast<std::uint64_t>(args.integer("--seed", 0, std::numeric_limits<std::int64_t>::max()).value_or(0));
+  s.adamw.lr = args.number("--lr", 0.0, 10.0, true).value_or(s.adamw.lr);
+  s.adamw.weight_decay = args.number("--weight-decay", 0.0, 1e6, false).value_or(s.adamw.weight_decay);
+  s.checkpoint_every = args.integer("--checkpoint-every", 1, 100'000'000).value_or(0);
+  s.snapshot_every = args.integer("--snapshot-every", 1, 100'000'000).value_or(0);
+  if (const auto f = args.number("--train-fraction", 0.0, 1.0, true)) {
+    if (*f >= 1.0) throw UsageError("--train-fraction must be > 0 and < 1, found " + *args.text("--train-fraction"));
+    s.train_fraction = *f;
+  }
+  s.resume = args.text("--resume").value_or("");
+  s.out = args.text("--out").value_or(s.resume.empty() ? s.out : s.resume);
+  s.plot = !args.has("--no-plot");
+  if (const auto threads = args.integer("--threads", 1, 4096)) s.threads = static_cast<int>(*threads);
+  if (s.resume.empty()) return s;
+
+  const std::string checkpoint = join(s.resume, "checkpoint.safetensors");
+  const tinyattn::io::SafetensorsFile file = tinyattn::io::SafetensorsFile::load(checkpoint);
+  const auto& meta = file.metadata();
+  auto from = [&](const char* key) -> std::string {
+    const auto found = meta.find(key);
+    if (found == meta.end()) throw RunError(checkpoint + ": metadata '" + key + "' is missing");
+    return found->second;
+  };
+  auto number = [&](const char* key) {
+    const std::string text = from(key);
+    char* end = nullptr;
+    const double value = std::strtod(text.c_str(), &end);
+    if (text.empty() || *end != '\0' || !std::isfinite(value) || value < 0)
+      throw RunError(checkpoint + ": metadata '" + key + "' is '" + text + "', expected a non-negative number");
+    return value;
+  };
+  const auto seed = static_cast<std::uint64_t>(
+      Arguments::parse_integer(from("seed"), "the checkpoint's seed", 0, std::numeric_limits<std::int64_t>::max()));
+  const double lr = number("lr"), wd = number("weight_decay");
+  if (args.has("--seed") && seed != s.seed) throw UsageError("--seed differs from the checkpoint's seed " + from("seed"));
+  if (args.has("--lr") && lr != s.adamw.lr) throw UsageError("--lr differs from the checkpoint's lr " + from("lr"));
+  if (args.has("--weight-decay") && wd != s.adamw.weight_decay)
+    throw UsageError("--weight-decay differs from the checkpoint's " + from("weight_decay"));
+  std::optional<double> fraction;
+  if (meta.count("minmax_train_fraction")) fraction = number("minmax_train_fraction");
+  if (args.has("--train-fraction") && fraction != s.train_fraction)
+    throw UsageError("--train-fraction differs from the checkpoint's " +
+                     (fraction ? from("minmax_train_fraction") : std::string("(the reference split)")));
+  s.seed = seed, s.adamw.lr = lr, s.adamw.weight_decay = wd, s.train_fraction = fraction;
+  return s;
+}
+
+// The flags of eval, analyze, plot and predict: a weights file, and what each takes besides.
+struct WeightsSettings {
+  std::string weights;
+  std::string out;                   // analyze, plot
+  std::optional<std::int64_t> seed;  // eval
+  bool json = false;                 // eval
+  std::vector<std::string> words;    // predict: the inputs
+};
+
+WeightsSettings validate_weights_command(const std::string& command, const Arguments& args) {
+  WeightsSettings s;
+  const auto weights = args.text("--weights");
+  if (!weights) throw UsageError(command + " needs --weights FILE");
+  s.weights = *weights;
+  if (command == "predict") {
+    if (args.has("--out")) throw UsageError("predict takes no --out");
+    s.words = args.positional();
+    return s;
+  }
+  require_no_positional(command, args);
+  if (command == "eval") {
+    s.seed = args.integer("--seed", 0, std::numeric_limits<std::int64_t>::max());
+    s.json = args.has("--json");
+  } else {
+    s.out = args.text("--out").value_or(command == "analyze" ? "minmax-analysis" : "minmax-out");
+  }
+  return s;
+}
+
+int dispatch(const Invocation& inv) {
+  if (inv.kind == Invocation::Kind::help) {
     std::fputs(usage().c_str(), stdout);
     return 0;
   }
-  if (command == "--version") {
-    std::printf("minmax (tinyattn) 0.1.0; sweep across processes with MPI: %s\n", programs::built_with_mpi() ? "yes" : "no (built without)");
+  if (inv.kind == Invocation::Kind::version) {
+    std::printf("minmax (tinyattn) 0.1.0; sweep across processes with MPI: %s\n",
+                programs::built_with_mpi() ? "yes" : "no (built without)");
     return 0;
   }
-  const std::set<std::string> backend_flag =
-#if defined(TINYATTN_MINMAX_CUDA)
-      {"--backend"};
-#else
-      {};
-#endif
-  auto flags = [&](std::set<std::string> values) {
-    values.insert(backend_flag.begin(), backend_flag.end());
-    return values;
-  };
-  if (command != "train" && command != "sweep" && command != "eval" && command != "analyze" && command != "plot" &&
-      command != "predict")
-    throw UsageError("unknown command '" + command + "'; expected train, sweep, eval, analyze, plot or predict");
-  for (const auto& w : words)
-    if (w == "--help" || w == "-h") {
-      std::fputs(usage().c_str(), stdout);
-      return 0;
-    }
-  if (command == "train") {
-    const Arguments args(words,
-                         flags({"--epochs", "--seed", "--lr", "--weight-decay", "--out", "--checkpoint-every",
-                                "--resume", "--threads", "--snapshot-every", "--train-fraction"}),
-                         {"--no-plot"});
-    if (!args.positional().empty()) throw UsageError("train takes no positional argument, found '" + args.positional()[0] + "'");
-    TrainSettings s;
-    s.epochs = args.integer("--epochs", 0, 100'000'000).value_or(s.epochs);
-    s.seed = static_cast<std::uint64_t>(args.integer("--seed", 0, std::numeric_limits<std::int64_t>::max()).value_or(0));
-    s.adamw.lr = args.number("--lr", 0.0, 10.0, true).value_or(s.adamw.lr);
-    s.adamw.weight_decay = args.number("--weight-decay", 0.0, 1e6, false).value_or(s.adamw.weight_decay);
-    s.checkpoint_every = args.integer("--checkpoint-every", 1, 100'000'000).value_or(0);
-    s.snapshot_every = args.integer("--snapshot-every", 1, 100'000'000).value_or(0);
-    if (const auto f = args.number("--train-fraction", 0.0, 1.0, true)) {
-      if (*f >= 1.0) throw UsageError("--train-fraction must be > 0 and < 1, found " + *args.text("--train-fraction"));
-      s.train_fraction = *f;
-    }
-    s.resume = args.text("--resume").value_or("");
-    s.out = args.text("--out").value_or(s.resume.empty() ? s.out : s.resume);
-    s.plot = !args.has("--no-plot");
-    if (const auto threads = args.integer("--threads", 1, 4096)) tinyattn::set_cpu_threads(static_cast<int>(*threads));
-    if (!s.resume.empty()) {  // the run's settings come from the checkpoint; flags may only agree
-      const tinyattn::io::SafetensorsFile file = tinyattn::io::SafetensorsFile::load(join(s.resume, "checkpoint.safetensors"));
-      const auto& meta = file.metadata();
-      auto from = [&](const char* key) -> std::string {
-        const auto found = meta.find(key);
-        if (found == meta.end()) throw RunError(join(s.resume, "checkpoint.safetensors") + ": metadata '" + key + "' is missing");
-        return found->second;
-      };
-      auto number = [&](const char* key) {
-        const std::string text = from(key);
-        char* end = nullptr;
-        const double value = std::strtod(text.c_str(), &end);
-        if (text.empty() || *end != '\0' || !std::isfinite(value) || value < 0)
-          throw RunError(join(s.resume, "checkpoint.safetensors") + ": metadata '" + key + "' is '" + text +
-                         "', expected a non-negative number");
-        return value;
-      };
-      const auto seed = static_cast<std::uint64_t>(
-          Arguments::parse_integer(from("seed"), "the checkpoint's seed", 0, std::numeric_limits<std::int64_t>::max()));
-      const double lr = number("lr"), wd = number("weight_decay");
-      if (args.has("--seed") && seed != s.seed) throw UsageError("--seed differs from the checkpoint's seed " + from("seed"));
-      if (args.has("--lr") && lr != s.adamw.lr) throw UsageError("--lr differs from the checkpoint's lr " + from("lr"));
-      if (args.has("--weight-decay") && wd != s.adamw.weight_decay)
-        throw UsageError("--weight-decay differs from the checkpoint's " + from("weight_decay"));
-      std::optional<double> fraction;
-      if (meta.count("minmax_train_fraction")) fraction = number("minmax_train_fraction");
-      if (args.has("--train-fraction") && fraction != s.train_fraction)
-        throw UsageError("--train-fraction differs from the checkpoint's " +
-                         (fraction ? from("minmax_train_fraction") : std::string("(the reference split)")));
-      s.seed = seed, s.adamw.lr = lr, s.adamw.weight_decay = wd, s.train_fraction = fraction;
-    }
+  if (inv.command == "sweep") return programs::sweep_command<MinMaxSweep>(inv.words);
+  const Arguments& args = *inv.args;
+  if (inv.command == "train") {
+    const TrainSettings s = validate_train(args);
+    if (s.threads) tinyattn::set_cpu_threads(*s.threads);
     return with_backend(args, [&](auto backend) { return train<decltype(backend)>(s); });
   }
-  if (command == "sweep") return programs::sweep_command<MinMaxSweep>(words);
-  if (command == "eval") {
-    const Arguments args(words, flags({"--weights", "--seed"}), {"--json"});
-    const auto weights = args.text("--weights");
-    if (!weights) throw UsageError("eval needs --weights FILE");
-    if (!args.positional().empty()) throw UsageError("eval takes no positional argument, found '" + args.positional()[0] + "'");
-    const auto seed = args.integer("--seed", 0, std::numeric_limits<std::int64_t>::max());
-    return with_backend(args, [&](auto backend) { return eval<decltype(backend)>(*weights, seed, args.has("--json")); });
-  }
-  if (command == "analyze") {
-    const Arguments args(words, flags({"--weights", "--out"}), {});
-    const auto weights = args.text("--weights");
-    if (!weights) throw UsageError("analyze needs --weights FILE");
-    if (!args.positional().empty()) throw UsageError("analyze takes no positional argument, found '" + args.positional()[0] + "'");
-    const std::string out = args.text("--out").value_or("minmax-analysis");
-    return with_backend(args, [&](auto backend) { return analyze<decltype(backend)>(*weights, out); });
-  }
-  if (command == "plot" || command == "predict") {
-    const Arguments args(words, flags({"--weights", "--out"}), {});
-    const auto weights = args.text("--weights");
-    if (!weights) throw UsageError(command + " needs --weights FILE");
-    if (command == "plot") {
-      if (!args.positional().empty()) throw UsageError("plot takes no positional argument, found '" + args.positional()[0] + "'");
-      const std::string out = args.text("--out").value_or("minmax-out");
-      return with_backend(args, [&](auto backend) { return plot<decltype(backend)>(*weights, out); });
-    }
-    if (args.has("--out")) throw UsageError("predict takes no --out");
-    return with_backend(args, [&](auto backend) { return predict<decltype(backend)>(*weights, args.positional()); });
-  }
-  throw UsageError("unknown command '" + command + "'; expected train, sweep, eval, analyze, plot or predict");
+  const WeightsSettings s = validate_weights_command(inv.command, args);
+  return with_backend(args, [&](auto backend) {
+    using B = decltype(backend);
+    if (inv.command == "eval") return eval<B>(s.weights, s.seed, s.json);
+    if (inv.command == "analyze") return analyze<B>(s.weights, s.out);
+    if (inv.command == "plot") return plot<B>(s.weights, s.out);
+    return predict<B>(s.weights, s.words);
+  });
 }
+
+int main_checked(int argc, char** argv) { return dispatch(parse(argc, argv)); }
 
 }  // namespace minmax
 
