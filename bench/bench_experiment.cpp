@@ -29,13 +29,18 @@ int main(int argc, char** argv) {
     char* end = nullptr;
     const long value = std::strtol(argv[i + 1], &end, 10);
     if (*end != '\0' || value < 0) {
-      std::fprintf(stderr, "bench_experiment: %s expects a non-negative integer, found '%s'\n", flag.c_str(), argv[i + 1]);
+      std::fprintf(stderr, "bench_experiment: %s expects a non-negative integer, found '%s'\n", flag.c_str(),
+                   argv[i + 1]);
       return 2;
     }
-    if (flag == "--epochs") epochs = value;
-    else if (flag == "--threads") threads = value;
-    else if (flag == "--seed") seed = value;
-    else if (flag == "--phases") phases = value;
+    if (flag == "--epochs")
+      epochs = value;
+    else if (flag == "--threads")
+      threads = value;
+    else if (flag == "--seed")
+      seed = value;
+    else if (flag == "--phases")
+      phases = value;
     else {
       std::fprintf(stderr, "bench_experiment: unknown option '%s' (--epochs, --threads, --seed, --phases)\n",
                    flag.c_str());
@@ -78,11 +83,12 @@ int main(int argc, char** argv) {
   }
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
-  std::printf("{\"backend\": \"%s\", \"threads\": %d, \"epochs\": %ld, \"seconds\": %.6f, \"setup_seconds\": %.6f, "
-              "\"ms_per_epoch\": %.6f, \"peak_rss_mb\": %.2f, \"train_acc\": %.6f, \"test_acc\": %.6f, "
-              "\"logit_path\": \"%s\", \"score_path\": \"%s\", \"train_pass_ms\": %.4f, \"eval_pass_ms\": %.4f}\n",
-              tinyattn::Primitives<Backend>::name(), tinyattn::cpu_threads(), epochs, seconds, setup,
-              epochs ? 1000 * seconds / epochs : 0.0, usage.ru_maxrss / 1024.0, last.train_accuracy, last.test_accuracy,
-              tinyattn::to_string(trainer.logit_path()), tinyattn::to_string(trainer.score_path()), train_ms, eval_ms);
+  std::printf(
+      "{\"backend\": \"%s\", \"threads\": %d, \"epochs\": %ld, \"seconds\": %.6f, \"setup_seconds\": %.6f, "
+      "\"ms_per_epoch\": %.6f, \"peak_rss_mb\": %.2f, \"train_acc\": %.6f, \"test_acc\": %.6f, "
+      "\"logit_path\": \"%s\", \"score_path\": \"%s\", \"train_pass_ms\": %.4f, \"eval_pass_ms\": %.4f}\n",
+      tinyattn::Primitives<Backend>::name(), tinyattn::cpu_threads(), epochs, seconds, setup,
+      epochs ? 1000 * seconds / epochs : 0.0, usage.ru_maxrss / 1024.0, last.train_accuracy, last.test_accuracy,
+      tinyattn::to_string(trainer.logit_path()), tinyattn::to_string(trainer.score_path()), train_ms, eval_ms);
   return 0;
 }

@@ -30,10 +30,11 @@ void measure(long epochs, int repeats) {
     score = tinyattn::to_string(trainer.score_path());
   }
   std::sort(ms.begin(), ms.end());
-  std::printf("{\"max_n\": %d, \"vocab\": %d, \"d_model\": %d, \"heads\": %d, \"train\": %d, \"test\": %d, "
-              "\"ms_per_epoch_median\": %.4f, \"logit_path\": \"%s\", \"score_path\": \"%s\"}\n",
-              MaxN, MaxN + 3, D, H, static_cast<int>(task.train_indices().size()),
-              static_cast<int>(task.test_indices().size()), ms[ms.size() / 2], logit.c_str(), score.c_str());
+  std::printf(
+      "{\"max_n\": %d, \"vocab\": %d, \"d_model\": %d, \"heads\": %d, \"train\": %d, \"test\": %d, "
+      "\"ms_per_epoch_median\": %.4f, \"logit_path\": \"%s\", \"score_path\": \"%s\"}\n",
+      MaxN, MaxN + 3, D, H, static_cast<int>(task.train_indices().size()), static_cast<int>(task.test_indices().size()),
+      ms[ms.size() / 2], logit.c_str(), score.c_str());
   std::fflush(stdout);
 }
 
@@ -47,8 +48,10 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "bench_scaling: %s expects a positive integer\n", flag.c_str());
       return 2;
     }
-    if (flag == "--epochs") epochs = value;
-    else if (flag == "--repeats") repeats = static_cast<int>(value);
+    if (flag == "--epochs")
+      epochs = value;
+    else if (flag == "--repeats")
+      repeats = static_cast<int>(value);
     else {
       std::fprintf(stderr, "bench_scaling: unknown option '%s' (--epochs, --repeats)\n", flag.c_str());
       return 2;

@@ -35,7 +35,8 @@ TokenBatch sorting_batch(index_t n, std::uint64_t seed) {
     batch.tokens.insert(batch.tokens.end(), digits.begin(), digits.end());
     batch.tokens.push_back(kSep);
     batch.tokens.insert(batch.tokens.end(), sorted.begin(), sorted.end() - 1);
-    for (index_t t = 0; t < kT; ++t) batch.targets.push_back(t < kDigits ? -1 : sorted[static_cast<std::size_t>(t - kDigits)]);
+    for (index_t t = 0; t < kT; ++t)
+      batch.targets.push_back(t < kDigits ? -1 : sorted[static_cast<std::size_t>(t - kDigits)]);
   }
   return batch;
 }
@@ -57,8 +58,8 @@ double median(std::vector<double> v) {
 }
 
 template <class Net>
-void compare(const char* name, const TokenBatch& train, const TokenBatch& test, const TrainerOptions& options, int epochs,
-             int rounds) {
+void compare(const char* name, const TokenBatch& train, const TokenBatch& test, const TrainerOptions& options,
+             int epochs, int rounds) {
   const int all = cpu_threads();
   std::vector<double> one, every;
   for (int r = 0; r < rounds; ++r) {
@@ -68,10 +69,10 @@ void compare(const char* name, const TokenBatch& train, const TokenBatch& test, 
     }
     every.push_back(ms_per_epoch<Net>(train, test, options, epochs));
   }
-  std::printf("%-10s 1 thread: %8.3f ms/epoch   %d threads: %8.3f ms/epoch   (%d epochs x %d rounds; %s)   runs:",
-              name, median(one), all, median(every), epochs, rounds,
-              median(every) <= median(one) ? "not slower" : "SLOWER");
-  for (int r = 0; r < rounds; ++r) std::printf(" %.3f/%.3f", one[static_cast<std::size_t>(r)], every[static_cast<std::size_t>(r)]);
+  std::printf("%-10s 1 thread: %8.3f ms/epoch   %d threads: %8.3f ms/epoch   (%d epochs x %d rounds; %s)   runs:", name,
+              median(one), all, median(every), epochs, rounds, median(every) <= median(one) ? "not slower" : "SLOWER");
+  for (int r = 0; r < rounds; ++r)
+    std::printf(" %.3f/%.3f", one[static_cast<std::size_t>(r)], every[static_cast<std::size_t>(r)]);
   std::printf("\n");
   std::fflush(stdout);
 }

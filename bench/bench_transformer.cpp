@@ -78,8 +78,10 @@ int main(int argc, char** argv) {
     if (flag == "--preset") {
       o.preset = value;
     } else if (flag == "--engine") {
-      if (value == "reference") o.engine = tinyattn::Engine::reference;
-      else if (value == "table") o.engine = tinyattn::Engine::table;
+      if (value == "reference")
+        o.engine = tinyattn::Engine::reference;
+      else if (value == "table")
+        o.engine = tinyattn::Engine::table;
       else if (value != "automatic") {
         std::fprintf(stderr, "bench_transformer: --engine expects automatic, reference or table, found '%s'\n",
                      value.c_str());
@@ -93,12 +95,17 @@ int main(int argc, char** argv) {
                      value.c_str());
         return 2;
       }
-      if (flag == "--epochs") o.epochs = n;
-      else if (flag == "--threads") o.threads = n;
-      else if (flag == "--eval-every" && n >= 1) o.eval_every = n;
+      if (flag == "--epochs")
+        o.epochs = n;
+      else if (flag == "--threads")
+        o.threads = n;
+      else if (flag == "--eval-every" && n >= 1)
+        o.eval_every = n;
       else {
-        std::fprintf(stderr, "bench_transformer: unknown option '%s' or bad value (--preset, --epochs, --threads, "
-                             "--eval-every >= 1, --engine)\n", flag.c_str());
+        std::fprintf(stderr,
+                     "bench_transformer: unknown option '%s' or bad value (--preset, --epochs, --threads, "
+                     "--eval-every >= 1, --engine)\n",
+                     flag.c_str());
         return 2;
       }
     }

@@ -24,13 +24,14 @@ int main(int argc, char** argv) {
   tinyattn::TrainerOptions options;
   options.adamw = tinyattn::MinMaxTask::adamw();  // the reference experiment's optimizer
   tinyattn::Trainer<Net> trainer(net, task.train(), task.test(), options);
-  std::printf("Shape<131, 64, 4, 4>: %zu parameters, head_dim %d, logits via %s, scores via %s\n",
-              Net::parameter_count, Net::head_dim, tinyattn::to_string(trainer.logit_path()),
-              tinyattn::to_string(trainer.score_path()));
+  std::printf("Shape<131, 64, 4, 4>: %zu parameters, head_dim %d, logits via %s, scores via %s\n", Net::parameter_count,
+              Net::head_dim, tinyattn::to_string(trainer.logit_path()), tinyattn::to_string(trainer.score_path()));
 
   const auto start = std::chrono::steady_clock::now();
   const tinyattn::EpochMetrics last = trainer.run(epochs, [&](const tinyattn::EpochMetrics& m) {
-    if (m.epoch % 150 == 0) std::printf("epoch %4lld  train %.4f  test %.4f\n", static_cast<long long>(m.epoch), m.train_accuracy, m.test_accuracy);
+    if (m.epoch % 150 == 0)
+      std::printf("epoch %4lld  train %.4f  test %.4f\n", static_cast<long long>(m.epoch), m.train_accuracy,
+                  m.test_accuracy);
     return true;
   });
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

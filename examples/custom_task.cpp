@@ -29,11 +29,12 @@ TokenBatch sorting_batch(index_t n, std::uint64_t seed) {
     for (auto& d : digits) d = static_cast<index_t>(random.randrange(10));
     std::vector<index_t> sorted = digits;
     std::sort(sorted.begin(), sorted.end());
-    std::vector<index_t> sequence = digits;                              // d0..d4
-    sequence.push_back(kSep);                                            // SEP
+    std::vector<index_t> sequence = digits;                             // d0..d4
+    sequence.push_back(kSep);                                           // SEP
     sequence.insert(sequence.end(), sorted.begin(), sorted.end() - 1);  // s0..s3
     batch.tokens.insert(batch.tokens.end(), sequence.begin(), sequence.end());
-    for (index_t t = 0; t < kT; ++t) batch.targets.push_back(t < kDigits ? -1 : sorted[static_cast<std::size_t>(t - kDigits)]);
+    for (index_t t = 0; t < kT; ++t)
+      batch.targets.push_back(t < kDigits ? -1 : sorted[static_cast<std::size_t>(t - kDigits)]);
   }
   return batch;
 }

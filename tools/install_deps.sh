@@ -7,6 +7,7 @@ packages=(build-essential cmake g++ pkg-config
           libeigen3-dev doctest-dev nlohmann-json3-dev libthrust-dev
           libgnuplot-iostream-dev libboost-iostreams-dev libboost-filesystem-dev libboost-system-dev gnuplot-nox
           clang libclang-rt-14-dev libomp-14-dev    # clang: libFuzzer and the TSan build (with LLVM's OpenMP)
+          clang-format                              # tools/check_format.sh (clang-format 14)
           libopenmpi-dev openmpi-bin)               # mpirun -np N minmax sweep (tests run it with N = 1, 2, 3)
 if [[ "${1:-}" == "--peer" ]]; then
   packages+=(python3-torch python3-numpy libopenblas0-pthread)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Everything CI checks, from a fresh Debian 12 machine (no GPU needed), in one command:
+#   0. the layout of every C++ file against .clang-format (tools/check_format.sh; seconds)
 #   1. Release build, the whole ctest suite (incl. the slow 750-epoch runs on every backend, the CLI,
 #      packaging and compile-fail tests); with a GPU (nvidia-smi sees one) the CUDA test suite too
 #   2. the test suite again under AddressSanitizer + UndefinedBehaviorSanitizer (Debug -O1, g++), less
@@ -10,11 +11,11 @@
 #   4. the safetensors reader under libFuzzer for FUZZ_SECONDS (default 60)
 # On request (not by default, to keep CI within its time): cuda-compile — without a GPU, nvcc compiles
 # the CUDA flavour of minmax (tools/gpu_check.sh builds and runs the CUDA suite on a GPU machine).
-# Steps can be picked: tools/run_tests.sh release asan tsan fuzz cuda-compile
+# Steps can be picked: tools/run_tests.sh format release asan tsan fuzz cuda-compile
 set -euo pipefail
 cd "$(dirname "$0")/.."
 steps=("$@")
-((${#steps[@]})) || steps=(release asan tsan fuzz)
+((${#steps[@]})) || steps=(format release asan tsan fuzz)
 tools/install_deps.sh
 jobs=$(nproc)
 export CTEST_OUTPUT_ON_FAILURE=1
@@ -24,6 +25,9 @@ started=$(date +%s)
 for step in "${steps[@]}"; do
   echo "=== $step ($(($(date +%s) - started)) s) ==="
   case "$step" in
+    format)
+      tools/check_format.sh
+      ;;
     release)
       cmake --preset release -DTINYATTN_CUDA=$gpu
       cmake --build --preset release -j "$jobs"
@@ -56,7 +60,7 @@ for step in "${steps[@]}"; do
       tests/fuzz/run_fuzz.sh "${FUZZ_SECONDS:-60}"
       ;;
     *)
-      echo "run_tests: unknown step '$step' (release, cuda-compile, asan, tsan, fuzz)" >&2
+      echo "run_tests: unknown step '$step' (format, release, cuda-compile, asan, tsan, fuzz)" >&2
       exit 2
       ;;
   esac

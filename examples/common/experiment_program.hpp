@@ -131,15 +131,17 @@ int train(const E& experiment, const TrainSettings& s) {
   }
   const std::int64_t first = trainer.epochs() + 1;
   if (first > s.epochs + 1)
-    throw RunError("the checkpoint is at epoch " + std::to_string(first - 1) + ", past --epochs " + std::to_string(s.epochs));
-  std::printf("training %s (%zu parameters, %s engine) on %s: %d train / %d test samples, epochs %lld..%lld, %s, "
-              "AdamW lr %g, weight decay %g, betas (%g, %g), seed %llu, test every %lld epochs\n",
-              E::title, Net::parameter_count, tinyattn::to_string(trainer.engine()),
-              tinyattn::Primitives<typename Net::backend_type>::name(), train_set.size(), test_set.size(),
-              static_cast<long long>(first), static_cast<long long>(s.epochs),
-              s.batch_size > 0 ? ("minibatches of " + std::to_string(s.batch_size)).c_str() : "full batch",
-              s.adamw.lr, s.adamw.weight_decay, s.adamw.beta1, s.adamw.beta2, static_cast<unsigned long long>(s.seed),
-              static_cast<long long>(s.eval_every));
+    throw RunError("the checkpoint is at epoch " + std::to_string(first - 1) + ", past --epochs " +
+                   std::to_string(s.epochs));
+  std::printf(
+      "training %s (%zu parameters, %s engine) on %s: %d train / %d test samples, epochs %lld..%lld, %s, "
+      "AdamW lr %g, weight decay %g, betas (%g, %g), seed %llu, test every %lld epochs\n",
+      E::title, Net::parameter_count, tinyattn::to_string(trainer.engine()),
+      tinyattn::Primitives<typename Net::backend_type>::name(), train_set.size(), test_set.size(),
+      static_cast<long long>(first), static_cast<long long>(s.epochs),
+      s.batch_size > 0 ? ("minibatches of " + std::to_string(s.batch_size)).c_str() : "full batch", s.adamw.lr,
+      s.adamw.weight_decay, s.adamw.beta1, s.adamw.beta2, static_cast<unsigned long long>(s.seed),
+      static_cast<long long>(s.eval_every));
   std::fflush(stdout);
 
   const std::string checkpoint = join(dir, "checkpoint.safetensors"), curves = join(dir, "curves.csv");
@@ -172,10 +174,11 @@ int train(const E& experiment, const TrainSettings& s) {
   if (const int signal = g_stop_signal.load()) {
     progress.interrupt();
     save_checkpoint();
-    std::fprintf(stderr,
-                 "interrupted (%s) after epoch %lld: checkpoint saved; continue with: %s train --resume %s --epochs %lld\n",
-                 signal == SIGINT ? "SIGINT" : "SIGTERM", static_cast<long long>(trainer.epochs()), E::name,
-                 dir.c_str(), static_cast<long long>(s.epochs));
+    std::fprintf(
+        stderr,
+        "interrupted (%s) after epoch %lld: checkpoint saved; continue with: %s train --resume %s --epochs %lld\n",
+        signal == SIGINT ? "SIGINT" : "SIGTERM", static_cast<long long>(trainer.epochs()), E::name, dir.c_str(),
+        static_cast<long long>(s.epochs));
     return 130;
   }
   const double seconds = progress.seconds();
@@ -200,7 +203,8 @@ int train(const E& experiment, const TrainSettings& s) {
   if (s.checkpoint_every > 0) save_checkpoint();
   bool gnuplot = experiment.figures(net, rows, dir, s.plot, files);  // first: .npy and .csv survive a failing gnuplot
   gnuplot = write_curves_figure(s.plot ? rows : std::vector<CurveRow>{}, std::string(E::title) + ": accuracy and loss",
-                                dir, files) && gnuplot;
+                                dir, files) &&
+            gnuplot;
   if (s.plot && !gnuplot) warn_no_gnuplot();
   const std::int64_t ran = s.epochs - first + 1;
   std::printf("done: %lld epochs in %.2f s (%.2f ms/epoch)", static_cast<long long>(ran), seconds,
@@ -225,7 +229,8 @@ int eval(const E& experiment, const typename E::Net& net, bool json) {
     const char* prefix;
     tinyattn::Evaluation e;
   };
-  const Part parts[] = {{"", net.evaluate(all)}, {"train_", net.evaluate(train_set)}, {"test_", net.evaluate(test_set)}};
+  const Part parts[] = {
+      {"", net.evaluate(all)}, {"train_", net.evaluate(train_set)}, {"test_", net.evaluate(test_set)}};
   if (json) {
     std::printf("{");
     for (const Part& p : parts)
@@ -238,7 +243,8 @@ int eval(const E& experiment, const typename E::Net& net, bool json) {
   const char* names[] = {"all", "train", "test"};
   for (int i = 0; i < 3; ++i)
     std::printf("%-7s %12.6f %9.4f%% %10lld %10lld\n", names[i], parts[i].e.loss, 100 * parts[i].e.accuracy,
-                static_cast<long long>(parts[i].e.samples), static_cast<long long>(parts[i].e.samples - parts[i].e.correct));
+                static_cast<long long>(parts[i].e.samples),
+                static_cast<long long>(parts[i].e.samples - parts[i].e.correct));
   return 0;
 }
 
@@ -307,11 +313,11 @@ int run_command(const std::string& command, const std::vector<std::string>& word
     if (command == "sweep") return sweep_command<typename E::Sweep>(words);
   }
   if (command == "train") {
-    const Arguments args(words,
-                         with_data_flags<E>({"--epochs", "--seed", "--lr", "--weight-decay", "--beta1", "--beta2",
-                                             "--batch-size", "--eval-every", "--out", "--checkpoint-every", "--resume",
-                                             "--threads"}),
-                         {"--no-plot"});
+    const Arguments args(
+        words,
+        with_data_flags<E>({"--epochs", "--seed", "--lr", "--weight-decay", "--beta1", "--beta2", "--batch-size",
+                            "--eval-every", "--out", "--checkpoint-every", "--resume", "--threads"}),
+        {"--no-plot"});
     if (!args.positional().empty())
       throw UsageError("train takes no positional argument, found '" + args.positional()[0] + "'");
     if (const auto threads = args.integer("--threads", 1, 4096)) tinyattn::set_cpu_threads(static_cast<int>(*threads));
@@ -345,8 +351,9 @@ int run_command(const std::string& command, const std::vector<std::string>& word
     bool gnuplot = E(args, &meta).figures(net, {}, out, true, files);
     const std::string beside = join(std::filesystem::path(*weights).parent_path().string(), "curves.csv");
     if (std::filesystem::exists(beside))
-      gnuplot = write_curves_figure(read_curves_csv(beside), std::string(E::title) + ": accuracy and loss", out, files) &&
-                gnuplot;
+      gnuplot =
+          write_curves_figure(read_curves_csv(beside), std::string(E::title) + ": accuracy and loss", out, files) &&
+          gnuplot;
     if (!gnuplot) warn_no_gnuplot();
     std::printf("files in %s/:", out.c_str());
     for (const auto& f : files) std::printf(" %s", f.c_str());

@@ -38,9 +38,9 @@ class Progress {
       const double eta = rate > 0 ? (total - done) / rate : 0.0;
       if (m.tested()) last_test_ = m;
       std::fprintf(out_, "\r%3d%% [%s] epoch %lld/%lld | train %6.2f%% loss %.4f | test %s | %.0f ep/s | ETA %s ",
-                   total > 0 ? static_cast<int>(100 * done / total) : 100, bar.c_str(),
-                   static_cast<long long>(m.epoch), static_cast<long long>(last_), 100 * m.train_accuracy, m.train_loss,
-                   test_text(true).c_str(), rate, clock_text(eta).c_str());
+                   total > 0 ? static_cast<int>(100 * done / total) : 100, bar.c_str(), static_cast<long long>(m.epoch),
+                   static_cast<long long>(last_), 100 * m.train_accuracy, m.train_loss, test_text(true).c_str(), rate,
+                   clock_text(eta).c_str());
       if (m.epoch == last_) std::fputc('\n', out_);
       std::fflush(out_);
     } else {

@@ -91,7 +91,8 @@ class Ranks {
       std::string all;
       if (root()) {
         int total = 0;
-        for (int r = 0; r < size_; ++r) offsets[static_cast<std::size_t>(r)] = total, total += lengths[static_cast<std::size_t>(r)];
+        for (int r = 0; r < size_; ++r)
+          offsets[static_cast<std::size_t>(r)] = total, total += lengths[static_cast<std::size_t>(r)];
         all.resize(static_cast<std::size_t>(total));
       }
       MPI_Gatherv(mine.data(), length, MPI_CHAR, all.data(), lengths.data(), offsets.data(), MPI_CHAR, 0,

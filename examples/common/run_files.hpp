@@ -84,8 +84,7 @@ inline std::vector<CurveRow> read_curves_csv(const std::string& path) {
   if (!in) throw RunError("cannot read '" + path + "': " + std::strerror(errno));
   std::string line;
   std::getline(in, line);
-  if (line != kCurvesHeader)
-    throw RunError(path + ": line 1 is '" + line + "', expected the header " + kCurvesHeader);
+  if (line != kCurvesHeader) throw RunError(path + ": line 1 is '" + line + "', expected the header " + kCurvesHeader);
   std::vector<CurveRow> rows;
   for (int number = 2; std::getline(in, line); ++number) {
     CurveRow r{};

@@ -152,7 +152,7 @@ inline std::vector<double> parse_number_list(const std::string& text, const std:
       throw UsageError(flag + " expects numbers, found '" + item + "'");
     if (v < min || (min_exclusive && v == min) || v > max || (max_exclusive && v == max))
       throw UsageError(flag + " values must be " + (min_exclusive ? "> " : ">= ") + text_of(min, "%g") +
-                                 (max_exclusive ? " and < " : " and <= ") + text_of(max, "%g") + ", found " + item);
+                       (max_exclusive ? " and < " : " and <= ") + text_of(max, "%g") + ", found " + item);
     if (std::find(values.begin(), values.end(), v) != values.end())
       throw UsageError(flag + " lists " + item + " twice");
     values.push_back(v);
@@ -192,7 +192,7 @@ inline void check_fractions(const SweepSpec& s, double size) {
     const double cut = std::floor(size * f);
     if (cut < 1 || cut >= size)
       throw UsageError("--train-fraction " + text_of(f) + " leaves " + text_of(cut, "%.0f") + " of " +
-                                 text_of(size, "%.0f") + " samples to train; expected at least 1 and fewer than all");
+                       text_of(size, "%.0f") + " samples to train; expected at least 1 and fewer than all");
   }
 }
 
@@ -206,17 +206,18 @@ std::string spec_text(const SweepSpec& s) {
   };
   std::string seeds;
   for (std::uint64_t seed : s.seeds) seeds += (seeds.empty() ? "" : ",") + std::to_string(seed);
-  return std::string("# ") + S::program + " sweep settings (read by " + S::program + " sweep --resume)\nseeds=" + seeds + "\nlr=" + list(s.lr) +
-         "\nweight-decay=" + list(s.weight_decay) + "\ntrain-fraction=" + list(s.train_fraction) +
-         "\nepochs=" + std::to_string(s.epochs) + "\neval-every=" + std::to_string(s.eval_every) +
-         "\nthreshold=" + text_of(s.threshold, "%.17g") + "\naxes=" + axis_flag(s.x_axis) + "," + axis_flag(s.y_axis) +
+  return std::string("# ") + S::program + " sweep settings (read by " + S::program +
+         " sweep --resume)\nseeds=" + seeds + "\nlr=" + list(s.lr) + "\nweight-decay=" + list(s.weight_decay) +
+         "\ntrain-fraction=" + list(s.train_fraction) + "\nepochs=" + std::to_string(s.epochs) +
+         "\neval-every=" + std::to_string(s.eval_every) + "\nthreshold=" + text_of(s.threshold, "%.17g") +
+         "\naxes=" + axis_flag(s.x_axis) + "," + axis_flag(s.y_axis) +
          "\nkeep-weights=" + (s.keep_weights ? "1" : "0") + "\n";
 }
 
 // The flags of `PROGRAM sweep` that define a sweep (--resume takes them from sweep-spec.txt).
 inline const std::set<std::string>& sweep_setting_flags() {
-  static const std::set<std::string> flags{"--seeds", "--lr", "--weight-decay", "--train-fraction", "--epochs",
-                                           "--eval-every", "--threshold", "--axes"};
+  static const std::set<std::string> flags{"--seeds",  "--lr",         "--weight-decay", "--train-fraction",
+                                           "--epochs", "--eval-every", "--threshold",    "--axes"};
   return flags;
 }
 
@@ -231,12 +232,12 @@ SweepSpec parse_sweep_spec(const std::map<std::string, std::string>& values, boo
   };
   if (const auto v = get("--seeds")) s.seeds = parse_seed_list(*v, "--seeds");
   if (const auto v = get("--lr")) s.lr = parse_number_list(*v, "--lr", 0.0, 10.0, true, false);
-  if (const auto v = get("--weight-decay")) s.weight_decay = parse_number_list(*v, "--weight-decay", 0.0, 1e6, false, false);
+  if (const auto v = get("--weight-decay"))
+    s.weight_decay = parse_number_list(*v, "--weight-decay", 0.0, 1e6, false, false);
   if (const auto v = get("--train-fraction"))
     s.train_fraction = parse_number_list(*v, "--train-fraction", 0.0, 1.0, true, true);
   if (const auto v = get("--epochs")) s.epochs = Arguments::parse_integer(*v, "--epochs", 1, 100'000'000);
-  if (const auto v = get("--eval-every"))
-    s.eval_every = Arguments::parse_integer(*v, "--eval-every", 1, 100'000'000);
+  if (const auto v = get("--eval-every")) s.eval_every = Arguments::parse_integer(*v, "--eval-every", 1, 100'000'000);
   if (const auto v = get("--threshold")) {
     const auto t = parse_number_list(*v, "--threshold", 0.0, 1.0, true, false);
     if (t.size() != 1) throw UsageError("--threshold takes one number, found '" + *v + "'");
@@ -246,8 +247,8 @@ SweepSpec parse_sweep_spec(const std::map<std::string, std::string>& values, boo
   check_fractions(s, static_cast<double>(S::samples));
   choose_axes(s, get("--axes"));
   if (s.runs() > kMaxRuns)
-    throw UsageError("the sweep has " + std::to_string(s.runs()) + " runs; at most " +
-                               std::to_string(kMaxRuns) + " are allowed");
+    throw UsageError("the sweep has " + std::to_string(s.runs()) + " runs; at most " + std::to_string(kMaxRuns) +
+                     " are allowed");
   return s;
 }
 
@@ -327,8 +328,10 @@ std::map<std::size_t, std::string> finished_rows(const std::string& dir, const S
     std::getline(in, row);
     const std::string settings = row_settings(run) + ",";
     if (first != header || row.compare(0, settings.size(), settings) != 0)
-      throw RunError(path + " does not belong to this sweep: expected the header of sweep-spec.txt and a row "
-                               "starting '" + settings + "', found '" + row + "'");
+      throw RunError(path +
+                     " does not belong to this sweep: expected the header of sweep-spec.txt and a row "
+                     "starting '" +
+                     settings + "', found '" + row + "'");
     rows[run.id] = row;
   }
   return rows;
@@ -338,8 +341,8 @@ std::map<std::size_t, std::string> finished_rows(const std::string& dir, const S
 struct RowNumbers {
   SweepRun run;
   bool diverged;
-  double test_acc;   // NaN when never tested
-  double reached;    // NaN when the threshold was never reached
+  double test_acc;  // NaN when never tested
+  double reached;   // NaN when the threshold was never reached
 };
 
 inline RowNumbers row_numbers(const SweepRun& run, const std::string& row) {
@@ -429,10 +432,12 @@ inline bool write_sweep_summaries(const SweepSpec& s, const std::vector<RowNumbe
     tinyattn::plot::write_line_chart_png(chart, join(dir, name));
     files.push_back(name);
   };
-  histogram("final test accuracy of " + std::to_string(rows.size()) + " runs", "test accuracy", 0.0, 1.0, 50,
-            [](const RowNumbers& r) { return r.test_acc; }, "histogram_test_accuracy.png");
-  histogram("epoch test accuracy first reached " + pct + "% (runs that did)", "epoch", 0.0,
-            static_cast<double>(s.epochs), 40, [](const RowNumbers& r) { return r.reached; }, "histogram_epochs.png");
+  histogram(
+      "final test accuracy of " + std::to_string(rows.size()) + " runs", "test accuracy", 0.0, 1.0, 50,
+      [](const RowNumbers& r) { return r.test_acc; }, "histogram_test_accuracy.png");
+  histogram(
+      "epoch test accuracy first reached " + pct + "% (runs that did)", "epoch", 0.0, static_cast<double>(s.epochs), 40,
+      [](const RowNumbers& r) { return r.reached; }, "histogram_epochs.png");
   return true;
 }
 
@@ -482,8 +487,8 @@ int run_sweep(const SweepCommand& command, const Ranks& ranks) {
   const std::string spec_path = join(dir, "sweep-spec.txt");
   // Every rank checks before rank 0 writes anything, so that none sees another's sweep-spec.txt.
   if (!command.resume && std::filesystem::exists(spec_path))
-    throw UsageError("'" + dir + "' holds a sweep already (sweep-spec.txt): continue it with --resume " +
-                               dir + ", or choose another --out");
+    throw UsageError("'" + dir + "' holds a sweep already (sweep-spec.txt): continue it with --resume " + dir +
+                     ", or choose another --out");
   ranks.barrier();
   if (ranks.root()) {
     prepare_output_directory(dir);
@@ -498,12 +503,14 @@ int run_sweep(const SweepCommand& command, const Ranks& ranks) {
   std::vector<SweepRun> mine;  // this rank's share of the unfinished runs
   std::size_t pending = 0;
   for (const SweepRun& run : runs)
-    if (!rows.count(run.id) && pending++ % static_cast<std::size_t>(ranks.size()) == static_cast<std::size_t>(ranks.rank()))
+    if (!rows.count(run.id) &&
+        pending++ % static_cast<std::size_t>(ranks.size()) == static_cast<std::size_t>(ranks.rank()))
       mine.push_back(run);
   if (ranks.root())
     std::printf("sweep of %zu runs (%zu finished before) x %lld epochs over %d rank%s, %d thread%s each, into %s/\n",
-                runs.size(), rows.size(), static_cast<long long>(spec.epochs), ranks.size(), ranks.size() > 1 ? "s" : "",
-                tinyattn::cpu_threads(), tinyattn::cpu_threads() > 1 ? "s" : "", dir.c_str());
+                runs.size(), rows.size(), static_cast<long long>(spec.epochs), ranks.size(),
+                ranks.size() > 1 ? "s" : "", tinyattn::cpu_threads(), tinyattn::cpu_threads() > 1 ? "s" : "",
+                dir.c_str());
   std::fflush(stdout);
 
   // Each member's data is made when a worker takes it: only the runs in flight hold theirs.
@@ -521,18 +528,19 @@ int run_sweep(const SweepCommand& command, const Ranks& ranks) {
   options.keep_history = false;
   RunProgress progress(mine.size(), ranks);
   std::string computed;  // this rank's new rows, "id\trow\n", for rank 0
-  tinyattn::Ensemble<Net>(static_cast<tinyattn::index_t>(mine.size()), member, options).run([&](const tinyattn::MemberResult<>& r, const Net& net) {
-    const SweepRun& run = mine[static_cast<std::size_t>(r.member)];
-    const std::string name = run_file_name(run.id);
-    if (spec.keep_weights)
-      tinyattn::io::save_weights(net, join(join(dir, "weights"), name + ".safetensors"),
-                                 S::metadata(run, spec, r.last.epoch));
-    const std::string row = sweep_row<S>(run, r, net);
-    tinyattn::io::write_file_atomically(join(join(dir, "runs"), name + ".csv"),
-                                        sweep_header<S>(spec) + "\n" + row + "\n");
-    computed += std::to_string(run.id) + "\t" + row + "\n";
-    progress.finished(run, r, spec.threshold);
-  });
+  tinyattn::Ensemble<Net>(static_cast<tinyattn::index_t>(mine.size()), member, options)
+      .run([&](const tinyattn::MemberResult<>& r, const Net& net) {
+        const SweepRun& run = mine[static_cast<std::size_t>(r.member)];
+        const std::string name = run_file_name(run.id);
+        if (spec.keep_weights)
+          tinyattn::io::save_weights(net, join(join(dir, "weights"), name + ".safetensors"),
+                                     S::metadata(run, spec, r.last.epoch));
+        const std::string row = sweep_row<S>(run, r, net);
+        tinyattn::io::write_file_atomically(join(join(dir, "runs"), name + ".csv"),
+                                            sweep_header<S>(spec) + "\n" + row + "\n");
+        computed += std::to_string(run.id) + "\t" + row + "\n";
+        progress.finished(run, r, spec.threshold);
+      });
 
   const std::vector<std::string> gathered = ranks.gather(computed);
   if (!ranks.root()) return 0;
@@ -544,12 +552,13 @@ int run_sweep(const SweepCommand& command, const Ranks& ranks) {
       rows[id] = line.substr(tab + 1);
       // Ranks on other machines wrote their rows there; keep every row here too.
       const std::string path = join(join(dir, "runs"), run_file_name(id) + ".csv");
-      if (!std::filesystem::exists(path)) tinyattn::io::write_file_atomically(path, sweep_header<S>(spec) + "\n" + rows[id] + "\n");
+      if (!std::filesystem::exists(path))
+        tinyattn::io::write_file_atomically(path, sweep_header<S>(spec) + "\n" + rows[id] + "\n");
     }
   }
   if (rows.size() != runs.size())
-    throw RunError("the sweep ended with " + std::to_string(rows.size()) + " of " +
-                             std::to_string(runs.size()) + " rows; run it again with --resume " + dir);
+    throw RunError("the sweep ended with " + std::to_string(rows.size()) + " of " + std::to_string(runs.size()) +
+                   " rows; run it again with --resume " + dir);
   std::string csv = sweep_header<S>(spec) + "\n";
   std::vector<RowNumbers> numbers;
   std::size_t diverged = 0, reached = 0;
@@ -577,7 +586,8 @@ int sweep_command(const std::vector<std::string>& words) {
   std::set<std::string> value_flags = sweep_setting_flags();
   value_flags.insert({"--out", "--resume", "--threads"});
   const Arguments args(words, value_flags, {"--keep-weights", "--no-plot"});
-  if (!args.positional().empty()) throw UsageError("sweep takes no positional argument, found '" + args.positional()[0] + "'");
+  if (!args.positional().empty())
+    throw UsageError("sweep takes no positional argument, found '" + args.positional()[0] + "'");
   SweepCommand c;
   c.plot = !args.has("--no-plot");
   if (const auto resume = args.text("--resume")) {
@@ -613,8 +623,10 @@ int sweep_command(const std::vector<std::string>& words) {
     const int usable = share;
 #endif
     if (usable < share && ranks.root())
-      std::fprintf(stderr, "%s: warning: mpirun bound this rank to %d core%s of the %d its share of this machine "
-                   "has; with Open MPI pass --bind-to none to use them all\n", S::program, usable, usable > 1 ? "s" : "", share);
+      std::fprintf(stderr,
+                   "%s: warning: mpirun bound this rank to %d core%s of the %d its share of this machine "
+                   "has; with Open MPI pass --bind-to none to use them all\n",
+                   S::program, usable, usable > 1 ? "s" : "", share);
     tinyattn::set_cpu_threads(std::min(share, usable));
   }
   try {

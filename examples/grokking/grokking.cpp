@@ -41,9 +41,9 @@ struct GrokkingSweep;
 struct Experiment {
   static constexpr const char* name = "grokking";
   static constexpr const char* title = "grokking (a + b mod 113)";
-  using Net = tinyattn::Transformer<tinyattn::Shape<kP + 1, 128, 4, 3>,
-                                    tinyattn::Architecture<tinyattn::mlp<512>, tinyattn::untied_unembedding,
-                                                           tinyattn::output_vocab<kP>>>;
+  using Net = tinyattn::Transformer<
+      tinyattn::Shape<kP + 1, 128, 4, 3>,
+      tinyattn::Architecture<tinyattn::mlp<512>, tinyattn::untied_unembedding, tinyattn::output_vocab<kP>>>;
 
   static programs::TrainSettings defaults() {
     programs::TrainSettings s;
@@ -112,8 +112,8 @@ eval prints loss and accuracy over all 12,769 pairs and each part of the split (
       if (!saved || !saved->count(key)) return fallback;
       return programs::saved_number(*saved, key, "the weights' metadata");
     };
-    data_seed = static_cast<std::uint64_t>(
-        args.integer("--data-seed", 0, std::numeric_limits<std::int64_t>::max()).value_or(static_cast<std::int64_t>(from_saved("data_seed", 598))));
+    data_seed = static_cast<std::uint64_t>(args.integer("--data-seed", 0, std::numeric_limits<std::int64_t>::max())
+                                               .value_or(static_cast<std::int64_t>(from_saved("data_seed", 598))));
     train_fraction = args.number("--train-fraction", 0.0, 1.0, true).value_or(from_saved("train_fraction", 0.3));
     task = tinyattn::ModularAdditionTask(kP, train_fraction, data_seed);
   }
@@ -122,7 +122,9 @@ eval prints loss and accuracy over all 12,769 pairs and each part of the split (
   tinyattn::TokenBatch test() const { return task.test(); }
   tinyattn::io::Metadata metadata() const { return data_metadata(data_seed, train_fraction); }
   static tinyattn::io::Metadata data_metadata(std::uint64_t seed, double fraction) {
-    return {{"p", std::to_string(kP)}, {"data_seed", std::to_string(seed)}, {"train_fraction", programs::number_text(fraction)}};
+    return {{"p", std::to_string(kP)},
+            {"data_seed", std::to_string(seed)},
+            {"train_fraction", programs::number_text(fraction)}};
   }
 
   bool figures(const Net& net, const std::vector<CurveRow>&, const std::string& dir, bool plot,
@@ -133,7 +135,8 @@ eval prints loss and accuracy over all 12,769 pairs and each part of the split (
     // Fourier spectrum of W_E over the operands.
     const std::vector<double> norms = tinyattn::fourier_norms(net.tensor("embed.W_E"), kP, Net::d_model);
     std::string csv = "frequency,norm\n";
-    for (std::size_t k = 0; k < norms.size(); ++k) csv += std::to_string(k) + "," + programs::number_text(norms[k]) + "\n";
+    for (std::size_t k = 0; k < norms.size(); ++k)
+      csv += std::to_string(k) + "," + programs::number_text(norms[k]) + "\n";
     tinyattn::io::write_file_atomically(programs::join(dir, "fourier.csv"), csv);
     files.push_back("fourier.csv");
     // Attention from '=' (position 2) to keys a, b, '=' per head: (H, 3, P, P), [h][key][a][b].
@@ -168,7 +171,8 @@ eval prints loss and accuracy over all 12,769 pairs and each part of the split (
     for (index_t j = 0; j < kNeurons; ++j)
       for (index_t i = 0; i < kP * kP; ++i)
         neurons[static_cast<std::size_t>(j) * kP * kP + static_cast<std::size_t>(i)] =
-            static_cast<float>(post[(static_cast<std::size_t>(i) * T + T - 1) * M + static_cast<std::size_t>(order[static_cast<std::size_t>(j)])]);
+            static_cast<float>(post[(static_cast<std::size_t>(i) * T + T - 1) * M +
+                                    static_cast<std::size_t>(order[static_cast<std::size_t>(j)])]);
     tinyattn::io::write_npy(programs::join(dir, "neurons.npy"), neurons, {kNeurons, kP, kP});
     files.push_back("neurons.npy");
     if (!plot) return true;
@@ -180,7 +184,8 @@ eval prints loss and accuracy over all 12,769 pairs and each part of the split (
     chart.y_label = "norm of W_E's component";
     chart.bars = true;
     plt::LineSeries series{"|W_E| per frequency", {}, {}};
-    for (std::size_t k = 0; k < norms.size(); ++k) series.x.push_back(static_cast<double>(k)), series.y.push_back(norms[k]);
+    for (std::size_t k = 0; k < norms.size(); ++k)
+      series.x.push_back(static_cast<double>(k)), series.y.push_back(norms[k]);
     chart.series.push_back(series);
     plt::write_line_chart_png(chart, programs::join(dir, "fourier.png"));
     files.push_back("fourier.png");
@@ -202,7 +207,8 @@ eval prints loss and accuracy over all 12,769 pairs and each part of the split (
     cells.values = neurons;
     cells.range = plt::HeatmapGrid::Range::symmetric_fit;
     cells.row_labels = {"MLP at '='"};
-    for (index_t j = 0; j < kNeurons; ++j) cells.col_labels.push_back("neuron " + std::to_string(order[static_cast<std::size_t>(j)]));
+    for (index_t j = 0; j < kNeurons; ++j)
+      cells.col_labels.push_back("neuron " + std::to_string(order[static_cast<std::size_t>(j)]));
     cells.colorbar_label = "ReLU output";
     plt::write_heatmap_grid_png(cells, programs::join(dir, "neurons.png"), style);
     files.push_back("neurons.png");
@@ -222,7 +228,8 @@ eval prints loss and accuracy over all 12,769 pairs and each part of the split (
     for (index_t c = 1; c < Net::vocab_out; ++c)
       if (logits[c] > logits[best]) best = c;
     const index_t expected = (a + b) % kP;
-    std::printf("%d + %d = %d (mod %d)   (%s; expected %d)\n", a, b, best, kP, best == expected ? "right" : "wrong", expected);
+    std::printf("%d + %d = %d (mod %d)   (%s; expected %d)\n", a, b, best, kP, best == expected ? "right" : "wrong",
+                expected);
     std::printf("attention from '=':      a        b        =\n");
     for (index_t h = 0; h < Net::heads; ++h) {
       std::printf("  head %d          ", h);
@@ -287,7 +294,8 @@ struct GrokkingSweep {
     return text;
   }
 
-  static tinyattn::io::Metadata metadata(const programs::SweepRun& run, const programs::SweepSpec& spec, std::int64_t epochs) {
+  static tinyattn::io::Metadata metadata(const programs::SweepRun& run, const programs::SweepSpec& spec,
+                                         std::int64_t epochs) {
     programs::TrainSettings s = Experiment::defaults();
     s.seed = run.seed;
     s.adamw.lr = run.lr, s.adamw.weight_decay = run.weight_decay;

@@ -90,8 +90,8 @@ previous-token, prefix-matching and copying scores, naming the previous-token an
                                                .value_or(static_cast<std::int64_t>(from_saved("data_seed", 598))));
     samples = static_cast<index_t>(
         args.integer("--samples", 1, 1'000'000).value_or(static_cast<std::int64_t>(from_saved("samples", 4096))));
-    test_samples = static_cast<index_t>(
-        args.integer("--test-samples", 1, 1'000'000).value_or(static_cast<std::int64_t>(from_saved("test_samples", 1024))));
+    test_samples = static_cast<index_t>(args.integer("--test-samples", 1, 1'000'000)
+                                            .value_or(static_cast<std::int64_t>(from_saved("test_samples", 1024))));
     task = tinyattn::InductionTask(kV, kT, samples, test_samples, data_seed);
   }
 
@@ -129,7 +129,8 @@ previous-token, prefix-matching and copying scores, naming the previous-token an
     for (index_t t = 0; t < kT; ++t) {
       const auto n = count[static_cast<std::size_t>(t)];
       const double mean = n ? loss[static_cast<std::size_t>(t)] / static_cast<double>(n) : std::nan("");
-      csv += std::to_string(t) + "," + (n ? programs::number_text(mean) : std::string("nan")) + "," + std::to_string(n) + "\n";
+      csv += std::to_string(t) + "," + (n ? programs::number_text(mean) : std::string("nan")) + "," +
+             std::to_string(n) + "\n";
       series.x.push_back(t), series.y.push_back(mean);
     }
     tinyattn::io::write_file_atomically(programs::join(dir, "loss_per_position.csv"), csv);
@@ -159,8 +160,9 @@ previous-token, prefix-matching and copying scores, naming the previous-token an
       return "";
     };
     std::string table = "layer,head,previous_token,prefix_matching,copying,role\n";
-    std::string md = "| layer | head | previous-token score | prefix-matching score | copying score | role |\n"
-                     "| --- | --- | --- | --- | --- | --- |\n";
+    std::string md =
+        "| layer | head | previous-token score | prefix-matching score | copying score | role |\n"
+        "| --- | --- | --- | --- | --- | --- |\n";
     std::printf("head scores on the %d test sequences:\n  layer head  previous-token  prefix-matching  copying\n",
                 test_set.size());
     for (const auto& s : scores) {
@@ -174,11 +176,12 @@ previous-token, prefix-matching and copying scores, naming the previous-token an
       std::printf("  %5d %4d  %14.3f  %15.3f  %7.3f  %s\n", s.layer, s.head, s.previous_token, s.prefix_matching,
                   s.copying, role(s).c_str());
     }
-    md += "\nPrevious-token score: mean attention from a query in the repeated half to the position before it. "
-          "Prefix-matching score: mean attention to the position after the current token's earlier copy (the "
-          "induction pattern). Copying score: (sum of the eigenvalues' real parts) / (sum of their absolute values) of "
-          "the head's direct OV circuit W_E W_V W_O W_U; 1 means the head copies the token it attends to. A role is "
-          "named when the head is its layer's best at the score and the score is at least 0.3.\n";
+    md +=
+        "\nPrevious-token score: mean attention from a query in the repeated half to the position before it. "
+        "Prefix-matching score: mean attention to the position after the current token's earlier copy (the "
+        "induction pattern). Copying score: (sum of the eigenvalues' real parts) / (sum of their absolute values) of "
+        "the head's direct OV circuit W_E W_V W_O W_U; 1 means the head copies the token it attends to. A role is "
+        "named when the head is its layer's best at the score and the score is at least 0.3.\n";
     tinyattn::io::write_file_atomically(programs::join(dir, "heads.csv"), table);
     tinyattn::io::write_file_atomically(programs::join(dir, "heads.md"), md);
     files.push_back("heads.csv");
@@ -222,7 +225,8 @@ previous-token, prefix-matching and copying scores, naming the previous-token an
     tinyattn::TokenBatch batch;
     batch.context = kT;
     for (std::size_t i = 0; i < words.size(); ++i)
-      batch.tokens.push_back(static_cast<index_t>(Arguments::parse_integer(words[i], "token " + std::to_string(i), 0, kV - 1)));
+      batch.tokens.push_back(
+          static_cast<index_t>(Arguments::parse_integer(words[i], "token " + std::to_string(i), 0, kV - 1)));
     if (words.size() == kT / 2) batch.tokens.insert(batch.tokens.end(), batch.tokens.begin(), batch.tokens.end());
     const auto cache = net.inspect(batch, {"logits"});
     std::printf("position  token  next (predicted)  next (in the sequence)\n");
@@ -235,7 +239,8 @@ previous-token, prefix-matching and copying scores, naming the previous-token an
       const bool repeated = t >= kT / 2 && has_next;
       if (repeated) ++scored, right += best == next;
       std::printf("%8d  %5d  %16d  %s%s\n", t, batch.tokens[static_cast<std::size_t>(t)], best,
-                  has_next ? std::to_string(next).c_str() : "-", repeated ? (best == next ? "  right" : "  wrong") : "");
+                  has_next ? std::to_string(next).c_str() : "-",
+                  repeated ? (best == next ? "  right" : "  wrong") : "");
     }
     std::printf("repeated half: %d of %d next tokens right\n", right, scored);
     return 0;

@@ -30,7 +30,8 @@ namespace minmax {
 inline std::string short_number(double value) { return programs::number_text(value, "%.6g"); }
 
 template <class Net>
-int analyze_model(const Net& net, const tinyattn::MinMaxTask& task, const std::string& weights, const std::string& dir) {
+int analyze_model(const Net& net, const tinyattn::MinMaxTask& task, const std::string& weights,
+                  const std::string& dir) {
   namespace plt = tinyattn::plot;
   using tinyattn::index_t;
   const auto start = std::chrono::steady_clock::now();
@@ -51,8 +52,9 @@ int analyze_model(const Net& net, const tinyattn::MinMaxTask& task, const std::s
     for (index_t k = 0; k < 3; ++k)
       for (index_t v = 0; v < V; ++v) {
         qk[(static_cast<std::size_t>(h) * 3 + k) * V + v] = static_cast<float>(c.qk_at(h, query_row, c.row(v, k)));
-        std::copy_n(c.ov_row(h, c.row(v, k)), Net::vocab_out,
-                    ov.begin() + static_cast<std::ptrdiff_t>(((static_cast<std::size_t>(h) * 3 + k) * V + v) * Net::vocab_out));
+        std::copy_n(
+            c.ov_row(h, c.row(v, k)), Net::vocab_out,
+            ov.begin() + static_cast<std::ptrdiff_t>(((static_cast<std::size_t>(h) * 3 + k) * V + v) * Net::vocab_out));
       }
   npy("qk_circuit.npy", qk, {H, 3, V});
   npy("ov_circuit.npy", ov, {H, 3, V, Net::vocab_out});
@@ -110,7 +112,8 @@ int analyze_model(const Net& net, const tinyattn::MinMaxTask& task, const std::s
     q.values.resize(static_cast<std::size_t>(H) * 3 * 16 * V);
     for (index_t cell = 0; cell < H * 3; ++cell)
       for (index_t y = 0; y < 16; ++y)
-        std::copy_n(qk.data() + static_cast<std::size_t>(cell) * V, V, q.values.data() + (static_cast<std::size_t>(cell) * 16 + y) * V);
+        std::copy_n(qk.data() + static_cast<std::size_t>(cell) * V, V,
+                    q.values.data() + (static_cast<std::size_t>(cell) * 16 + y) * V);
     for (index_t h = 0; h < H; ++h) q.row_labels.push_back("head " + std::to_string(h));
     q.col_labels = {"key at A", "key at op", "key at B"};
     q.x_label = "key token", q.y_label = "";
@@ -162,38 +165,43 @@ int analyze_model(const Net& net, const tinyattn::MinMaxTask& task, const std::s
   std::string r = "# What the min/max model does\n\nWeights: `" + weights + "`; all " + std::to_string(task.size()) +
                   " inputs (operands 0.." + std::to_string(n - 1) + ", max and min).\n\n";
   char line[512];
-  std::snprintf(line, sizeof line,
-                "The model answers %.2f %% of the max inputs and %.2f %% of the min inputs right (%zu wrong of %d).\n\n",
-                100 * ablation[0].accuracy[0], 100 * ablation[0].accuracy[1], atlas.failures.size(), task.size());
+  std::snprintf(
+      line, sizeof line,
+      "The model answers %.2f %% of the max inputs and %.2f %% of the min inputs right (%zu wrong of %d).\n\n",
+      100 * ablation[0].accuracy[0], 100 * ablation[0].accuracy[1], atlas.failures.size(), task.size());
   r += line;
   r += "## The heads\n\n";
   for (const auto& role : roles) {
-    std::snprintf(line, sizeof line,
-                  "- Head %d attends more to the operand that is the answer than to the other one on %.1f %% of max "
-                  "inputs and %.1f %% of min inputs (a != b); its mean weight on the op token is %.2f (max) and %.2f (min).\n",
-                  role.head, 100 * role.answer_operand[0], 100 * role.answer_operand[1], role.op_token[0], role.op_token[1]);
+    std::snprintf(
+        line, sizeof line,
+        "- Head %d attends more to the operand that is the answer than to the other one on %.1f %% of max "
+        "inputs and %.1f %% of min inputs (a != b); its mean weight on the op token is %.2f (max) and %.2f (min).\n",
+        role.head, 100 * role.answer_operand[0], 100 * role.answer_operand[1], role.op_token[0], role.op_token[1]);
     r += line;
   }
-  r += "\n![QK circuit](qk_circuit.png)\n\n*QK circuit*: the unscaled score of the `=` query against each key token at "
-       "positions A, op and B (the pattern of an input is the softmax of its three scores and `=`'s own). A head that "
-       "finds the larger operand has scores that grow with the token at A and at B.\n\n"
-       "![OV circuit](ov_circuit.png)\n\n*OV circuit*: how attending to a key token with weight 1 moves every output "
-       "logit. A copying head has a bright diagonal: attending to token t raises logit t.\n\n"
-       "![attribution](attribution.png)\n\n*Direct logit attribution*: each head's (and the embeddings') contribution to the "
-       "correct answer's logit over all (a, b); the shares and a constant add up to the logit.\n\n";
+  r +=
+      "\n![QK circuit](qk_circuit.png)\n\n*QK circuit*: the unscaled score of the `=` query against each key token at "
+      "positions A, op and B (the pattern of an input is the softmax of its three scores and `=`'s own). A head that "
+      "finds the larger operand has scores that grow with the token at A and at B.\n\n"
+      "![OV circuit](ov_circuit.png)\n\n*OV circuit*: how attending to a key token with weight 1 moves every output "
+      "logit. A copying head has a bright diagonal: attending to token t raises logit t.\n\n"
+      "![attribution](attribution.png)\n\n*Direct logit attribution*: each head's (and the embeddings') contribution to the "
+      "correct answer's logit over all (a, b); the shares and a constant add up to the logit.\n\n";
   r += "## Ablations\n\n| ablated | max accuracy | min accuracy |\n| --- | --- | --- |\n";
   for (const auto& row : ablation) {
     std::snprintf(line, sizeof line, "| %s | %.2f %% | %.2f %% |\n", row.what.c_str(), 100 * row.accuracy[0],
                   100 * row.accuracy[1]);
     r += line;
   }
-  r += "\nZero ablation sets a head's `hook_z` to 0 (its output term disappears); mean ablation replaces it by its mean "
-       "over all inputs at each position ([ablation.csv](ablation.csv)).\n\n## Failures\n\n";
-  std::snprintf(line, sizeof line,
-                "%d max inputs and %d min inputs are wrong; every one is listed in [failures.csv](failures.csv) with the "
-                "attention each head paid to A, op and B.\n\n![margins](margins.png)\n\n*Margins*: the correct logit "
-                "minus the best other over (a, b) (y = a, x = b); the right column marks the wrong cells.\n",
-                atlas.wrong(tinyattn::MinMaxOp::max), atlas.wrong(tinyattn::MinMaxOp::min));
+  r +=
+      "\nZero ablation sets a head's `hook_z` to 0 (its output term disappears); mean ablation replaces it by its mean "
+      "over all inputs at each position ([ablation.csv](ablation.csv)).\n\n## Failures\n\n";
+  std::snprintf(
+      line, sizeof line,
+      "%d max inputs and %d min inputs are wrong; every one is listed in [failures.csv](failures.csv) with the "
+      "attention each head paid to A, op and B.\n\n![margins](margins.png)\n\n*Margins*: the correct logit "
+      "minus the best other over (a, b) (y = a, x = b); the right column marks the wrong cells.\n",
+      atlas.wrong(tinyattn::MinMaxOp::max), atlas.wrong(tinyattn::MinMaxOp::min));
   r += line;
   if (!gnuplot) r += "\n(gnuplot was not found: the figures are missing; every .npy and .csv file was written.)\n";
   tinyattn::io::write_file_atomically(programs::join(dir, "report.md"), r);

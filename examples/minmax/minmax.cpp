@@ -161,7 +161,8 @@ bool write_attention_figures(const Net& net, const std::string& dir, bool plot, 
     tinyattn::plot::HeatmapGrid scores = tinyattn::plot::attention_scores_grid(op_names[op], maps.heads, maps.n);
     scores.values = maps.scores[op];
     for (auto* grid : {&weights, &scores}) {
-      const std::string name = std::string("attention_") + (grid == &weights ? "weights_" : "scores_") + op_names[op] + ".png";
+      const std::string name =
+          std::string("attention_") + (grid == &weights ? "weights_" : "scores_") + op_names[op] + ".png";
       tinyattn::plot::write_heatmap_grid_png(*grid, join(dir, name));
       files.push_back(name);
     }
@@ -250,18 +251,16 @@ int train(const TrainSettings& settings) {
       throw RunError(join(settings.resume, "curves.csv") + " has " + std::to_string(rows.size()) +
                      " epochs, the checkpoint " + std::to_string(trainer.epochs()));
     rows.resize(static_cast<std::size_t>(trainer.epochs()));
-    std::printf("resuming from %s at epoch %lld\n", settings.resume.c_str(),
-                static_cast<long long>(trainer.epochs()));
+    std::printf("resuming from %s at epoch %lld\n", settings.resume.c_str(), static_cast<long long>(trainer.epochs()));
   }
   const std::int64_t first = trainer.epochs() + 1;
   if (first > settings.epochs + 1)
     throw RunError("the checkpoint is at epoch " + std::to_string(first - 1) + ", past --epochs " +
                    std::to_string(settings.epochs));
   std::printf("training %s on %s: %d train / %d test samples, epochs %lld..%lld, lr %g, weight decay %g, seed %llu\n",
-              "Shape<131, 32, 2, 4>", tinyattn::Primitives<Backend>::name(),
-              task.train().size(), task.test().size(), static_cast<long long>(first),
-              static_cast<long long>(settings.epochs), settings.adamw.lr, settings.adamw.weight_decay,
-              static_cast<unsigned long long>(settings.seed));
+              "Shape<131, 32, 2, 4>", tinyattn::Primitives<Backend>::name(), task.train().size(), task.test().size(),
+              static_cast<long long>(first), static_cast<long long>(settings.epochs), settings.adamw.lr,
+              settings.adamw.weight_decay, static_cast<unsigned long long>(settings.seed));
 
   const std::string checkpoint = join(dir, "checkpoint.safetensors"), curves = join(dir, "curves.csv");
   // The curves first: a crash between the two writes leaves curves ahead of the checkpoint, which
@@ -292,9 +291,11 @@ int train(const TrainSettings& settings) {
   if (const int signal = g_stop_signal.load()) {
     progress.interrupt();
     save_checkpoint();
-    std::fprintf(stderr, "interrupted (%s) after epoch %lld: checkpoint saved; continue with: minmax train --resume %s --epochs %lld\n",
-                 signal == SIGINT ? "SIGINT" : "SIGTERM", static_cast<long long>(trainer.epochs()),
-                 dir.c_str(), static_cast<long long>(settings.epochs));
+    std::fprintf(
+        stderr,
+        "interrupted (%s) after epoch %lld: checkpoint saved; continue with: minmax train --resume %s --epochs %lld\n",
+        signal == SIGINT ? "SIGINT" : "SIGTERM", static_cast<long long>(trainer.epochs()), dir.c_str(),
+        static_cast<long long>(settings.epochs));
     return 130;
   }
   const double seconds = progress.seconds();
@@ -320,10 +321,12 @@ int train(const TrainSettings& settings) {
   std::printf("done: %lld epochs in %.2f s (%.2f ms/epoch)", static_cast<long long>(ran), seconds,
               ran > 0 ? 1000 * seconds / ran : 0.0);
   if (!rows.empty())
-    std::printf("; train accuracy %.2f%%, test accuracy %.2f%%", 100 * rows.back().train_acc, 100 * rows.back().test_acc);
+    std::printf("; train accuracy %.2f%%, test accuracy %.2f%%", 100 * rows.back().train_acc,
+                100 * rows.back().test_acc);
   if (settings.snapshot_every > 0)
     std::printf("\nsnapshots: %d frames in %.2f s (%.1f%% on top of the training itself)", snapshots.frames(),
-                snapshots.seconds(), seconds > snapshots.seconds() ? 100 * snapshots.seconds() / (seconds - snapshots.seconds()) : 0.0);
+                snapshots.seconds(),
+                seconds > snapshots.seconds() ? 100 * snapshots.seconds() / (seconds - snapshots.seconds()) : 0.0);
   std::printf("\nfiles in %s/:", dir.c_str());
   for (const auto& f : files) std::printf(" %s", f.c_str());
   std::printf("\n");
@@ -337,8 +340,8 @@ int plot(const std::string& weights, const std::string& dir) {
   tinyattn::io::load_weights(net, weights);
   prepare_output_directory(dir);
   std::vector<std::string> files;
-  const std::string beside = join(weights.find('/') == std::string::npos ? "." : weights.substr(0, weights.rfind('/')),
-                                  "curves.csv");
+  const std::string beside =
+      join(weights.find('/') == std::string::npos ? "." : weights.substr(0, weights.rfind('/')), "curves.csv");
   bool gnuplot = write_attention_figures(net, dir, true, files);  // first: the .npy files survive a failing gnuplot
   if (access(beside.c_str(), R_OK) == 0) gnuplot = write_curves_figure(read_curves_csv(beside), dir, files) && gnuplot;
   if (!gnuplot) warn_no_gnuplot();
@@ -350,7 +353,8 @@ int plot(const std::string& weights, const std::string& dir) {
 
 template <class Backend>
 int predict(const std::string& weights, const std::vector<std::string>& words) {
-  if (words.size() != 3) throw UsageError("predict needs three words A OP B, e.g. 17 max 99; found " + std::to_string(words.size()));
+  if (words.size() != 3)
+    throw UsageError("predict needs three words A OP B, e.g. 17 max 99; found " + std::to_string(words.size()));
   const index_t a = static_cast<index_t>(Arguments::parse_integer(words[0], "operand A", 0, kMaxN - 1));
   const index_t b = static_cast<index_t>(Arguments::parse_integer(words[2], "operand B", 0, kMaxN - 1));
   if (words[1] != "max" && words[1] != "min") throw UsageError("OP must be 'max' or 'min', found '" + words[1] + "'");
@@ -366,8 +370,8 @@ int predict(const std::string& weights, const std::vector<std::string>& words) {
   for (index_t c = 1; c < Net::vocab; ++c)
     if (logits[c] > logits[best]) best = c;
   const index_t expected = tinyattn::MinMaxTask::answer(a, op, b);
-  std::printf("%s(%d, %d) = %d   (%s; expected %d)\n", words[1].c_str(), a, b, best, best == expected ? "right" : "wrong",
-              expected);
+  std::printf("%s(%d, %d) = %d   (%s; expected %d)\n", words[1].c_str(), a, b, best,
+              best == expected ? "right" : "wrong", expected);
   std::printf("attention from '=':      A       op       B       =\n");
   for (index_t h = 0; h < Net::heads; ++h) {
     std::printf("  head %d          ", h);
@@ -479,8 +483,7 @@ Invocation parse(int argc, char** argv) {
       {"predict", {{"--weights", "--out"}, {}}},
   };
   const auto flags = flags_of.find(inv.command);
-  if (flags == flags_of.end())
-    throw UsageError("unknown command '" + inv.command + "'; expected " + kCommands);
+  if (flags == flags_of.end()) throw UsageError("unknown command '" + inv.command + "'; expected " + kCommands);
   for (const auto& w : inv.words)
     if (w == "--help" || w == "-h") {
       inv.kind = Invocation::Kind::help;
@@ -540,7 +543,8 @@ TrainSettings validate_train(const Arguments& args) {
   const auto seed = static_cast<std::uint64_t>(
       Arguments::parse_integer(from("seed"), "the checkpoint's seed", 0, std::numeric_limits<std::int64_t>::max()));
   const double lr = number("lr"), wd = number("weight_decay");
-  if (args.has("--seed") && seed != s.seed) throw UsageError("--seed differs from the checkpoint's seed " + from("seed"));
+  if (args.has("--seed") && seed != s.seed)
+    throw UsageError("--seed differs from the checkpoint's seed " + from("seed"));
   if (args.has("--lr") && lr != s.adamw.lr) throw UsageError("--lr differs from the checkpoint's lr " + from("lr"));
   if (args.has("--weight-decay") && wd != s.adamw.weight_decay)
     throw UsageError("--weight-decay differs from the checkpoint's " + from("weight_decay"));

@@ -59,13 +59,19 @@ struct MinMaxSweep {
     return text;
   }
 
-  static tinyattn::io::Metadata metadata(const programs::SweepRun& run, const programs::SweepSpec&, std::int64_t epochs) {
+  static tinyattn::io::Metadata metadata(const programs::SweepRun& run, const programs::SweepSpec&,
+                                         std::int64_t epochs) {
     using programs::text_of;
-    return {{"task", "minmax"}, {"max_n", std::to_string(kMaxN)}, {"seed", std::to_string(run.seed)},
-            {"epochs", std::to_string(epochs)}, {"lr", text_of(run.lr, "%.17g")},
+    return {{"task", "minmax"},
+            {"max_n", std::to_string(kMaxN)},
+            {"seed", std::to_string(run.seed)},
+            {"epochs", std::to_string(epochs)},
+            {"lr", text_of(run.lr, "%.17g")},
             {"weight_decay", text_of(run.weight_decay, "%.17g")},
-            {"minmax_train_fraction", text_of(run.train_fraction, "%.17g")}, {"betas", "0.9,0.99"},
-            {"eps", "1e-08"}, {"optimizer", "AdamW"}};
+            {"minmax_train_fraction", text_of(run.train_fraction, "%.17g")},
+            {"betas", "0.9,0.99"},
+            {"eps", "1e-08"},
+            {"optimizer", "AdamW"}};
   }
 };
 

@@ -61,8 +61,8 @@ class MinMaxSnapshots {
         const tinyattn::MinMaxSample s = task_.sample(i);
         for (index_t h = 0; h < H; ++h)
           for (index_t k = 0; k < 3; ++k)
-            out[((((static_cast<std::size_t>(f) * 2 + static_cast<std::size_t>(s.op)) * H + h) * 3 + k) * n + s.a) * n + s.b] =
-                in[((static_cast<std::size_t>(f) * N + i) * H + h) * T + k];
+            out[((((static_cast<std::size_t>(f) * 2 + static_cast<std::size_t>(s.op)) * H + h) * 3 + k) * n + s.a) * n +
+                s.b] = in[((static_cast<std::size_t>(f) * N + i) * H + h) * T + k];
       }
     tinyattn::io::write_npy(programs::join(dir, "attention_evolution.npy"), out, {F, 2, H, 3, n, n});
     files.push_back("attention_evolution.npy");
@@ -92,7 +92,8 @@ class MinMaxSnapshots {
     a.values = out;  // (F, op, H, key, a, b) = (F, rows, cols, ny, nx)
     for (const char* op : {"max", "min"})
       for (index_t h = 0; h < H; ++h)
-        for (const char* key : {"A", "op", "B"}) a.cell_titles.push_back(std::string(op) + " head " + std::to_string(h) + " -> " + key);
+        for (const char* key : {"A", "op", "B"})
+          a.cell_titles.push_back(std::string(op) + " head " + std::to_string(h) + " -> " + key);
     tinyattn::plot::write_heatmap_animation_gif(a, programs::join(dir, "attention_evolution.gif"));
     files.push_back("attention_evolution.gif");
 

@@ -109,22 +109,27 @@ TEST_CASE("grokking and induction: --help, and usage errors exit 2 before any wo
   const Outcome fraction = run_program(kGrokking, {"train", "--train-fraction", "1.5"});
   CHECK_EXIT_STATUS(fraction, 2);
   CHECK_STDERR_HAS(fraction, "--train-fraction must be > 0 and <= 1, found 1.5");
-  const Outcome predict = run_program(kGrokking, {"predict", "--weights", data_path("peer_weights/grokking_seed1.safetensors"), "17", "-", "99"});
+  const Outcome predict = run_program(
+      kGrokking, {"predict", "--weights", data_path("peer_weights/grokking_seed1.safetensors"), "17", "-", "99"});
   CHECK_EXIT_STATUS(predict, 2);
   CHECK_STDERR_HAS(predict, "predict needs A + B");
-  const Outcome tokens = run_program(kInduction, {"predict", "--weights", data_path("peer_weights/induction_seed2.safetensors"), "1", "2"});
+  const Outcome tokens = run_program(
+      kInduction, {"predict", "--weights", data_path("peer_weights/induction_seed2.safetensors"), "1", "2"});
   CHECK_EXIT_STATUS(tokens, 2);
   CHECK_STDERR_HAS(tokens, "predict needs 16 tokens");
 }
 
 TEST_CASE("eval of the peer's trained weights prints the peer's own numbers") {
-  const Outcome g = run_program(kGrokking, {"eval", "--weights", data_path("peer_weights/grokking_seed1.safetensors"), "--json"});
+  const Outcome g =
+      run_program(kGrokking, {"eval", "--weights", data_path("peer_weights/grokking_seed1.safetensors"), "--json"});
   REQUIRE_EXIT_STATUS(g, 0);
   check_eval_equals_peer(last_json_line(g.out), read_json(data_path("peer_weights/grokking_seed1.eval.json")));
-  const Outcome i = run_program(kInduction, {"eval", "--weights", data_path("peer_weights/induction_seed2.safetensors"), "--json"});
+  const Outcome i =
+      run_program(kInduction, {"eval", "--weights", data_path("peer_weights/induction_seed2.safetensors"), "--json"});
   REQUIRE_EXIT_STATUS(i, 0);
   check_eval_equals_peer(last_json_line(i.out), read_json(data_path("peer_weights/induction_seed2.eval.json")));
-  const Outcome table = run_program(kGrokking, {"eval", "--weights", data_path("peer_weights/grokking_seed1.safetensors")});
+  const Outcome table =
+      run_program(kGrokking, {"eval", "--weights", data_path("peer_weights/grokking_seed1.safetensors")});
   REQUIRE_EXIT_STATUS(table, 0);
   CHECK_STDOUT_HAS(table, "test");
 }
@@ -134,7 +139,8 @@ TEST_CASE("bad weights: missing, another configuration, damaged -> exit status 1
   const Outcome missing = run_program(kGrokking, {"eval", "--weights", dir.file("absent.safetensors")});
   CHECK_EXIT_STATUS(missing, 1);
   CHECK_STDERR_HAS(missing, "absent.safetensors");
-  const Outcome other = run_program(kGrokking, {"eval", "--weights", data_path("peer_weights/induction_seed2.safetensors")});
+  const Outcome other =
+      run_program(kGrokking, {"eval", "--weights", data_path("peer_weights/induction_seed2.safetensors")});
   CHECK_EXIT_STATUS(other, 1);
   CHECK_STDERR_HAS(other, "the file's configuration has d_vocab = 64, this model has 114");
   const std::string damaged = dir.file("damaged.safetensors");
@@ -173,14 +179,15 @@ TEST_CASE("grokking train: files, figures, predict, and a resumed run bit-identi
   CHECK(weights.contains("blocks.0.mlp.W_in"));
   CHECK(weights.metadata().at("d_mlp") == "512");
   CHECK(weights.metadata().at("data_seed") == "598");
-  const Outcome predict = run_program(kGrokking, {"predict", "--weights", out + "/weights.safetensors", "17", "+", "99"});
+  const Outcome predict =
+      run_program(kGrokking, {"predict", "--weights", out + "/weights.safetensors", "17", "+", "99"});
   CHECK_EXIT_STATUS(predict, 0);
   CHECK_STDOUT_HAS(predict, "expected 3");
 
   // 6 epochs with a checkpoint, then --resume to 12: the same weights, bit for bit.
   const std::string first = dir.file("first");
-  std::vector<std::string> half{"train", "--epochs", "6", "--eval-every", "4", "--threads", "1", "--no-plot",
-                                "--checkpoint-every", "6", "--out", first};
+  std::vector<std::string> half{"train",     "--epochs",           "6", "--eval-every", "4",  "--threads", "1",
+                                "--no-plot", "--checkpoint-every", "6", "--out",        first};
   REQUIRE_EXIT_STATUS(run_program(kGrokking, half), 0);
   const Outcome resumed = run_program(kGrokking, {"train", "--resume", first, "--epochs", "12", "--no-plot"});
   REQUIRE_EXIT_STATUS(resumed, 0);
@@ -198,9 +205,9 @@ TEST_CASE("grokking train: files, figures, predict, and a resumed run bit-identi
 TEST_CASE("grokking sweep: each row equals a grokking train run of its settings, --resume, usage errors") {
   ScratchDirectory dir("tinyattn-programs");
   const std::string sweep = dir.file("sweep");
-  const Outcome o = run_program(kGrokking, {"sweep", "--seeds", "0-1", "--weight-decay", "0.5,1", "--train-fraction", "0.2",
-                                            "--epochs", "4", "--eval-every", "2", "--keep-weights", "--threads", "1",
-                                            "--no-plot", "--out", sweep});
+  const Outcome o = run_program(
+      kGrokking, {"sweep", "--seeds", "0-1", "--weight-decay", "0.5,1", "--train-fraction", "0.2", "--epochs", "4",
+                  "--eval-every", "2", "--keep-weights", "--threads", "1", "--no-plot", "--out", sweep});
   REQUIRE_EXIT_STATUS(o, 0);
   CHECK_STDOUT_HAS(o, "4/4 runs");
   const std::string csv = read_text(sweep + "/sweep.csv");
@@ -213,9 +220,22 @@ TEST_CASE("grokking sweep: each row equals a grokking train run of its settings,
     rows.push_back(cells);
   }
   REQUIRE(rows.size() == 5);
-  const std::vector<std::string> header{"run", "seed", "lr", "weight_decay", "train_fraction", "status", "epochs",
-                                        "train_loss", "train_acc", "test_loss", "test_acc", "epoch_to_99pct",
-                                        "fourier_top5_share", "key_frequency_1", "key_frequency_2", "key_frequency_3"};
+  const std::vector<std::string> header{"run",
+                                        "seed",
+                                        "lr",
+                                        "weight_decay",
+                                        "train_fraction",
+                                        "status",
+                                        "epochs",
+                                        "train_loss",
+                                        "train_acc",
+                                        "test_loss",
+                                        "test_acc",
+                                        "epoch_to_99pct",
+                                        "fourier_top5_share",
+                                        "key_frequency_1",
+                                        "key_frequency_2",
+                                        "key_frequency_3"};
   CHECK(rows[0] == header);
   for (std::size_t r = 1; r < rows.size(); ++r) {
     REQUIRE(rows[r].size() == header.size());
@@ -231,10 +251,10 @@ TEST_CASE("grokking sweep: each row equals a grokking train run of its settings,
   CHECK(rows[4][1] == "1");
   CHECK(rows[4][3] == "1");
   const std::string single = dir.file("single");
-  REQUIRE_EXIT_STATUS(run_program(kGrokking, {"train", "--seed", "1", "--weight-decay", "1", "--train-fraction", "0.2",
-                                              "--epochs", "4", "--eval-every", "2", "--threads", "1", "--no-plot",
-                                              "--out", single}),
-                      0);
+  REQUIRE_EXIT_STATUS(
+      run_program(kGrokking, {"train", "--seed", "1", "--weight-decay", "1", "--train-fraction", "0.2", "--epochs", "4",
+                              "--eval-every", "2", "--threads", "1", "--no-plot", "--out", single}),
+      0);
   check_same_tensors(single + "/weights.safetensors", sweep + "/weights/run-000003.safetensors");
   const std::string curves = read_text(single + "/curves.csv");  // epoch,train_loss,train_acc,test_loss,test_acc
   const auto row_of = [&](const std::string& epoch) {
@@ -266,7 +286,8 @@ TEST_CASE("grokking sweep: each row equals a grokking train run of its settings,
   CHECK_STDERR_HAS(none, "unknown command 'sweep'; expected train, eval, plot or predict");
 }
 
-TEST_CASE("induction train with minibatches: files, head scores, predict — without gnuplot it warns and still writes data") {
+TEST_CASE(
+    "induction train with minibatches: files, head scores, predict — without gnuplot it warns and still writes data") {
   ScratchDirectory dir("tinyattn-programs");
   const std::string out = dir.file("run");
   ChildSettings no_gnuplot;

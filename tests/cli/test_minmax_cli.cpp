@@ -39,7 +39,6 @@
 #include "tinyattn/plot/heatmap_animation.hpp"
 #include "tinyattn/tinyattn.hpp"
 
-
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
@@ -59,9 +58,7 @@ std::string fixture(const std::string& name) { return std::string(TINYATTN_TEST_
 
 using tinyattn::test::read_text;
 
-void write_text(const std::string& path, const std::string& text) {
-  std::ofstream(path, std::ios::binary) << text;
-}
+void write_text(const std::string& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
 
 bool is_file(const std::string& path) { return fs::is_regular_file(path); }
 
@@ -87,11 +84,11 @@ std::string listing(const std::set<std::string>& names) {
 }
 
 // The directory holds exactly these entries.
-#define CHECK_ENTRIES(directory, ...)                                                           \
-  do {                                                                                          \
-    const std::set<std::string> found_ = entries_of(directory), expected_ = __VA_ARGS__;        \
-    CHECK_MESSAGE(found_ == expected_, (directory) << " holds " << listing(found_) << ", expected " \
-                                                   << listing(expected_));                     \
+#define CHECK_ENTRIES(directory, ...)                                                                               \
+  do {                                                                                                              \
+    const std::set<std::string> found_ = entries_of(directory), expected_ = __VA_ARGS__;                            \
+    CHECK_MESSAGE(found_ == expected_, (directory)                                                                  \
+                                           << " holds " << listing(found_) << ", expected " << listing(expected_)); \
   } while (0)
 
 using tinyattn::test::joined;
@@ -151,7 +148,8 @@ const std::string kTorchWeights = fixture("torch_weights_seed0.safetensors");
 TEST_CASE("minmax --help lists the commands, and no or an unknown command is a usage error") {
   const Outcome help = run_minmax({"--help"});
   CHECK_EXIT_STATUS(help, 0);
-  for (const char* command : {"minmax train", "minmax eval", "minmax analyze", "minmax plot", "minmax predict", "--checkpoint-every", "--resume"})
+  for (const char* command : {"minmax train", "minmax eval", "minmax analyze", "minmax plot", "minmax predict",
+                              "--checkpoint-every", "--resume"})
     CHECK_STDOUT_HAS(help, command);
   CHECK(help.err.empty());
 
@@ -255,8 +253,8 @@ TEST_CASE("predict prints the network's answer, whether it is right, and the att
     const auto op = std::string(q.op) == "max" ? tinyattn::MinMaxOp::max : tinyattn::MinMaxOp::min;
     const auto cache = net.inspect(task.batch({task.index_of(q.a, op, q.b)}));
     // The attention maps train wrote (heads x keys A, op, B x a x b) hold the same pattern.
-    const auto maps = tinyattn::io::read_npy<float>(fs::path(weights).parent_path().string() + "/attention_weights_" +
-                                                    q.op + ".npy");
+    const auto maps =
+        tinyattn::io::read_npy<float>(fs::path(weights).parent_path().string() + "/attention_weights_" + q.op + ".npy");
     REQUIRE(maps.shape == std::vector<std::int64_t>{2, 3, 128, 128});
 
     std::istringstream lines(o.out);
@@ -367,10 +365,9 @@ TEST_CASE("train --out where no directory can be made or written: status 1 and a
 }
 
 // ---- gnuplot -------------------------------------------------------------------------------------------------
-const std::set<std::string> kFilesWithoutFigures{
-    "weights.safetensors",        "curves.csv",
-    "attention_weights_max.npy",  "attention_scores_max.npy",
-    "attention_weights_min.npy",  "attention_scores_min.npy"};
+const std::set<std::string> kFilesWithoutFigures{"weights.safetensors",       "curves.csv",
+                                                 "attention_weights_max.npy", "attention_scores_max.npy",
+                                                 "attention_weights_min.npy", "attention_scores_min.npy"};
 const std::vector<std::string> kFigures{"curves.png", "attention_weights_max.png", "attention_scores_max.png",
                                         "attention_weights_min.png", "attention_scores_min.png"};
 
@@ -442,8 +439,8 @@ TEST_CASE("train with gnuplot on PATH draws the five PNG figures") {
 // ---- crash-safe training ------------------------------------------------------------------------------------
 // 200 epochs (about a second on one thread) leave ample time to kill or interrupt the run between
 // its checkpoints at 20 and 200.
-const std::vector<std::string> kResumableRun{"train",       "--epochs",  "200",       "--checkpoint-every",
-                                             "10",          "--no-plot", "--threads", "1"};
+const std::vector<std::string> kResumableRun{"train", "--epochs",  "200",       "--checkpoint-every",
+                                             "10",    "--no-plot", "--threads", "1"};
 
 std::vector<std::string> with_out(std::vector<std::string> args, const std::string& out) {
   args.insert(args.end(), {"--out", out});
@@ -500,7 +497,7 @@ TEST_CASE("a run killed with SIGKILL resumes from its last checkpoint to the uni
   CHECK(killed.signal == SIGKILL);
   REQUIRE(*killed_after < 200);
   MESSAGE("killed after the checkpoint at epoch " << *killed_after << " (" << writes_in_progress
-                                                    << " earlier stops found a write in progress)");
+                                                  << " earlier stops found a write in progress)");
   CHECK_FALSE(is_file(out + "/weights.safetensors"));
 
   const Outcome resumed = run_minmax({"train", "--resume", out, "--epochs", "200", "--no-plot", "--threads", "1"});
@@ -630,17 +627,17 @@ TEST_CASE("a full disk (RLIMIT_FSIZE): status 1 naming the file, no partial file
   write_text(out + "/weights.safetensors", previous);
 
   SUBCASE("the weights at the end of training") {
-    const Outcome o = run_minmax({"train", "--epochs", "2", "--no-plot", "--threads", "1", "--out", out},
-                                 {{}, 16 * 1024, {}});
+    const Outcome o =
+        run_minmax({"train", "--epochs", "2", "--no-plot", "--threads", "1", "--out", out}, {{}, 16 * 1024, {}});
     CHECK_EXIT_STATUS(o, 1);
     CHECK_STDERR_HAS(o, "minmax: error: " + out + "/weights.safetensors: cannot write");
     CHECK_STDERR_HAS(o, "File too large");
     CHECK_ENTRIES(out, {"weights.safetensors"});
   }
   SUBCASE("a checkpoint during training") {
-    const Outcome o = run_minmax(
-        {"train", "--epochs", "5", "--checkpoint-every", "2", "--no-plot", "--threads", "1", "--out", out},
-        {{}, 64 * 1024, {}});
+    const Outcome o =
+        run_minmax({"train", "--epochs", "5", "--checkpoint-every", "2", "--no-plot", "--threads", "1", "--out", out},
+                   {{}, 64 * 1024, {}});
     CHECK_EXIT_STATUS(o, 1);
     CHECK_STDERR_HAS(o, "minmax: error: " + out + "/checkpoint.safetensors: cannot write");
     CHECK_STDERR_HAS(o, "File too large");
@@ -693,7 +690,8 @@ std::string json_value(const std::string& json, const std::string& key) {
 TEST_CASE("minmax eval prints the peer's numbers for the peer's weights (either naming) — bad use exits 2") {
   for (const char* name : {"minmax_tl_seed3", "minmax_notebook_names_seed3", "library_minmax_tl_seed9"}) {
     INFO(name);
-    const Outcome o = run_minmax({"eval", "--weights", fixture(std::string("peer_weights/") + name + ".safetensors"), "--json"});
+    const Outcome o =
+        run_minmax({"eval", "--weights", fixture(std::string("peer_weights/") + name + ".safetensors"), "--json"});
     REQUIRE_EXIT_STATUS(o, 0);
     const std::string peer = read_text(fixture(std::string("peer_weights/") + name + ".eval.json"));
     for (const char* part : {"", "train_", "test_"}) {
@@ -728,9 +726,10 @@ TEST_CASE("minmax analyze: circuits, attribution, ablations and failures that ag
                                {{{"GNUPLOT_IOSTREAM_CMD", std::nullopt}}, {}, {}});
   REQUIRE_EXIT_STATUS(o, 0);
   const std::set<std::string> data_files = {"qk_circuit.npy", "ov_circuit.npy", "attribution.npy", "margins.npy",
-                                            "failures.csv", "ablation.csv", "report.md"};
+                                            "failures.csv",   "ablation.csv",   "report.md"};
   std::set<std::string> with_figures = data_files;
-  for (const char* png : {"qk_circuit.png", "ov_circuit.png", "attribution.png", "margins.png"}) with_figures.insert(png);
+  for (const char* png : {"qk_circuit.png", "ov_circuit.png", "attribution.png", "margins.png"})
+    with_figures.insert(png);
   if (gnuplot_on_path()) {
     CHECK_ENTRIES(out, with_figures);
   } else {
@@ -757,7 +756,8 @@ TEST_CASE("minmax analyze: circuits, attribution, ablations and failures that ag
   std::getline(rows, first);
   CHECK(header == "op,a,b,answer,expected,margin,head0_A,head0_op,head0_B,head1_A,head1_op,head1_B");
   std::vector<std::string> cells;
-  for (std::istringstream fields(first); std::getline(fields, cells.emplace_back(), ',');) {}
+  for (std::istringstream fields(first); std::getline(fields, cells.emplace_back(), ',');) {
+  }
   cells.pop_back();
   REQUIRE(cells.size() == 12);
   const Outcome p = run_minmax({"predict", "--weights", trained_weights(), cells[1], cells[0], cells[2]});
@@ -765,15 +765,16 @@ TEST_CASE("minmax analyze: circuits, attribution, ablations and failures that ag
   CHECK_STDOUT_HAS(p, cells[3]);
   CHECK_STDOUT_HAS(p, "wrong");
   const int op = cells[0] == "max" ? 0 : 1;
-  CHECK(margins.values[(static_cast<std::size_t>(op) * 128 + std::stoul(cells[1])) * 128 + std::stoul(cells[2])] <= 0.0f);
+  CHECK(margins.values[(static_cast<std::size_t>(op) * 128 + std::stoul(cells[1])) * 128 + std::stoul(cells[2])] <=
+        0.0f);
 
   // The un-ablated row of the table is the model's accuracy.
   const std::string ablation = read_text(out + "/ablation.csv");
   CHECK(ablation.rfind("ablated,max_accuracy,min_accuracy\nnone,", 0) == 0);
   const std::string report = read_text(out + "/report.md");
-  for (const char* part : {"# What the min/max model does", "## The heads", "## Ablations", "## Failures",
-                           "(qk_circuit.png)", "(ov_circuit.png)", "(attribution.png)", "(margins.png)",
-                           "| zero head 0 |", "| mean heads 0, 1 |"})
+  for (const char* part :
+       {"# What the min/max model does", "## The heads", "## Ablations", "## Failures", "(qk_circuit.png)",
+        "(ov_circuit.png)", "(attribution.png)", "(margins.png)", "| zero head 0 |", "| mean heads 0, 1 |"})
     CHECK_MESSAGE(report.find(part) != std::string::npos, "report.md lacks " << part);
   CHECK(temporary_files_in(out).empty());
 }
@@ -791,8 +792,8 @@ TEST_CASE("minmax analyze without gnuplot writes the data and the report — bad
 
   CHECK_EXIT_STATUS(run_minmax({"analyze"}), 2);
   CHECK_EXIT_STATUS(run_minmax({"analyze", "--weights", kTorchWeights, "extra"}), 2);
-  const Outcome other = run_minmax({"analyze", "--weights", fixture("golden_d24_h3_seed7.safetensors"), "--out",
-                                    dir.file("other")});
+  const Outcome other =
+      run_minmax({"analyze", "--weights", fixture("golden_d24_h3_seed7.safetensors"), "--out", dir.file("other")});
   CHECK_EXIT_STATUS(other, 1);
   CHECK_STDERR_HAS(other, "golden_d24_h3_seed7.safetensors");
   const std::string under_file = dir.file("plain");
@@ -885,7 +886,8 @@ TEST_CASE("--snapshot-every: bad values are usage errors — without gnuplot the
   CHECK(!fs::exists(dir.file("bad")));
   const ChildSettings no_gnuplot{{{"GNUPLOT_IOSTREAM_CMD", "/nonexistent/gnuplot"}}, {}, {}};
   const std::string out = dir.file("run");
-  const Outcome o = run_minmax({"train", "--epochs", "4", "--snapshot-every", "2", "--threads", "1", "--out", out}, no_gnuplot);
+  const Outcome o =
+      run_minmax({"train", "--epochs", "4", "--snapshot-every", "2", "--threads", "1", "--out", out}, no_gnuplot);
   CHECK_EXIT_STATUS(o, 0);
   CHECK_STDERR_HAS(o, "warning: gnuplot not found");
   std::set<std::string> expected = kFilesWithoutFigures;

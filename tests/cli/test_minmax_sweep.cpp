@@ -104,13 +104,16 @@ TEST_CASE("sweep: every row equals a single `minmax train` run of its settings, 
     CHECK(f[5] == "ok");
     CHECK(f[6] == "25");
     const std::string single = dir.file("train" + std::to_string(run));
-    std::vector<std::string> train_args{"train", "--seed", runs[run].seed, "--lr", "3e-3", "--weight-decay", "0.5",
-                                        "--epochs", "25", "--no-plot", "--threads", "1", "--out", single};
-    if (run < 2) train_args.insert(train_args.end(), {"--train-fraction", runs[run].fraction});  // else: the default split
+    std::vector<std::string> train_args{"train",          "--seed", runs[run].seed, "--lr", "3e-3",
+                                        "--weight-decay", "0.5",    "--epochs",     "25",   "--no-plot",
+                                        "--threads",      "1",      "--out",        single};
+    if (run < 2)
+      train_args.insert(train_args.end(), {"--train-fraction", runs[run].fraction});  // else: the default split
     REQUIRE_EXIT_STATUS(run_minmax(train_args), 0);
     const std::vector<std::string> curves = lines_of(read_text(single + "/curves.csv"));
     const std::vector<std::string> last = fields_of(curves.back());
-    CHECK(std::vector<std::string>(f.begin() + 7, f.begin() + 11) == std::vector<std::string>(last.begin() + 1, last.end()));
+    CHECK(std::vector<std::string>(f.begin() + 7, f.begin() + 11) ==
+          std::vector<std::string>(last.begin() + 1, last.end()));
     // The first epoch with test accuracy >= 10 %, from the single run's curves.
     std::string reached;
     for (std::size_t e = 1; e < curves.size() && reached.empty(); ++e)
@@ -134,8 +137,8 @@ TEST_CASE("sweep: every row equals a single `minmax train` run of its settings, 
 
 TEST_CASE("sweep: killed mid-sweep, --resume keeps the finished runs and ends with the same files") {
   Scratch dir;
-  const std::vector<std::string> spec{"--seeds", "0-2", "--weight-decay", "0.3,1", "--epochs", "60", "--threads", "1",
-                                      "--no-plot"};
+  const std::vector<std::string> spec{"--seeds",   "0-2", "--weight-decay", "0.3,1", "--epochs", "60",
+                                      "--threads", "1",   "--no-plot"};
   auto with_out = [&](const std::string& out) {
     std::vector<std::string> args{"sweep"};
     args.insert(args.end(), spec.begin(), spec.end());
@@ -180,7 +183,8 @@ TEST_CASE("sweep: killed mid-sweep, --resume keeps the finished runs and ends wi
 TEST_CASE("sweep: a diverging run is recorded as diverged and the sweep goes on") {
   Scratch dir;
   const std::string out = dir.file("sweep");
-  const Outcome o = run_minmax({"sweep", "--lr", "10,2e-3", "--epochs", "40", "--threads", "1", "--out", out, "--no-plot"});
+  const Outcome o =
+      run_minmax({"sweep", "--lr", "10,2e-3", "--epochs", "40", "--threads", "1", "--out", out, "--no-plot"});
   REQUIRE_EXIT_STATUS(o, 0);
   CHECK_STDOUT_HAS(o, "diverged at epoch");
   CHECK_STDOUT_HAS(o, "1 diverged");
@@ -231,17 +235,17 @@ TEST_CASE("sweep: bad specifications are usage errors before any work") {
 TEST_CASE("sweep: figures when gnuplot is there, and without it the tables are written and a warning says so") {
   Scratch dir;
   const std::string with = dir.file("with"), without = dir.file("without");
-  const Outcome drawn = run_minmax({"sweep", "--seeds", "0,1", "--train-fraction", "0.3,0.5", "--epochs", "3",
-                                    "--threads", "1", "--out", with});
+  const Outcome drawn = run_minmax(
+      {"sweep", "--seeds", "0,1", "--train-fraction", "0.3,0.5", "--epochs", "3", "--threads", "1", "--out", with});
   REQUIRE_EXIT_STATUS(drawn, 0);
   const bool have_gnuplot = drawn.err.find("gnuplot not found") == std::string::npos;
-  for (const char* png : {"phase_test_accuracy.png", "phase_epochs.png", "histogram_test_accuracy.png",
-                          "histogram_epochs.png"})
+  for (const char* png :
+       {"phase_test_accuracy.png", "phase_epochs.png", "histogram_test_accuracy.png", "histogram_epochs.png"})
     CHECK(fs::exists(with + "/" + png) == have_gnuplot);
   ChildSettings no_gnuplot;
   no_gnuplot.environment["GNUPLOT_IOSTREAM_CMD"] = "/nonexistent/gnuplot";
-  const Outcome bare = run_minmax({"sweep", "--seeds", "0", "--epochs", "2", "--threads", "1", "--out", without},
-                                  no_gnuplot);
+  const Outcome bare =
+      run_minmax({"sweep", "--seeds", "0", "--epochs", "2", "--threads", "1", "--out", without}, no_gnuplot);
   CHECK_EXIT_STATUS(bare, 0);
   CHECK_STDERR_HAS(bare, "gnuplot not found");
   CHECK(fs::exists(without + "/sweep.csv"));

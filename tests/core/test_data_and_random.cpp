@@ -81,8 +81,7 @@ TEST_CASE("MinMaxTask: numbering, tokens, targets and split sizes") {
   const TokenBatch train = task.train();
   for (index_t n = 0; n < train.size(); ++n) {
     const index_t* t = train.sample(n);
-    REQUIRE(train.targets[static_cast<std::size_t>(n)] ==
-            (t[1] == 128 ? std::max(t[0], t[2]) : std::min(t[0], t[2])));
+    REQUIRE(train.targets[static_cast<std::size_t>(n)] == (t[1] == 128 ? std::max(t[0], t[2]) : std::min(t[0], t[2])));
   }
   const MinMaxTask small(10, 3);
   CHECK(small.vocab() == 13);
@@ -98,9 +97,9 @@ TEST_CASE("MinMaxTask: bad arguments are reported with the value and the range")
   CHECK_THROWS_WITH_AS(task.sample(32768), "MinMaxTask::sample: index 32768 outside [0, 32768)", Error);
   CHECK_THROWS_WITH_AS(MinMaxTask(128, 0, 1.0), "MinMaxTask: train_fraction must be in (0, 1), found 1", Error);
   CHECK_THROWS_WITH_AS(MinMaxTask(128, 0, 0.0), "MinMaxTask: train_fraction must be in (0, 1), found 0", Error);
-  CHECK_THROWS_WITH_AS(MinMaxTask(2, 0, 0.1),
-                       "MinMaxTask: a training fraction of 0.1 of 8 samples leaves 0 to train and 8 to test; both need one",
-                       Error);
+  CHECK_THROWS_WITH_AS(
+      MinMaxTask(2, 0, 0.1),
+      "MinMaxTask: a training fraction of 0.1 of 8 samples leaves 0 to train and 8 to test; both need one", Error);
 }
 
 TEST_CASE("MinMaxTask: a training fraction cuts the same shuffled order at int(size * fraction)") {

@@ -78,9 +78,9 @@ TEST_CASE_TEMPLATE("table engine = reference engine: odd shapes, a causal mask a
         ScorePath::automatic);
   }
   SUBCASE("few query tokens: the rebased logit table (CPU)") {
-    check_engines_agree<Shape<11, 16, 2, 3>, ReferenceArchitecture, Backend>(
-        few_query_batch(11, 3, 1500, 65, 2), few_query_batch(11, 3, 300, 66, 2), 8, LogitPath::logit_table,
-        ScorePath::table);
+    check_engines_agree<Shape<11, 16, 2, 3>, ReferenceArchitecture, Backend>(few_query_batch(11, 3, 1500, 65, 2),
+                                                                             few_query_batch(11, 3, 300, 66, 2), 8,
+                                                                             LogitPath::logit_table, ScorePath::table);
   }
 }
 
@@ -101,8 +101,8 @@ TEST_CASE_TEMPLATE("table engine = reference engine: one block with an MLP and/o
   }
   SUBCASE("untied without an MLP, causal") {
     check_engines_agree<Shape<9, 8, 2, 5>, Architecture<untied_unembedding, output_vocab<7>, causal_mask>, Backend>(
-        random_sequences(9, 7, 5, 400, 85, false), random_sequences(9, 7, 5, 100, 86, false), 11,
-        LogitPath::automatic, ScorePath::per_sample);
+        random_sequences(9, 7, 5, 400, 85, false), random_sequences(9, 7, 5, 100, 86, false), 11, LogitPath::automatic,
+        ScorePath::per_sample);
   }
 }
 
@@ -135,8 +135,8 @@ TEST_CASE_TEMPLATE("repeated evaluation = net.evaluate, bit for bit, as the para
     check_repeated_evaluation<Net>(few_query_batch(9, 4, 60, 87, 2), random_sequences(9, 9, 4, 40, 88, false));
   }
   SUBCASE("the reference engine (two blocks, every position scored)") {
-    using Net = Transformer<Shape<9, 8, 2, 5>, Architecture<n_layers<2>, causal_mask, loss_at_every_position>,
-                            Backend, float>;
+    using Net =
+        Transformer<Shape<9, 8, 2, 5>, Architecture<n_layers<2>, causal_mask, loss_at_every_position>, Backend, float>;
     check_repeated_evaluation<Net>(random_sequences(9, 9, 5, 30, 89, true), random_sequences(9, 9, 5, 20, 90, true));
   }
   SUBCASE("a batch net.evaluate refuses") {

@@ -59,8 +59,10 @@ void check_members_equal_training_alone(const std::vector<EnsembleMember>& membe
     CHECK(r.last.epoch == members[i].epochs);
   }
   // Members made on demand train the same.
-  const auto made = Ensemble<Net>(static_cast<index_t>(members.size()), [&](index_t i) { return members[static_cast<std::size_t>(i)]; },
-                                  options).run();
+  const auto made = Ensemble<Net>(
+                        static_cast<index_t>(members.size()),
+                        [&](index_t i) { return members[static_cast<std::size_t>(i)]; }, options)
+                        .run();
   REQUIRE(made.size() == results.size());
   for (std::size_t i = 0; i < made.size(); ++i) CHECK(made[i].weights == results[i].weights);
 }

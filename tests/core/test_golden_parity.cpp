@@ -25,13 +25,15 @@ template <class Net>
 void check_tensors(const std::vector<float>& actual, const std::vector<float>& expected, double rel, double abs_,
                    double rel_of_max, const std::string& what) {
   for (const auto& spec : Net::Layout::tensors()) {
-    const auto first = static_cast<std::ptrdiff_t>(spec.offset), last = first + static_cast<std::ptrdiff_t>(spec.count());
+    const auto first = static_cast<std::ptrdiff_t>(spec.offset),
+               last = first + static_cast<std::ptrdiff_t>(spec.count());
     const std::vector<float> a(actual.begin() + first, actual.begin() + last);
     const std::vector<float> e(expected.begin() + first, expected.begin() + last);
     double max_abs = 0;
     for (float v : e) max_abs = std::max(max_abs, static_cast<double>(std::abs(v)));
     const auto cmp = compare(a, e, rel, abs_ + rel_of_max * max_abs);
-    MESSAGE(what << " " << std::string(spec.short_name) << ": max |error| " << cmp.max_abs_error << " (max |value| " << max_abs << ")");
+    MESSAGE(what << " " << std::string(spec.short_name) << ": max |error| " << cmp.max_abs_error << " (max |value| "
+                 << max_abs << ")");
     CHECK_MESSAGE(cmp.ok, cmp.describe(what + " " + spec.short_name));
   }
 }
@@ -51,8 +53,8 @@ void check_golden(const std::string& fixture, LogitPath path, ScorePath scores =
 
   // The split: CPython's random.Random(seed).shuffle, reproduced exactly.
   const auto train_indices = golden.read<std::int32_t>("train_indices");
-  CHECK(std::equal(train_indices.begin(), train_indices.end(), task.train_indices().begin(),
-                   task.train_indices().end()));
+  CHECK(
+      std::equal(train_indices.begin(), train_indices.end(), task.train_indices().begin(), task.train_indices().end()));
 
   // Probe: full forward of 64 samples.
   const auto probe = golden.read<std::int32_t>("probe_indices");

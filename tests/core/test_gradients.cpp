@@ -36,12 +36,13 @@ void check_gradients(LogitPath path, const TokenBatch& batch, std::uint64_t seed
       const double numeric = (up - down) / (2 * h);
       const double error = std::abs(analytic[i] - numeric);
       worst = std::max(worst, error);
-      CHECK_MESSAGE(error <= 1e-6 + 1e-5 * std::abs(numeric),
-                    std::string(spec.short_name) << "[" << i - spec.offset << "]: analytic " << analytic[i]
-                                                  << ", numeric " << numeric);
+      CHECK_MESSAGE(error <= 1e-6 + 1e-5 * std::abs(numeric), std::string(spec.short_name)
+                                                                  << "[" << i - spec.offset << "]: analytic "
+                                                                  << analytic[i] << ", numeric " << numeric);
     }
     MESSAGE(std::string(spec.short_name) << " (" << std::string(to_string(resolve<Shape>(path))) << ", "
-                                          << std::string(to_string(trainer.score_path())) << "): worst |error| " << worst);
+                                         << std::string(to_string(trainer.score_path())) << "): worst |error| "
+                                         << worst);
   }
 }
 
@@ -57,7 +58,9 @@ TEST_CASE_TEMPLATE("finite-difference gradients: reference shape, every path", B
   SUBCASE("logit table, per-sample scores") {
     check_gradients<ReferenceShape, Backend>(LogitPath::logit_table, 96, 1, ScorePath::per_sample);
   }
-  SUBCASE("direct, score table") { check_gradients<ReferenceShape, Backend>(LogitPath::direct, 96, 2, ScorePath::table); }
+  SUBCASE("direct, score table") {
+    check_gradients<ReferenceShape, Backend>(LogitPath::direct, 96, 2, ScorePath::table);
+  }
   SUBCASE("direct, per-sample scores") {
     check_gradients<ReferenceShape, Backend>(LogitPath::direct, 96, 2, ScorePath::per_sample);
   }
@@ -72,7 +75,9 @@ TEST_CASE_TEMPLATE("finite-difference gradients: odd shape V=17 D=12 H=3 T=5, ev
                    TINYATTN_TEST_BACKENDS) {
   using S = Shape<17, 12, 3, 5>;
   SUBCASE("logit table, score table") { check_gradients<S, Backend>(LogitPath::logit_table, 300, 3, ScorePath::table); }
-  SUBCASE("logit table, per-sample") { check_gradients<S, Backend>(LogitPath::logit_table, 300, 3, ScorePath::per_sample); }
+  SUBCASE("logit table, per-sample") {
+    check_gradients<S, Backend>(LogitPath::logit_table, 300, 3, ScorePath::per_sample);
+  }
   SUBCASE("direct, score table") { check_gradients<S, Backend>(LogitPath::direct, 300, 4, ScorePath::table); }
   SUBCASE("direct, per-sample") { check_gradients<S, Backend>(LogitPath::direct, 300, 4, ScorePath::per_sample); }
 }

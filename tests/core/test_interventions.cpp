@@ -4,8 +4,8 @@
 namespace tinyattn::test {
 namespace {
 
-using TwoLayers = Architecture<n_layers<2>, causal_mask, mlp<12>, trainable_biases, untied_unembedding,
-                               loss_at_every_position>;
+using TwoLayers =
+    Architecture<n_layers<2>, causal_mask, mlp<12>, trainable_biases, untied_unembedding, loss_at_every_position>;
 
 template <class Net>
 Net scrambled(std::uint64_t seed) {
@@ -68,14 +68,15 @@ TEST_CASE_TEMPLATE("zero-ablating a head equals the forward without that head's 
 TEST_CASE("mean ablation puts the stated mean in hook_z and its image in hook_attn_out") {
   using Net = Transformer<Shape<11, 12, 3, 5>, TwoLayers, backend::cpu, double>;
   const Net net = scrambled<Net>(5);
-  const TokenBatch reference = random_sequences(11, 11, 5, 40, 72, true), batch = random_sequences(11, 11, 5, 9, 73, true);
+  const TokenBatch reference = random_sequences(11, 11, 5, 40, 72, true),
+                   batch = random_sequences(11, 11, 5, 9, 73, true);
   const std::vector<double> mean = head_mean(net.inspect(reference, {"blocks.1.attn.hook_z"}), 1, 2);  // (T, dh)
   Interventions<double> iv;
   iv.mean_ablate(1, 2, mean);
   const auto cache = net.inspect(batch, {}, iv);
-  const auto& z = cache["blocks.1.attn.hook_z"];          // (N, T, H, dh)
+  const auto& z = cache["blocks.1.attn.hook_z"];            // (N, T, H, dh)
   const auto& result = cache["blocks.1.attn.hook_result"];  // (N, T, H, D)
-  const auto& out = cache["blocks.1.hook_attn_out"];       // (N, T, D)
+  const auto& out = cache["blocks.1.hook_attn_out"];        // (N, T, D)
   const std::vector<double> w_o = net.tensor("blocks.1.attn.W_O"), b_o = net.tensor("blocks.1.attn.b_O");
   constexpr index_t T = 5, H = 3, dh = Net::head_dim, D = 12;
   for (index_t n = 0; n < 9; ++n)
@@ -86,7 +87,8 @@ TEST_CASE("mean ablation puts the stated mean in hook_z and its image in hook_at
         double expected = b_o[static_cast<std::size_t>(d)];
         for (index_t h = 0; h < H; ++h) expected += result.values[((n * T + t) * H + h) * D + d];
         double image = 0;
-        for (index_t e = 0; e < dh; ++e) image += mean[static_cast<std::size_t>(t * dh + e)] * w_o[static_cast<std::size_t>((2 * dh + e) * D + d)];
+        for (index_t e = 0; e < dh; ++e)
+          image += mean[static_cast<std::size_t>(t * dh + e)] * w_o[static_cast<std::size_t>((2 * dh + e) * D + d)];
         CHECK(result.values[((n * T + t) * H + 2) * D + d] == doctest::Approx(image).epsilon(1e-12));
         CHECK(out.values[(n * T + t) * D + d] == doctest::Approx(expected).epsilon(1e-10));
       }
@@ -97,7 +99,8 @@ TEST_CASE_TEMPLATE("patching: a batch into itself changes nothing — from anoth
                    Backend, TINYATTN_TEST_BACKENDS) {
   using Net = Transformer<Shape<11, 12, 3, 5>, TwoLayers, Backend, double>;
   const Net net = scrambled<Net>(6);
-  const TokenBatch target = random_sequences(11, 11, 5, 12, 74, true), source = random_sequences(11, 11, 5, 12, 75, true);
+  const TokenBatch target = random_sequences(11, 11, 5, 12, 74, true),
+                   source = random_sequences(11, 11, 5, 12, 75, true);
   const auto clean = net.inspect(target), other = net.inspect(source);
 
   SUBCASE("into itself") {

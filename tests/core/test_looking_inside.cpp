@@ -36,7 +36,8 @@ TEST_CASE_TEMPLATE("circuits: the fast path's tables equal the activations' circ
     check_circuits_against_activations(Net(3), random_sequences(9, 9, 4, 20, 91, false));
   }
   SUBCASE("an MLP and an untied unembedding (the grokking architecture)") {
-    using Net = Transformer<Shape<8, 12, 3, 3>, Architecture<mlp<16>, untied_unembedding, output_vocab<7>>, Backend, double>;
+    using Net =
+        Transformer<Shape<8, 12, 3, 3>, Architecture<mlp<16>, untied_unembedding, output_vocab<7>>, Backend, double>;
     check_circuits_against_activations(Net(4), random_sequences(8, 7, 3, 20, 92, false));
   }
 }
@@ -73,15 +74,15 @@ void check_qk_rows_against_circuits(const Net& net, bool from_activations) {
   CHECK_THROWS_AS(qk_circuit_rows(net, {-1}), Error);
 }
 
-TEST_CASE_TEMPLATE("circuits: the QK rows of chosen queries are circuits()'s", Backend,
-                   TINYATTN_TEST_BACKENDS) {
+TEST_CASE_TEMPLATE("circuits: the QK rows of chosen queries are circuits()'s", Backend, TINYATTN_TEST_BACKENDS) {
   SUBCASE("the reference architecture in float, from the tables and from the activations") {
     using Net = Transformer<Shape<9, 8, 2, 4>, ReferenceArchitecture, Backend, float>;
     check_qk_rows_against_circuits(Net(7), false);
     check_qk_rows_against_circuits(Net(7), true);
   }
   SUBCASE("an MLP and an untied unembedding (the grokking architecture)") {
-    using Net = Transformer<Shape<8, 12, 3, 3>, Architecture<mlp<16>, untied_unembedding, output_vocab<7>>, Backend, float>;
+    using Net =
+        Transformer<Shape<8, 12, 3, 3>, Architecture<mlp<16>, untied_unembedding, output_vocab<7>>, Backend, float>;
     check_qk_rows_against_circuits(Net(8), false);
   }
   SUBCASE("a LayerNorm (no table engine: from the activations)") {
@@ -137,7 +138,8 @@ TEST_CASE("direct logit attribution: the components add up to the logits") {
     SplitMix64 bits(8);
     for (const TensorSpec& spec : Net::Layout::tensors())
       if (spec.kind != TensorKind::weight)
-        for (std::size_t i = 0; i < spec.count(); ++i) p[spec.offset + i] += static_cast<double>(bits.next() % 100) / 200.0;
+        for (std::size_t i = 0; i < spec.count(); ++i)
+          p[spec.offset + i] += static_cast<double>(bits.next() % 100) / 200.0;
     net.set_parameters(p);
     const auto dla = direct_logit_attribution(net, random_sequences(11, 11, 5, 6, 94, false));
     CHECK(dla.components.size() == 2 + 2 * (3 + 1 + 1) + 1);
@@ -213,7 +215,8 @@ TEST_CASE("induction-head scores on a hand-built pattern") {
   CHECK(prefix == doctest::Approx(0.75));
   // copying: the identity copies (1), its negative suppresses (-1)
   std::vector<double> identity(16, 0.0), negative(16, 0.0);
-  for (index_t i = 0; i < 4; ++i) identity[static_cast<std::size_t>(i) * 5] = 2.0, negative[static_cast<std::size_t>(i) * 5] = -1.0;
+  for (index_t i = 0; i < 4; ++i)
+    identity[static_cast<std::size_t>(i) * 5] = 2.0, negative[static_cast<std::size_t>(i) * 5] = -1.0;
   CHECK(copying_score(identity, 4) == doctest::Approx(1.0));
   CHECK(copying_score(negative, 4) == doctest::Approx(-1.0));
   CHECK_THROWS_AS(attention_scores_of_repeats(previous.data(), N, 7, prev, prefix), Error);
@@ -259,14 +262,16 @@ void check_snapshot_against_inspect(const Net& net, const TokenBatch& probe, con
           const double w = static_cast<double>(p[((static_cast<std::size_t>(n) * H + h) * T + T - 1) * T + k]);
           if (w > 0) entropy[static_cast<std::size_t>(l) * H + h] -= w * std::log(w) / N;
           for (std::size_t f = 0; f < 2; ++f) {
-            const int byte = snapshots.frames()[f * N * L * H * T + ((static_cast<std::size_t>(n) * L + l) * H + h) * T + k];
+            const int byte =
+                snapshots.frames()[f * N * L * H * T + ((static_cast<std::size_t>(n) * L + l) * H + h) * T + k];
             CHECK(std::abs(byte - w * 255) <= 0.5 + 1e-6);
           }
         }
   }
   const ProgressMeasures& m = snapshots.measures()[1];
   CHECK(m.epoch == 8);
-  for (std::size_t i = 0; i < entropy.size(); ++i) CHECK(m.head_entropy[i] == doctest::Approx(entropy[i]).epsilon(1e-9));
+  for (std::size_t i = 0; i < entropy.size(); ++i)
+    CHECK(m.head_entropy[i] == doctest::Approx(entropy[i]).epsilon(1e-9));
   REQUIRE(m.tensor_norms.size() == Net::Layout::tensors().size());
   double sum = 0;
   for (auto v : net.tensor("embed.W_E")) sum += static_cast<double>(v) * v;
@@ -282,7 +287,8 @@ TEST_CASE("training snapshots: the fast path's patterns and the progress measure
   SUBCASE("one block on the fast path (patterns from the QK tables)") {
     using Net = Transformer<Shape<9, 8, 2, 4>, ReferenceArchitecture, backend::cpu, double>;
     static_assert(Net::has_table_engine);
-    check_snapshot_against_inspect(Net(3), random_sequences(9, 9, 4, 40, 95, false), random_sequences(9, 9, 4, 10, 96, false));
+    check_snapshot_against_inspect(Net(3), random_sequences(9, 9, 4, 40, 95, false),
+                                   random_sequences(9, 9, 4, 10, 96, false));
   }
   SUBCASE("one block on the fast path, scores hundreds apart (some rows computed from the scores alone)") {
     using Net = Transformer<Shape<9, 8, 2, 4>, ReferenceArchitecture, backend::cpu, double>;
@@ -292,12 +298,14 @@ TEST_CASE("training snapshots: the fast path's patterns and the progress measure
       for (double& x : w) x *= 40;
       net.set_tensor(name, w);
     }
-    check_snapshot_against_inspect(net, random_sequences(9, 9, 4, 40, 95, false), random_sequences(9, 9, 4, 10, 96, false));
+    check_snapshot_against_inspect(net, random_sequences(9, 9, 4, 40, 95, false),
+                                   random_sequences(9, 9, 4, 10, 96, false));
   }
   SUBCASE("two causal blocks (patterns from inspect)") {
     using Net = Transformer<Shape<9, 8, 2, 5>, Architecture<n_layers<2>, causal_mask, loss_at_every_position>,
                             backend::cpu, double>;
-    check_snapshot_against_inspect(Net(4), random_sequences(9, 9, 5, 30, 97, true), random_sequences(9, 9, 5, 10, 98, true));
+    check_snapshot_against_inspect(Net(4), random_sequences(9, 9, 5, 30, 97, true),
+                                   random_sequences(9, 9, 5, 10, 98, true));
   }
 }
 

@@ -44,8 +44,9 @@ void check_file(const std::string& name, const Task& task) {
 }
 
 using Grokking = Transformer<Shape<114, 128, 4, 3>, Architecture<mlp<512>, untied_unembedding, output_vocab<113>>>;
-using Induction = Transformer<Shape<64, 64, 4, 32>, Architecture<n_layers<2>, causal_mask, trainable_biases,
-                                                                 untied_unembedding, loss_at_every_position>>;
+using Induction =
+    Transformer<Shape<64, 64, 4, 32>,
+                Architecture<n_layers<2>, causal_mask, trainable_biases, untied_unembedding, loss_at_every_position>>;
 using MinMax = AttentionNetwork<ReferenceShape>;
 
 TEST_CASE("weights the peer wrote: the library evaluates them as the peer does") {
@@ -72,8 +73,8 @@ TEST_CASE("a weights file of another configuration is refused, naming the differ
   GeluGrokking gelu;
   CHECK_THROWS_WITH_AS(io::load_weights(gelu, data_path("peer_weights/grokking_seed1.safetensors")),
                        doctest::Contains("act_fn = relu, this model has gelu"), io::FormatError);
-  using CausalGrokking = Transformer<Shape<114, 128, 4, 3>,
-                                     Architecture<causal_mask, mlp<512>, untied_unembedding, output_vocab<113>>>;
+  using CausalGrokking =
+      Transformer<Shape<114, 128, 4, 3>, Architecture<causal_mask, mlp<512>, untied_unembedding, output_vocab<113>>>;
   CausalGrokking causal;
   CHECK_THROWS_WITH_AS(io::load_weights(causal, data_path("peer_weights/grokking_seed1.safetensors")),
                        doctest::Contains("attn_mask = none, this model has causal"), io::FormatError);

@@ -76,8 +76,8 @@ struct TeamItem {
   }
 };
 
-TEST_CASE_TEMPLATE("primitives: for_each, for_each_simd, for_each_team, for_each_row visit every item once",
-                   Backend, TINYATTN_TEST_BACKENDS) {
+TEST_CASE_TEMPLATE("primitives: for_each, for_each_simd, for_each_team, for_each_row visit every item once", Backend,
+                   TINYATTN_TEST_BACKENDS) {
   using P = Primitives<Backend>;
   for (index_t n : {0, 1, 63, 64, 65, 1000, 4097}) {
     INFO("n = " << n);
@@ -86,7 +86,8 @@ TEST_CASE_TEMPLATE("primitives: for_each, for_each_simd, for_each_team, for_each
     typename P::template buffer<double> out;
     P::allocate(out, static_cast<std::size_t>(n));
     std::vector<double> expected(static_cast<std::size_t>(n));
-    for (index_t i = 0; i < n; ++i) expected[static_cast<std::size_t>(i)] = in[static_cast<std::size_t>(i)] * in[static_cast<std::size_t>(i)] + i;
+    for (index_t i = 0; i < n; ++i)
+      expected[static_cast<std::size_t>(i)] = in[static_cast<std::size_t>(i)] * in[static_cast<std::size_t>(i)] + i;
     P::for_each(n, Square<double>{P::data(out), P::data(src)});
     CHECK(to_host<Backend>(out) == expected);
     P::fill(P::data(out), static_cast<std::size_t>(n), 0.0);
@@ -143,7 +144,8 @@ std::vector<double> naive_gemm(const GemmArgs<double>& g, const std::vector<doub
                                         : g.b[b * g.stride_b + static_cast<std::ptrdiff_t>(l) * g.ldb + j];
             acc += a * bb;
           }
-        double& dst = c[static_cast<std::size_t>((g.sum_batches ? 0 : out * g.stride_c) + static_cast<std::ptrdiff_t>(i) * g.ldc + j)];
+        double& dst = c[static_cast<std::size_t>((g.sum_batches ? 0 : out * g.stride_c) +
+                                                 static_cast<std::ptrdiff_t>(i) * g.ldc + j)];
         dst = g.accumulate ? dst + acc : acc;
       }
   return c;
@@ -155,7 +157,8 @@ TEST_CASE_TEMPLATE("primitives: gemm — transposes, leading dimensions, batches
   struct Case {
     index_t m, n, k, batch;
   };
-  for (const Case& s : {Case{1, 1, 1, 1}, Case{7, 5, 3, 1}, Case{65, 17, 33, 3}, Case{130, 9, 200, 2}, Case{3, 4, 0, 2}})
+  for (const Case& s :
+       {Case{1, 1, 1, 1}, Case{7, 5, 3, 1}, Case{65, 17, 33, 3}, Case{130, 9, 200, 2}, Case{3, 4, 0, 2}})
     for (bool ta : {false, true})
       for (bool tb : {false, true})
         for (bool accumulate : {false, true})
@@ -195,15 +198,19 @@ TEST_CASE_TEMPLATE("primitives: gather_sum_rows — items, weights, output rows,
             const index_t segments = 9, src_rows = 23;
             const std::vector<index_t> begin{0, 3, 3, 8, 9, 15, 15, 20, 27, 31};  // segment 1 and 5 empty
             const index_t entries = begin.back();
-            std::vector<index_t> entry_item(static_cast<std::size_t>(entries)), entry_slot(static_cast<std::size_t>(entries));
+            std::vector<index_t> entry_item(static_cast<std::size_t>(entries)),
+                entry_slot(static_cast<std::size_t>(entries));
             for (index_t e = 0; e < entries; ++e) {
               entry_item[static_cast<std::size_t>(e)] = (7 * e + 3) % src_rows;
               entry_slot[static_cast<std::size_t>(e)] = (5 * e + 1) % 13;
             }
             const std::vector<index_t> segment_out{4, 0, 8, 2, 6, 1, 3, 7, 5};
             const index_t src_ld = width + 2;
-            const std::vector<double> src = random_values(static_cast<std::size_t>(src_rows) * src_ld + (items ? 0 : entries * src_ld), 7),
-                                      weight = random_values(13, 8), out0 = random_values(static_cast<std::size_t>(segments) * width, 9);
+            const std::vector<double> src = random_values(
+                                          static_cast<std::size_t>(src_rows) * src_ld + (items ? 0 : entries * src_ld),
+                                          7),
+                                      weight = random_values(13, 8),
+                                      out0 = random_values(static_cast<std::size_t>(segments) * width, 9);
             std::vector<double> expected = out0;
             for (index_t s = 0; s < segments; ++s) {
               const index_t row = out_rows ? segment_out[static_cast<std::size_t>(s)] : s;
@@ -211,7 +218,8 @@ TEST_CASE_TEMPLATE("primitives: gather_sum_rows — items, weights, output rows,
                 double acc = accumulate ? out0[static_cast<std::size_t>(row) * width + c] : 0.0;
                 for (index_t e = begin[static_cast<std::size_t>(s)]; e < begin[static_cast<std::size_t>(s) + 1]; ++e) {
                   const index_t item = items ? entry_item[static_cast<std::size_t>(e)] : e;
-                  const double w = weights ? weight[static_cast<std::size_t>(entry_slot[static_cast<std::size_t>(e)])] : 1.0;
+                  const double w =
+                      weights ? weight[static_cast<std::size_t>(entry_slot[static_cast<std::size_t>(e)])] : 1.0;
                   acc += w * src[static_cast<std::size_t>(item) * src_ld + c];
                 }
                 expected[static_cast<std::size_t>(row) * width + c] = acc;
@@ -219,7 +227,8 @@ TEST_CASE_TEMPLATE("primitives: gather_sum_rows — items, weights, output rows,
             }
             auto d_begin = on_backend<Backend>(begin), d_item = on_backend<Backend>(entry_item),
                  d_slot = on_backend<Backend>(entry_slot), d_out_rows = on_backend<Backend>(segment_out);
-            auto d_src = on_backend<Backend>(src), d_weight = on_backend<Backend>(weight), d_out = on_backend<Backend>(out0);
+            auto d_src = on_backend<Backend>(src), d_weight = on_backend<Backend>(weight),
+                 d_out = on_backend<Backend>(out0);
             GatherSumArgs<double> g;
             g.segments = segments, g.width = width, g.begin = P::data(d_begin);
             g.entry_item = items ? P::data(d_item) : nullptr;

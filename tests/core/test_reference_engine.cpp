@@ -2,7 +2,6 @@
 // determinism for any thread count and chunking, minibatch training, evaluation and prediction.
 #include "../support/test_support.hpp"
 
-
 namespace tinyattn::test {
 namespace {
 
@@ -16,8 +15,8 @@ void scramble(Net& net, std::uint64_t seed) {
     if (spec.kind == TensorKind::weight) continue;
     for (std::size_t i = 0; i < spec.count(); ++i) {
       const double u = static_cast<double>(bits.next() >> 11) / 9007199254740992.0;  // [0, 1)
-      p[spec.offset + i] = static_cast<typename Net::scalar_type>(
-          (spec.kind == TensorKind::norm_weight ? 1.0 : 0.0) + 0.5 * (u - 0.5));
+      p[spec.offset + i] =
+          static_cast<typename Net::scalar_type>((spec.kind == TensorKind::norm_weight ? 1.0 : 0.0) + 0.5 * (u - 0.5));
     }
   }
   net.set_parameters(p);
@@ -65,9 +64,10 @@ void check_gradients(const TokenBatch& batch, std::uint64_t seed, index_t batch_
 using AllOptions = Architecture<n_layers<2>, causal_mask, mlp<16, Activation::gelu>, layer_norm, trainable_biases,
                                 untied_unembedding, output_vocab<7>, loss_at_every_position>;
 
-TEST_CASE_TEMPLATE("finite differences: every option on (2 layers, causal, LayerNorm, GELU MLP, biases, untied, "
-                   "loss at every position)",
-                   Backend, TINYATTN_TEST_BACKENDS) {
+TEST_CASE_TEMPLATE(
+    "finite differences: every option on (2 layers, causal, LayerNorm, GELU MLP, biases, untied, "
+    "loss at every position)",
+    Backend, TINYATTN_TEST_BACKENDS) {
   using Net = Transformer<Shape<11, 12, 3, 5>, AllOptions, Backend, double>;
   check_gradients<Net>(random_sequences(11, 7, 5, 120, 31, /*every_position=*/true), 31);
 }
@@ -91,13 +91,15 @@ TEST_CASE_TEMPLATE("finite differences: ReLU MLP, untied to 6 outputs, d_head 5 
 
 TEST_CASE_TEMPLATE("finite differences: LayerNorm, no biases, tied, loss at every position", Backend,
                    TINYATTN_TEST_BACKENDS) {
-  using Net = Transformer<Shape<7, 8, 2, 6>, Architecture<layer_norm, no_biases, loss_at_every_position>, Backend, double>;
+  using Net =
+      Transformer<Shape<7, 8, 2, 6>, Architecture<layer_norm, no_biases, loss_at_every_position>, Backend, double>;
   check_gradients<Net>(random_sequences(7, 7, 6, 90, 33, true), 33);
 }
 
 TEST_CASE_TEMPLATE("finite differences: 3 attention-only causal layers with biases, loss at the last position", Backend,
                    TINYATTN_TEST_BACKENDS) {
-  using Net = Transformer<Shape<13, 8, 2, 4>, Architecture<n_layers<3>, causal_mask, trainable_biases>, Backend, double>;
+  using Net =
+      Transformer<Shape<13, 8, 2, 4>, Architecture<n_layers<3>, causal_mask, trainable_biases>, Backend, double>;
   check_gradients<Net>(random_sequences(13, 13, 4, 100, 34, false), 34);
 }
 

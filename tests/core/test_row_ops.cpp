@@ -111,7 +111,7 @@ TEST_CASE("CpuRowOps::cross_entropy: loss, first argmax and gradient as a double
   check_cross_entropy<16, 16>(2);    // one whole vector, no padding
   check_cross_entropy<17, 32>(3);    // one lane into the second vector
   check_cross_entropy<64, 64>(4);
-  check_cross_entropy<5, 5>(5);      // not a whole vector: the portable loops
+  check_cross_entropy<5, 5>(5);  // not a whole vector: the portable loops
 }
 
 template <index_t Width, index_t J>
@@ -131,18 +131,19 @@ void check_mix_and_dots(std::uint64_t seed) {
   for (index_t j = 0; j < J; ++j) {
     double want = 0;
     for (index_t c = 0; c < Width; ++c) want += static_cast<double>(g[c]) * rows[j][c];
-    CHECK_MESSAGE(std::abs(fast_dots[j] - want) <= 1e-5 * (1 + std::abs(want)), "Width " << Width << " J " << J << " row " << j);
+    CHECK_MESSAGE(std::abs(fast_dots[j] - want) <= 1e-5 * (1 + std::abs(want)),
+                  "Width " << Width << " J " << J << " row " << j);
   }
   GenericRowOps<1>::dots<Width, J>(g.data(), rows, slow_dots, kOne);
   for (index_t j = 0; j < J; ++j) CHECK(fast_dots[j] == doctest::Approx(slow_dots[j]).epsilon(1e-5));
 }
 
 TEST_CASE("CpuRowOps::mix and dots agree with double references and the portable loops") {
-  check_mix_and_dots<48, 9>(11);    // 9 rows: one at a time
-  check_mix_and_dots<144, 8>(12);   // 8 rows: the horizontal sums folded together (reference shape)
-  check_mix_and_dots<16, 16>(13);   // two groups of 8
+  check_mix_and_dots<48, 9>(11);   // 9 rows: one at a time
+  check_mix_and_dots<144, 8>(12);  // 8 rows: the horizontal sums folded together (reference shape)
+  check_mix_and_dots<16, 16>(13);  // two groups of 8
   check_mix_and_dots<144, 17>(14);
-  check_mix_and_dots<5, 8>(15);     // not whole vectors: the portable loops
+  check_mix_and_dots<5, 8>(15);  // not whole vectors: the portable loops
 }
 
 }  // namespace

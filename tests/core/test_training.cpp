@@ -2,7 +2,6 @@
 // deterministic, divergence is caught, and the reference experiment reaches the known accuracy.
 #include "../support/test_support.hpp"
 
-
 namespace tinyattn::test {
 namespace {
 
@@ -57,7 +56,7 @@ TEST_CASE("the cost model picks the cheaper exact path per shape") {
   CHECK(preferred_logit_path<ReferenceShape>() == LogitPath::logit_table);  // H*T = 8 < D = 32
   CHECK(preferred_logit_path<Shape<131, 64, 4, 4>>() == LogitPath::logit_table);
   CHECK(preferred_logit_path<Shape<131, 8, 4, 4>>() == LogitPath::logit_table);  // measured 1.5x faster
-  CHECK(preferred_logit_path<Shape<17, 8, 8, 8>>() == LogitPath::direct);     // H*T = 64 >> D = 8
+  CHECK(preferred_logit_path<Shape<17, 8, 8, 8>>() == LogitPath::direct);        // H*T = 64 >> D = 8
   CHECK(preferred_logit_path<Shape<259, 16, 8, 8>>() == LogitPath::direct);
 }
 
@@ -70,7 +69,8 @@ std::vector<float> train_reference(int epochs, std::uint64_t seed) {
   return net.parameters();
 }
 
-TEST_CASE_TEMPLATE("determinism: same seed, bit-identical weights — any thread count", Backend, TINYATTN_TEST_BACKENDS) {
+TEST_CASE_TEMPLATE("determinism: same seed, bit-identical weights — any thread count", Backend,
+                   TINYATTN_TEST_BACKENDS) {
   using Net = AttentionNetwork<ReferenceShape, Backend>;
   const auto a = train_reference<Net>(20, 3);
   const auto b = train_reference<Net>(20, 3);
@@ -86,7 +86,8 @@ TEST_CASE_TEMPLATE("determinism: same seed, bit-identical weights — any thread
   CHECK(train_reference<Net>(20, 4) != a);
 }
 
-TEST_CASE("threads: set_cpu_threads sets this thread's count, ScopedCpuThreads for a scope, counts below 1 are errors") {
+TEST_CASE(
+    "threads: set_cpu_threads sets this thread's count, ScopedCpuThreads for a scope, counts below 1 are errors") {
   const int before = cpu_threads();
   CHECK(before >= 1);
   CHECK_THROWS_WITH_AS(set_cpu_threads(0), doctest::Contains("the thread count must be at least 1, found 0"), Error);
@@ -142,11 +143,12 @@ TEST_CASE_TEMPLATE("bad batches are rejected with sample, position and value", B
   batch.tokens[2 * 4 + 1] = 128;
   batch.targets[1] = -3;
   CHECK_THROWS_WITH_AS(Trainer<Net>(net, batch, TokenBatch{}),
-                       "Trainer: training set: sample 1, position 3: target -3 is outside [0, 131) (or -1: not scored)", Error);
+                       "Trainer: training set: sample 1, position 3: target -3 is outside [0, 131) (or -1: not scored)",
+                       Error);
   batch.targets[1] = 3;
   batch.context = 3;
-  CHECK_THROWS_WITH_AS(net.inspect(batch),
-                       "Transformer::inspect: samples have 3 tokens, the network's context is 4", Error);
+  CHECK_THROWS_WITH_AS(net.inspect(batch), "Transformer::inspect: samples have 3 tokens, the network's context is 4",
+                       Error);
   CHECK_THROWS_WITH_AS(Trainer<Net>(net, TokenBatch{4, {}, {}}, TokenBatch{}), "Trainer: the training set is empty",
                        Error);
   CHECK_THROWS_WITH_AS(net.set_parameters(std::vector<float>(10)),

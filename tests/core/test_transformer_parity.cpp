@@ -72,8 +72,10 @@ void check_per_tensor(const std::vector<typename Net::scalar_type>& actual,
                       const std::vector<typename Net::scalar_type>& expected, bool gradient, const Tolerances& tol,
                       const std::string& what, int steps = 0, double lr = 0, bool amplified = false) {
   for (const TensorSpec& spec : Net::Layout::tensors()) {
-    const auto first = static_cast<std::ptrdiff_t>(spec.offset), last = first + static_cast<std::ptrdiff_t>(spec.count());
-    const std::vector<double> a(actual.begin() + first, actual.begin() + last), e(expected.begin() + first, expected.begin() + last);
+    const auto first = static_cast<std::ptrdiff_t>(spec.offset),
+               last = first + static_cast<std::ptrdiff_t>(spec.count());
+    const std::vector<double> a(actual.begin() + first, actual.begin() + last),
+        e(expected.begin() + first, expected.begin() + last);
     double max_abs = 0;
     for (double v : e) max_abs = std::max(max_abs, std::abs(v));
     Comparison cmp;
@@ -131,14 +133,15 @@ void check_fixture(const std::string& name, Engine engine, bool amplified_float_
   for (int step = 1; step <= steps; ++step) {
     trainer.train_epoch();
     if (step == 1 && file.contains(tag + "step1.embed.W_E"))
-      check_per_tensor<Net>(net.parameters(), flat_tensors<Net, Scalar>(file, tag + "step1."), false, tol, "step 1", 1, lr);
+      check_per_tensor<Net>(net.parameters(), flat_tensors<Net, Scalar>(file, tag + "step1."), false, tol, "step 1", 1,
+                            lr);
     const double loss = trainer.compute_gradients().loss;  // the loss after `step` steps
     CHECK_MESSAGE(loss == doctest::Approx(after[step - 1].get<double>()).epsilon(tol.step_loss_rel),
                   "loss after step " << step);
   }
   if (steps == 5 && file.contains(tag + "step5.embed.W_E"))
-    check_per_tensor<Net>(net.parameters(), flat_tensors<Net, Scalar>(file, tag + "step5."), false, tol, "step 5", 5, lr,
-                          !f64 && amplified_float_steps);
+    check_per_tensor<Net>(net.parameters(), flat_tensors<Net, Scalar>(file, tag + "step5."), false, tol, "step 5", 5,
+                          lr, !f64 && amplified_float_steps);
 }
 
 template <class Shape, class Arch, class Backend>
@@ -150,11 +153,12 @@ void check_all(const std::string& name, bool amplified_float_steps = true) {
 }
 
 using GrokkingArch = Architecture<mlp<512>, untied_unembedding, output_vocab<113>>;
-using InductionArch = Architecture<n_layers<2>, causal_mask, trainable_biases, untied_unembedding, loss_at_every_position>;
+using InductionArch =
+    Architecture<n_layers<2>, causal_mask, trainable_biases, untied_unembedding, loss_at_every_position>;
 using AllOptionsArch = Architecture<n_layers<2>, causal_mask, mlp<40, Activation::gelu>, layer_norm, trainable_biases,
                                     untied_unembedding, loss_at_every_position>;
-using OddHeadDimArch = Architecture<mlp<24>, layer_norm, trainable_biases, untied_unembedding, output_vocab<23>,
-                                    head_dim<8>>;
+using OddHeadDimArch =
+    Architecture<mlp<24>, layer_norm, trainable_biases, untied_unembedding, output_vocab<23>, head_dim<8>>;
 using ModaddTiedArch = Architecture<mlp<32, Activation::gelu>, no_biases>;
 
 TEST_CASE_TEMPLATE("parity with the PyTorch peer: the grokking preset", Backend, TINYATTN_TEST_BACKENDS) {
@@ -165,7 +169,8 @@ TEST_CASE_TEMPLATE("parity with the PyTorch peer: the grokking preset", Backend,
     check_fixture<Transformer<S, GrokkingArch, Backend, float>>("grokking", Engine::automatic, true, /*steps=*/1);
   }
 }
-TEST_CASE_TEMPLATE("parity with the PyTorch peer: a small induction preset (V 16, T 8)", Backend, TINYATTN_TEST_BACKENDS) {
+TEST_CASE_TEMPLATE("parity with the PyTorch peer: a small induction preset (V 16, T 8)", Backend,
+                   TINYATTN_TEST_BACKENDS) {
   check_all<Shape<16, 64, 4, 8>, InductionArch, Backend>("induction_small");
 }
 TEST_CASE_TEMPLATE("parity with the PyTorch peer: every option on", Backend, TINYATTN_TEST_BACKENDS) {

@@ -21,13 +21,12 @@ using tinyattn::io::DType;
 using tinyattn::io::SafetensorsFile;
 using tinyattn::io::TensorView;
 
-#define FUZZ_ASSERT(condition)                                                               \
-  do {                                                                                       \
-    if (!(condition)) {                                                                      \
-      std::fprintf(stderr, "fuzz_safetensors: invariant failed: %s (line %d)\n", #condition, \
-                   __LINE__);                                                                \
-      std::abort();                                                                          \
-    }                                                                                        \
+#define FUZZ_ASSERT(condition)                                                                          \
+  do {                                                                                                  \
+    if (!(condition)) {                                                                                 \
+      std::fprintf(stderr, "fuzz_safetensors: invariant failed: %s (line %d)\n", #condition, __LINE__); \
+      std::abort();                                                                                     \
+    }                                                                                                   \
   } while (0)
 
 // A typed read with the right type and shape must succeed; with a wrong shape it must throw.
@@ -74,11 +73,20 @@ void exercise(const SafetensorsFile& file, std::size_t input_size) {
     (void)checksum;
     total_bytes += view.bytes;
     switch (view.dtype) {
-      case DType::F32: exercise_typed_reads<float>(file, view); break;
-      case DType::F64: exercise_typed_reads<double>(file, view); break;
-      case DType::I32: exercise_typed_reads<std::int32_t>(file, view); break;
-      case DType::I64: exercise_typed_reads<std::int64_t>(file, view); break;
-      default: break;
+      case DType::F32:
+        exercise_typed_reads<float>(file, view);
+        break;
+      case DType::F64:
+        exercise_typed_reads<double>(file, view);
+        break;
+      case DType::I32:
+        exercise_typed_reads<std::int32_t>(file, view);
+        break;
+      case DType::I64:
+        exercise_typed_reads<std::int64_t>(file, view);
+        break;
+      default:
+        break;
     }
     expect_dtype_mismatch<float>(file, view);
     expect_dtype_mismatch<std::int64_t>(file, view);
@@ -114,8 +122,8 @@ void exercise(const SafetensorsFile& file, std::size_t input_size) {
     for (std::size_t i = 0; i < file.tensors().size(); ++i) {
       const TensorView& before = file.tensors()[i];
       const TensorView& after = again.tensors()[i];
-      FUZZ_ASSERT(before.name == after.name && before.dtype == after.dtype &&
-                  before.shape == after.shape && before.bytes == after.bytes);
+      FUZZ_ASSERT(before.name == after.name && before.dtype == after.dtype && before.shape == after.shape &&
+                  before.bytes == after.bytes);
       for (std::size_t b = 0; b < before.bytes; ++b) FUZZ_ASSERT(before.data[b] == after.data[b]);
     }
   } catch (const std::exception& error) {
@@ -128,8 +136,7 @@ void exercise(const SafetensorsFile& file, std::size_t input_size) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   try {
-    const SafetensorsFile file =
-        SafetensorsFile::parse(std::vector<unsigned char>(data, data + size), "fuzz-input");
+    const SafetensorsFile file = SafetensorsFile::parse(std::vector<unsigned char>(data, data + size), "fuzz-input");
     exercise(file, size);
   } catch (const tinyattn::Error&) {
     // Rejecting malformed input with tinyattn::Error is the expected outcome.

@@ -44,40 +44,42 @@ int main(int argc, char** argv) {
   const std::vector<double> loss{0.6931471805599453};
   const std::vector<float> nothing;
   save("valid_empty.safetensors", tinyattn::io::serialize_safetensors({}));
-  save("valid_one_f32.safetensors",
-       tinyattn::io::serialize_safetensors({tensor_to_write("w", {2, 3}, embedding)}));
+  save("valid_one_f32.safetensors", tinyattn::io::serialize_safetensors({tensor_to_write("w", {2, 3}, embedding)}));
   save("valid_model_like.safetensors",
        tinyattn::io::serialize_safetensors(
            {tensor_to_write("init._token_embedding._weight", {3, 2}, embedding),
             tensor_to_write("init._positional_embedding._positions", {2, 2}, positions),
-            tensor_to_write("train_indices", {5}, indices),
-            tensor_to_write("steps", {1, 2}, steps), tensor_to_write("loss", {}, loss),
-            tensor_to_write("probe.empty", {0, 4}, nothing)},
+            tensor_to_write("train_indices", {5}, indices), tensor_to_write("steps", {1, 2}, steps),
+            tensor_to_write("loss", {}, loss), tensor_to_write("probe.empty", {0, 4}, nothing)},
            {{"seed", "0"}, {"heads", "2"}, {"d_model", "32"}}));
   save("valid_metadata_only.safetensors",
        tinyattn::io::serialize_safetensors({}, {{"format", "pt"}, {"note", "ünïcödé \"quoted\""}}));
-  save("valid_other_dtypes.safetensors",
-       raw_file(R"({"h":{"dtype":"F16","shape":[2],"data_offsets":[0,4]},)"
-                R"("b":{"dtype":"BF16","shape":[1,1],"data_offsets":[4,6]},)"
-                R"("u":{"dtype":"U8","shape":[3],"data_offsets":[6,9]},)"
-                R"("t":{"dtype":"BOOL","shape":[1],"data_offsets":[9,10]}}      )",
-                10));
+  save("valid_other_dtypes.safetensors", raw_file(R"({"h":{"dtype":"F16","shape":[2],"data_offsets":[0,4]},)"
+                                                  R"("b":{"dtype":"BF16","shape":[1,1],"data_offsets":[4,6]},)"
+                                                  R"("u":{"dtype":"U8","shape":[3],"data_offsets":[6,9]},)"
+                                                  R"("t":{"dtype":"BOOL","shape":[1],"data_offsets":[9,10]}}      )",
+                                                  10));
 
   // Broken files, one per kind of rejection.
   save("broken_truncated.safetensors", std::vector<unsigned char>{40, 0, 0, 0, 0, 0, 0, 0, '{'});
-  save("broken_overlap.safetensors",
-       raw_file(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
-                12));
-  save("broken_hole.safetensors",
-       raw_file(R"({"a":{"dtype":"I32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"I64","shape":[1],"data_offsets":[8,16]}})",
-                16));
-  save("broken_duplicate.safetensors",
-       raw_file(R"({"a":{"dtype":"F64","shape":[],"data_offsets":[0,8]},"a":{"dtype":"F64","shape":[],"data_offsets":[8,16]}})",
-                16));
+  save(
+      "broken_overlap.safetensors",
+      raw_file(
+          R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
+          12));
+  save(
+      "broken_hole.safetensors",
+      raw_file(
+          R"({"a":{"dtype":"I32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"I64","shape":[1],"data_offsets":[8,16]}})",
+          16));
+  save(
+      "broken_duplicate.safetensors",
+      raw_file(
+          R"({"a":{"dtype":"F64","shape":[],"data_offsets":[0,8]},"a":{"dtype":"F64","shape":[],"data_offsets":[8,16]}})",
+          16));
   save("broken_size_mismatch.safetensors",
        raw_file(R"({"a":{"dtype":"F32","shape":[3,2],"data_offsets":[0,20]}})", 20));
   save("broken_bad_metadata.safetensors", raw_file(R"({"__metadata__":{"seed":0}})", 0));
-  save("broken_negative_shape.safetensors",
-       raw_file(R"({"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})", 4));
+  save("broken_negative_shape.safetensors", raw_file(R"({"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})", 4));
   return 0;
 }

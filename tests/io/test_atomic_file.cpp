@@ -235,8 +235,8 @@ TEST_CASE("read_file_bytes reads whole files and reports missing ones") {
   const std::string message = io_error_message([&] { tinyattn::io::read_file_bytes(missing); });
   CHECK(message.find(missing) != std::string::npos);
   CHECK(message.find("open for reading") != std::string::npos);
-  CHECK(io_error_message([&] { tinyattn::io::read_file_bytes(scratch.path.string()); })
-            .find("Is a directory") != std::string::npos);
+  CHECK(io_error_message([&] { tinyattn::io::read_file_bytes(scratch.path.string()); }).find("Is a directory") !=
+        std::string::npos);
 }
 
 TEST_CASE("write_file_atomically rejects an empty path") {
@@ -254,15 +254,16 @@ TEST_CASE("remove_stale_temporary_files removes what killed writers left, and no
   int status = 0;
   REQUIRE(waitpid(child, &status, 0) == child);
   const std::string dead = std::to_string(child), alive = std::to_string(getpid());
-  for (const std::string& name : std::vector<std::string>{"weights.safetensors.tmp." + dead + ".0", "curves.csv.tmp." + dead + ".12",
-                                  "weights.safetensors.tmp." + alive + ".3", "notes.tmp.txt", "a.tmp." + dead,
-                                  "weights.safetensors"})
+  for (const std::string& name : std::vector<std::string>{
+           "weights.safetensors.tmp." + dead + ".0", "curves.csv.tmp." + dead + ".12",
+           "weights.safetensors.tmp." + alive + ".3", "notes.tmp.txt", "a.tmp." + dead, "weights.safetensors"})
     write_text_plainly(dir.file(name), "x");
   std::vector<std::string> removed = tinyattn::io::remove_stale_temporary_files(dir.path.string());
   std::sort(removed.begin(), removed.end());
-  CHECK(removed == std::vector<std::string>{"curves.csv.tmp." + dead + ".12", "weights.safetensors.tmp." + dead + ".0"});
+  CHECK(removed ==
+        std::vector<std::string>{"curves.csv.tmp." + dead + ".12", "weights.safetensors.tmp." + dead + ".0"});
   for (const std::string& kept : std::vector<std::string>{"weights.safetensors.tmp." + alive + ".3", "notes.tmp.txt",
-                                  "a.tmp." + dead, "weights.safetensors"})
+                                                          "a.tmp." + dead, "weights.safetensors"})
     CHECK_MESSAGE(fs::exists(dir.file(kept)), kept);
   CHECK(tinyattn::io::remove_stale_temporary_files(dir.file("no-such-directory")).empty());
 }

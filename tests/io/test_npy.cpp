@@ -25,7 +25,6 @@ struct Scratch : tinyattn::test::ScratchDirectory {
   Scratch() : ScratchDirectory("tinyattn-npy") {}
 };
 
-
 std::vector<unsigned char> bytes_of(const std::string& text) {
   return std::vector<unsigned char>(text.begin(), text.end());
 }
@@ -60,8 +59,7 @@ TEST_CASE("npy preamble: magic, version 1.0, 64-byte alignment, descr and shape 
   CHECK(preamble.back() == '\n');
   CHECK(dict_of(preamble) == "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3, 4), }");
 
-  CHECK(dict_of(tinyattn::io::npy_preamble<float>({})) ==
-        "{'descr': '<f4', 'fortran_order': False, 'shape': (), }");
+  CHECK(dict_of(tinyattn::io::npy_preamble<float>({})) == "{'descr': '<f4', 'fortran_order': False, 'shape': (), }");
   CHECK(dict_of(tinyattn::io::npy_preamble<std::int32_t>({7})) ==
         "{'descr': '<i4', 'fortran_order': False, 'shape': (7,), }");
   CHECK(dict_of(tinyattn::io::npy_preamble<double>({0, 5})) ==
@@ -116,8 +114,8 @@ TEST_CASE("write_npy rejects a shape that does not match the values") {
   const std::vector<float> values(5);
   CHECK_THROWS_WITH_AS(write_npy(scratch.file("x.npy"), values, {2, 3}),
                        doctest::Contains("shape (2, 3) does not match the 5 values"), tinyattn::Error);
-  CHECK_THROWS_WITH_AS(write_npy(scratch.file("x.npy"), values.data(), {-1, 5}),
-                       doctest::Contains("negative extent"), tinyattn::Error);
+  CHECK_THROWS_WITH_AS(write_npy(scratch.file("x.npy"), values.data(), {-1, 5}), doctest::Contains("negative extent"),
+                       tinyattn::Error);
   CHECK_FALSE(fs::exists(scratch.file("x.npy")));
 }
 
@@ -155,7 +153,12 @@ TEST_CASE("read_npy reads files in the layout NumPy writes and rejects everythin
       {"empty file", {}, "not a .npy file"},
       {"wrong magic", bytes_of("\x93NUMPZ\x01\x00\x00\x00"), "not a .npy file"},
       {"version 4.0", with_header(numpy_header, 4, 12), "npy format version 4.0, expected 1.0"},
-      {"header length beyond the file", [&] { auto b = good; b.resize(40); return b; }(),
+      {"header length beyond the file",
+       [&] {
+         auto b = good;
+         b.resize(40);
+         return b;
+       }(),
        "exceeds the 30 bytes that follow"},
       {"big-endian descr", with_header("{'descr': '>f4', 'fortran_order': False, 'shape': (3,), }\n", 1, 12),
        "npy descr is '>f4', expected '<f4'"},
@@ -170,7 +173,8 @@ TEST_CASE("read_npy reads files in the layout NumPy writes and rejects everythin
        "unexpected key 'x'"},
       {"unterminated dict", with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (3,)", 1, 12),
        "expected '}'"},
-      {"huge extent", with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999,), }\n", 1, 0),
+      {"huge extent",
+       with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999,), }\n", 1, 0),
        "exceeds 2^63 - 1"},
       {"element count overflow",
        with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296), }\n", 1, 0),

@@ -33,11 +33,9 @@ struct Scratch : tinyattn::test::ScratchDirectory {
   Scratch() : ScratchDirectory("tinyattn-safetensors") {}
 };
 
-
 // A file from its parts: 8-byte little-endian `header_length` (by default the header's size), the
 // header text, then `buffer_size` bytes of buffer.
-std::vector<unsigned char> make_file(const std::string& header, std::size_t buffer_size,
-                                     std::uint64_t header_length) {
+std::vector<unsigned char> make_file(const std::string& header, std::size_t buffer_size, std::uint64_t header_length) {
   std::vector<unsigned char> bytes;
   for (int i = 0; i < 8; ++i) bytes.push_back(static_cast<unsigned char>(header_length >> (8 * i)));
   bytes.insert(bytes.end(), header.begin(), header.end());
@@ -121,8 +119,8 @@ TEST_CASE("write_safetensors -> load round trips F32, F64, I32, I64 of several r
 
   const SafetensorsFile file = SafetensorsFile::load(path);
   CHECK(file.source_name() == path);
-  CHECK(file.names() == std::vector<std::string>{"z.matrix", "scalar", "empty", "cube", "vector",
-                                                 "special", "zero_in_middle"});
+  CHECK(file.names() ==
+        std::vector<std::string>{"z.matrix", "scalar", "empty", "cube", "vector", "special", "zero_in_middle"});
   CHECK(file.metadata() == metadata);
   CHECK(file.read<float>("z.matrix", {2, 3}) == matrix);
   CHECK(file.read<double>("scalar", {}) == scalar);
@@ -176,8 +174,7 @@ TEST_CASE("a file without tensors or metadata round trips") {
 }
 
 TEST_CASE("the PyTorch-written golden fixture loads") {
-  const SafetensorsFile file =
-      SafetensorsFile::load(TINYATTN_TEST_DATA_DIR "/golden_reference.safetensors");
+  const SafetensorsFile file = SafetensorsFile::load(TINYATTN_TEST_DATA_DIR "/golden_reference.safetensors");
   CHECK(file.names().size() == 42);
   CHECK(file.names().front() == "init._token_embedding._weight");  // first bytes of the buffer
   CHECK(file.metadata().at("seed") == "0");
@@ -208,8 +205,9 @@ TEST_CASE("the PyTorch-written golden fixture loads") {
   CHECK(std::isfinite(file.read<float>("init.train_loss", {1})[0]));
 
   // The message a model loader shows for a mismatched checkpoint.
-  CHECK(message_of([&] { file.read<float>("init._token_embedding._weight", {17, 12}); }) ==
-        TINYATTN_TEST_DATA_DIR
+  CHECK(message_of([&] {
+          file.read<float>("init._token_embedding._weight", {17, 12});
+        }) == TINYATTN_TEST_DATA_DIR
         "/golden_reference.safetensors: tensor 'init._token_embedding._weight' has shape "
         "(131, 32), expected (17, 12)");
 }
@@ -242,7 +240,9 @@ TEST_CASE("malformed files are rejected with a message naming file, tensor, expe
        make_file(std::string("{}") + '\0' + R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", 4),
        "header contains a NUL byte at offset 2"},
       {"duplicate tensor name",
-       make_file(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", 8),
+       make_file(
+           R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+           8),
        "duplicate key 'a' in the header JSON (two entries for one tensor name)"},
       {"duplicate field", make_file(R"({"a":{"dtype":"F32","dtype":"I32","shape":[1],"data_offsets":[0,4]}})", 4),
        "duplicate key 'dtype'"},
@@ -253,8 +253,10 @@ TEST_CASE("malformed files are rejected with a message naming file, tensor, expe
        "__metadata__ is an array of 1 elements, expected an object of strings"},
       {"metadata value not a string", make_file(R"({"__metadata__":{"seed":0}})", 0),
        "__metadata__ entry 'seed' is 0, expected a string"},
-      {"entry not an object", make_file(R"({"a":[0,4]})", 0), "tensor 'a' is an array of 2 elements, expected an object"},
-      {"missing field", make_file(R"({"a":{"dtype":"F32","data_offsets":[0,4]}})", 4), "tensor 'a' has no field 'shape'"},
+      {"entry not an object", make_file(R"({"a":[0,4]})", 0),
+       "tensor 'a' is an array of 2 elements, expected an object"},
+      {"missing field", make_file(R"({"a":{"dtype":"F32","data_offsets":[0,4]}})", 4),
+       "tensor 'a' has no field 'shape'"},
       {"extra field", make_file(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4],"stride":[1]}})", 4),
        "tensor 'a' has unexpected field 'stride'"},
       {"wrong dtype string", make_file(R"({"a":{"dtype":"F33","shape":[1],"data_offsets":[0,4]}})", 4),
@@ -267,7 +269,8 @@ TEST_CASE("malformed files are rejected with a message naming file, tensor, expe
        "tensor 'a' has shape entry 1 = -1, expected a non-negative integer"},
       {"fractional shape entry", make_file(R"({"a":{"dtype":"F32","shape":[1.0],"data_offsets":[0,4]}})", 4),
        "tensor 'a' has shape entry 0 = 1.0"},
-      {"shape entry above 2^63", make_file(R"({"a":{"dtype":"F32","shape":[9223372036854775808],"data_offsets":[0,4]}})", 4),
+      {"shape entry above 2^63",
+       make_file(R"({"a":{"dtype":"F32","shape":[9223372036854775808],"data_offsets":[0,4]}})", 4),
        "shape entry 0 = 9223372036854775808"},
       {"element count overflow",
        make_file(R"({"a":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,4]}})", 4),
@@ -283,27 +286,37 @@ TEST_CASE("malformed files are rejected with a message naming file, tensor, expe
        "tensor 'a' has data_offsets the string '0-4'"},
       {"offsets out of range", make_file(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", 4),
        "tensor 'a' has data_offsets [4, 8] ending beyond the byte buffer of 4 bytes"},
-      {"offsets near 2^64", make_file(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[18446744073709551612,18446744073709551615]}})", 4),
+      {"offsets near 2^64",
+       make_file(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[18446744073709551612,18446744073709551615]}})", 4),
        "ending beyond the byte buffer"},
       {"end < begin", make_file(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[4,0]}})", 4),
        "tensor 'a' has data_offsets [4, 0] with end < begin"},
       {"size mismatch", make_file(R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", 8),
        "tensor 'a' has data_offsets [0, 8] spanning 8 bytes, expected 12 for dtype F32 and shape (3)"},
       {"overlapping tensors",
-       make_file(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})", 12),
+       make_file(
+           R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
+           12),
        "tensor 'b' with data_offsets [4, 12] overlaps tensor 'a' ending at 8"},
       {"identical offsets",
-       make_file(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"I32","shape":[1],"data_offsets":[0,4]}})", 4),
+       make_file(
+           R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"I32","shape":[1],"data_offsets":[0,4]}})",
+           4),
        "tensor 'b' with data_offsets [0, 4] overlaps tensor 'a'"},
       {"empty tensor inside another",
-       make_file(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"e":{"dtype":"F32","shape":[0],"data_offsets":[4,4]}})", 8),
+       make_file(
+           R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"e":{"dtype":"F32","shape":[0],"data_offsets":[4,4]}})",
+           8),
        "tensor 'e' with data_offsets [4, 4] overlaps tensor 'a'"},
       {"hole in the buffer",
-       make_file(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}})", 12),
+       make_file(
+           R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}})",
+           12),
        "bytes [4, 8) of the byte buffer, before tensor 'b', belong to no tensor (hole)"},
       {"hole at the start", make_file(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", 8),
        "bytes [0, 4) of the byte buffer, before tensor 'a', belong to no tensor"},
-      {"trailing bytes", make_file(kTwoTensors, 24), "bytes [20, 24) at the end of the byte buffer belong to no tensor"},
+      {"trailing bytes", make_file(kTwoTensors, 24),
+       "bytes [20, 24) at the end of the byte buffer belong to no tensor"},
       {"buffer without tensors", make_file("{}", 3), "bytes [0, 3) at the end of the byte buffer"},
       {"huge tensor name is shortened in messages",
        make_file("{\"" + std::string(5000, 'n') + "\":{\"dtype\":\"X\",\"shape\":[],\"data_offsets\":[0,0]}}", 0),
@@ -322,14 +335,12 @@ TEST_CASE("malformed files are rejected with a message naming file, tensor, expe
 TEST_CASE("typed reads check name, dtype and shape") {
   const SafetensorsFile file = SafetensorsFile::parse(make_file(kTwoTensors, 20), "w.safetensors");
   CHECK(file.read<float>("a", {2}).size() == 2);
-  CHECK(message_of([&] { file.read<float>("b", {3}); }) ==
-        "w.safetensors: tensor 'b' has dtype I32, expected F32");
-  CHECK(message_of([&] { file.read<std::int64_t>("b"); }) ==
-        "w.safetensors: tensor 'b' has dtype I32, expected I64");
-  CHECK(message_of([&] { file.read<float>("a", {1, 2}); }) ==
-        "w.safetensors: tensor 'a' has shape (2), expected (1, 2)");
-  CHECK(message_of([&] { file.read<float>("a", {}); }) ==
-        "w.safetensors: tensor 'a' has shape (2), expected ()");
+  CHECK(message_of([&] { file.read<float>("b", {3}); }) == "w.safetensors: tensor 'b' has dtype I32, expected F32");
+  CHECK(message_of([&] { file.read<std::int64_t>("b"); }) == "w.safetensors: tensor 'b' has dtype I32, expected I64");
+  CHECK(message_of([&] {
+          file.read<float>("a", {1, 2});
+        }) == "w.safetensors: tensor 'a' has shape (2), expected (1, 2)");
+  CHECK(message_of([&] { file.read<float>("a", {}); }) == "w.safetensors: tensor 'a' has shape (2), expected ()");
   CHECK(message_of([&] { file.read<float>("missing", {2}); }) ==
         "w.safetensors: no tensor 'missing' (the file has 2 tensors: 'a', 'b')");
   CHECK(message_of([&] { file.tensor("missing"); }).find("no tensor 'missing'") != std::string::npos);
@@ -340,14 +351,13 @@ TEST_CASE("typed reads check name, dtype and shape") {
 TEST_CASE("padded headers, reordered entries and all dtypes of the format are accepted") {
   // Header entries in any order (offsets decide the order of names()), trailing spaces, every
   // dtype known to the format, zero-size tensors sharing an offset.
-  const std::string header =
-      R"({"z":{"dtype":"BF16","shape":[2],"data_offsets":[0,4]},)"
-      R"("__metadata__":{"format":"pt"},)"
-      R"("a":{"dtype":"U8","shape":[3],"data_offsets":[4,7]},)"
-      R"("e1":{"dtype":"F64","shape":[0],"data_offsets":[7,7]},)"
-      R"("e2":{"dtype":"F16","shape":[5,0],"data_offsets":[7,7]},)"
-      R"("b":{"dtype":"BOOL","shape":[1],"data_offsets":[7,8]}})"
-      "        ";
+  const std::string header = R"({"z":{"dtype":"BF16","shape":[2],"data_offsets":[0,4]},)"
+                             R"("__metadata__":{"format":"pt"},)"
+                             R"("a":{"dtype":"U8","shape":[3],"data_offsets":[4,7]},)"
+                             R"("e1":{"dtype":"F64","shape":[0],"data_offsets":[7,7]},)"
+                             R"("e2":{"dtype":"F16","shape":[5,0],"data_offsets":[7,7]},)"
+                             R"("b":{"dtype":"BOOL","shape":[1],"data_offsets":[7,8]}})"
+                             "        ";
   const SafetensorsFile file = SafetensorsFile::parse(make_file(header, 8), "ok.safetensors");
   CHECK(file.names() == std::vector<std::string>{"z", "a", "e1", "e2", "b"});
   CHECK(file.metadata().at("format") == "pt");

@@ -42,11 +42,9 @@ TrainerOptions reference_options() {
   return options;
 }
 
-
-
 void write_bytes(const std::string& path, const std::vector<unsigned char>& bytes) {
-  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()),
-                                                static_cast<std::streamsize>(bytes.size()));
+  std::ofstream(path, std::ios::binary)
+      .write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
 }
 
 template <class T>
@@ -350,8 +348,10 @@ TEST_CASE("load_checkpoint rejects a missing or corrupt 'adamw.step' and leaves 
     std::vector<io::TensorToWrite> tensors;
     for (const io::TensorView& v : file.tensors()) tensors.push_back({v.name, v.dtype, v.shape, v.data, v.bytes});
     std::map<std::string, std::string> meta = file.metadata();
-    if (step) meta["adamw.step"] = step;
-    else meta.erase("adamw.step");
+    if (step)
+      meta["adamw.step"] = step;
+    else
+      meta.erase("adamw.step");
     const std::string path = dir.file("bad.safetensors");
     io::write_safetensors(path, tensors, meta);
     return path;

@@ -196,8 +196,8 @@ TEST_CASE("heatmap script for weights has terminal palette layout range labels a
   CHECK(text.find("set terminal pngcairo size " + std::to_string(size.width) + "," + std::to_string(size.height)) !=
         std::string::npos);
   CHECK(text.find("set output '" + (dir / "weights.png").string() + "'") != std::string::npos);
-  for (const char* color : {"#ffffd9", "#edf8b1", "#c7e9b4", "#7fcdbb", "#41b6c4", "#1d91c0", "#225ea8", "#253494",
-                            "#081d58"}) {
+  for (const char* color :
+       {"#ffffd9", "#edf8b1", "#c7e9b4", "#7fcdbb", "#41b6c4", "#1d91c0", "#225ea8", "#253494", "#081d58"}) {
     CHECK_MESSAGE(text.find(std::string("'") + color + "'") != std::string::npos, "palette colour " << color);
   }
   CHECK(text.find("set palette defined (0 '#ffffd9'") != std::string::npos);
@@ -270,8 +270,9 @@ TEST_CASE("heatmap grids are validated with messages that say what and where") {
 
   grid = small_weights_grid();
   grid.at(1, 2, 3, 4) = NAN;
-  CHECK(message_of<tinyattn::Error>([&] { heatmap_grid_script(grid, "o.png", "d.bin"); })
-            .find("(row 1, col 2, y 3, x 4) is nan; expected a finite number") != std::string::npos);
+  CHECK(message_of<tinyattn::Error>([&] {
+          heatmap_grid_script(grid, "o.png", "d.bin");
+        }).find("(row 1, col 2, y 3, x 4) is nan; expected a finite number") != std::string::npos);
 
   grid = small_weights_grid();
   grid.col_labels.pop_back();
@@ -286,8 +287,9 @@ TEST_CASE("heatmap grids are validated with messages that say what and where") {
   grid.row_labels.clear();  // default labels
   CHECK(heatmap_grid_script(grid, "o.png", "d.bin").find("set title 'row 1 \u2192 op'") != std::string::npos);
 
-  CHECK(message_of<tinyattn::Error>([&] { heatmap_grid_script(small_weights_grid(), "a\nb.png", "d.bin"); })
-            .find("contains a control character") != std::string::npos);
+  CHECK(message_of<tinyattn::Error>([&] {
+          heatmap_grid_script(small_weights_grid(), "a\nb.png", "d.bin");
+        }).find("contains a control character") != std::string::npos);
   CHECK(message_of<tinyattn::Error>([&] {
           write_heatmap_grid_png(small_weights_grid(), "/nonexistent-dir-tinyattn/x.png");
         }).find("directory '/nonexistent-dir-tinyattn' of PNG path") != std::string::npos);
@@ -309,7 +311,8 @@ TEST_CASE("curves script has two panels with accuracy in percent and log-scale l
     CHECK_MESSAGE(text.find(block) != std::string::npos, block);
   }
   // Accuracy is written in %: epoch 5 test accuracy = 100 * (1 - 0.95 e^-0.5).
-  const std::string test_acc = text.substr(text.find("$test_acc << EOD"), text.find("$train_loss") - text.find("$test_acc"));
+  const std::string test_acc =
+      text.substr(text.find("$test_acc << EOD"), text.find("$train_loss") - text.find("$test_acc"));
   CHECK(count_of(test_acc, "\n") == 1 + 8 + 1);  // header, 8 measured epochs, EOD
   CHECK(test_acc.find("\n5 42.3795") != std::string::npos);
   CHECK(text.find("nan") == std::string::npos);
@@ -326,15 +329,18 @@ TEST_CASE("curves script has two panels with accuracy in percent and log-scale l
 TEST_CASE("curves are validated with messages that say what and where") {
   Curves curves = small_curves();
   curves.train_acc[3] = 1.5;  // a percentage passed as a fraction would be caught here
-  CHECK(message_of<tinyattn::Error>([&] { validate(curves); })
-            .find("train_acc[3] (epoch 4) is 1.5; expected a fraction in [0, 1]") != std::string::npos);
+  CHECK(message_of<tinyattn::Error>([&] {
+          validate(curves);
+        }).find("train_acc[3] (epoch 4) is 1.5; expected a fraction in [0, 1]") != std::string::npos);
   curves = small_curves();
   curves.test_loss.pop_back();
-  CHECK(message_of<tinyattn::Error>([&] { validate(curves); })
-            .find("test_loss has 39 values; expected 0 or one per epoch (40)") != std::string::npos);
+  CHECK(message_of<tinyattn::Error>([&] {
+          validate(curves);
+        }).find("test_loss has 39 values; expected 0 or one per epoch (40)") != std::string::npos);
   curves = small_curves();
   curves.train_loss[0] = -1.0;
-  CHECK(message_of<tinyattn::Error>([&] { validate(curves); }).find("expected a finite loss >= 0") != std::string::npos);
+  CHECK(message_of<tinyattn::Error>([&] { validate(curves); }).find("expected a finite loss >= 0") !=
+        std::string::npos);
   CHECK(message_of<tinyattn::Error>([&] { validate(Curves{}); }).find("no epochs") != std::string::npos);
 }
 
@@ -347,8 +353,9 @@ TEST_CASE("gnuplot_available and read_png_size") {
 
   const fs::path dir = output_dir("read_png_size");
   write_file(dir / "not.png", "definitely not a PNG file, but long enough");
-  CHECK(message_of<tinyattn::Error>([&] { read_png_size((dir / "not.png").string()); })
-            .find("does not start with the PNG signature") != std::string::npos);
+  CHECK(message_of<tinyattn::Error>([&] {
+          read_png_size((dir / "not.png").string());
+        }).find("does not start with the PNG signature") != std::string::npos);
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -596,15 +603,18 @@ TEST_CASE("a missing gnuplot throws GnuplotUnavailable naming the command and th
   PlotStyle style;
   style.gnuplot_command = "/nonexistent/gnuplot";
   const std::string png = (dir / "never.png").string();
-  const std::string message = message_of<GnuplotUnavailable>([&] { write_heatmap_grid_png(small_weights_grid(), png, style); });
+  const std::string message =
+      message_of<GnuplotUnavailable>([&] { write_heatmap_grid_png(small_weights_grid(), png, style); });
   CHECK(message.find("'/nonexistent/gnuplot'") != std::string::npos);
   CHECK(message.find(png) != std::string::npos);
-  CHECK(message_of<GnuplotUnavailable>([&] { write_curves_png(small_curves(), png, style); })
-            .find("/nonexistent/gnuplot") != std::string::npos);
+  CHECK(message_of<GnuplotUnavailable>([&] {
+          write_curves_png(small_curves(), png, style);
+        }).find("/nonexistent/gnuplot") != std::string::npos);
   // Not detectable from the first word: the shell's "not found" status is mapped as well.
   style.gnuplot_command = "( /nonexistent/gnuplot )";
-  CHECK(message_of<GnuplotUnavailable>([&] { write_curves_png(small_curves(), png, style); })
-            .find("shell exit status 127") != std::string::npos);
+  CHECK(message_of<GnuplotUnavailable>([&] {
+          write_curves_png(small_curves(), png, style);
+        }).find("shell exit status 127") != std::string::npos);
   CHECK(files_in(dir).empty());
 }
 
@@ -614,7 +624,8 @@ TEST_CASE("a failing gnuplot throws GnuplotFailed and leaves no PNG behind") {
   PlotStyle style;
 
   style.gnuplot_command = "false";
-  std::string message = message_of<GnuplotFailed>([&] { write_heatmap_grid_png(small_weights_grid(), png.string(), style); });
+  std::string message =
+      message_of<GnuplotFailed>([&] { write_heatmap_grid_png(small_weights_grid(), png.string(), style); });
   CHECK(message.find("'false'") != std::string::npos);
   CHECK(message.find("exit status 1") != std::string::npos);
   CHECK(message.find(png.string()) != std::string::npos);
@@ -704,8 +715,9 @@ TEST_CASE("GNUPLOT_IOSTREAM_CMD chooses the default command and PlotStyle overri
   {
     const ScopedEnv missing("GNUPLOT_IOSTREAM_CMD", std::string("/nonexistent/from-env-gnuplot"));
     CHECK(default_gnuplot_command() == "/nonexistent/from-env-gnuplot");
-    CHECK(message_of<GnuplotUnavailable>([&] { write_curves_png(small_curves(), png.string()); })
-              .find("/nonexistent/from-env-gnuplot") != std::string::npos);
+    CHECK(message_of<GnuplotUnavailable>([&] {
+            write_curves_png(small_curves(), png.string());
+          }).find("/nonexistent/from-env-gnuplot") != std::string::npos);
     if (have_gnuplot()) {
       PlotStyle style;
       style.gnuplot_command = "gnuplot";  // an explicit command wins over the environment

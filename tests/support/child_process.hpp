@@ -50,21 +50,23 @@ struct Outcome {
   bool exited_with(int status) const { return exited && exit_status == status; }
   std::string describe() const {
     std::ostringstream text;
-    text << command << "\n  -> " << (exited ? "exit status " + std::to_string(exit_status)
-                                            : "killed by signal " + std::to_string(signal))
-         << "\n--- stdout ---\n" << out << "--- stderr ---\n" << err << "---";
+    text << command << "\n  -> "
+         << (exited ? "exit status " + std::to_string(exit_status) : "killed by signal " + std::to_string(signal))
+         << "\n--- stdout ---\n"
+         << out << "--- stderr ---\n"
+         << err << "---";
     return text.str();
   }
 };
 
 #define CHECK_EXIT_STATUS(outcome, status) CHECK_MESSAGE((outcome).exited_with(status), (outcome).describe())
 #define REQUIRE_EXIT_STATUS(outcome, status) REQUIRE_MESSAGE((outcome).exited_with(status), (outcome).describe())
-#define CHECK_STDERR_HAS(outcome, text)                                                                  \
+#define CHECK_STDERR_HAS(outcome, text)                                                              \
   CHECK_MESSAGE((outcome).err.find(text) != std::string::npos, "stderr lacks \"" << (text) << "\"\n" \
-                                                                                   << (outcome).describe())
-#define CHECK_STDOUT_HAS(outcome, text)                                                                  \
+                                                                                 << (outcome).describe())
+#define CHECK_STDOUT_HAS(outcome, text)                                                              \
   CHECK_MESSAGE((outcome).out.find(text) != std::string::npos, "stdout lacks \"" << (text) << "\"\n" \
-                                                                                   << (outcome).describe())
+                                                                                 << (outcome).describe())
 
 // A running program; stdout and stderr go to files, stdin is /dev/null.
 class Child {
@@ -171,7 +173,7 @@ class Child {
       // Over the limit, write() fails with EFBIG instead of the process being killed by SIGXFSZ.
       action.sa_handler = SIG_IGN;
       ::sigaction(SIGXFSZ, &action, nullptr);
-      const struct rlimit limit {*settings.file_size_limit, *settings.file_size_limit};
+      const struct rlimit limit { *settings.file_size_limit, *settings.file_size_limit };
       if (::setrlimit(RLIMIT_FSIZE, &limit) != 0) die("setrlimit");
     }
     ::execve(argv[0], argv, envp);
@@ -200,7 +202,6 @@ class Child {
   bool reaped_ = false;
   int status_ = 0;
 };
-
 
 // Runs `binary` with `arguments` to its end.
 inline Outcome run_program(const std::string& binary, const std::vector<std::string>& arguments,

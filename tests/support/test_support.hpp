@@ -35,8 +35,8 @@ struct Comparison {
   double worst_excess = 0, actual = 0, expected = 0, max_abs_error = 0;
   std::string describe(const std::string& what) const {
     std::ostringstream out;
-    out << what << ": element " << worst_index << " is " << actual << ", expected " << expected
-        << " (max |error| " << max_abs_error << ")";
+    out << what << ": element " << worst_index << " is " << actual << ", expected " << expected << " (max |error| "
+        << max_abs_error << ")";
     return out.str();
   }
 };
@@ -61,10 +61,10 @@ Comparison compare(const std::vector<A>& actual, const std::vector<E>& expected,
   return c;
 }
 
-#define TINYATTN_CHECK_CLOSE(actual, expected, rel, abs_, what)                            \
-  do {                                                                                      \
+#define TINYATTN_CHECK_CLOSE(actual, expected, rel, abs_, what)                                \
+  do {                                                                                         \
     const auto tinyattn_cmp_ = ::tinyattn::test::compare((actual), (expected), (rel), (abs_)); \
-    CHECK_MESSAGE(tinyattn_cmp_.ok, tinyattn_cmp_.describe(what));                          \
+    CHECK_MESSAGE(tinyattn_cmp_.ok, tinyattn_cmp_.describe(what));                             \
   } while (0)
 
 // The reference experiment's trainer options (its AdamW values; the library's defaults are PyTorch's).

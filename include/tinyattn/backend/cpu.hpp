@@ -33,25 +33,43 @@ struct Primitives<backend::cpu> {
 
   // ---- storage -------------------------------------------------------------------------------
   template <class T>
-  static T* data(buffer<T>& b) { return b.data(); }
+  static T* data(buffer<T>& b) {
+    return b.data();
+  }
   template <class T>
-  static const T* data(const buffer<T>& b) { return b.data(); }
+  static const T* data(const buffer<T>& b) {
+    return b.data();
+  }
   template <class T>
-  static void allocate(buffer<T>& b, std::size_t n) { b.assign(n, T{}); }
+  static void allocate(buffer<T>& b, std::size_t n) {
+    b.assign(n, T{});
+  }
   template <class T>
-  static void upload(buffer<T>& b, const T* host, std::size_t n) { b.assign(host, host + n); }
+  static void upload(buffer<T>& b, const T* host, std::size_t n) {
+    b.assign(host, host + n);
+  }
   template <class T>
-  static void download(const buffer<T>& b, T* host) { std::copy(b.begin(), b.end(), host); }
+  static void download(const buffer<T>& b, T* host) {
+    std::copy(b.begin(), b.end(), host);
+  }
   template <class T>
-  static void copy(const T* from, T* to, std::size_t n) { std::memmove(to, from, n * sizeof(T)); }
+  static void copy(const T* from, T* to, std::size_t n) {
+    std::memmove(to, from, n * sizeof(T));
+  }
   // n values from host memory into backend memory that is already allocated (no allocation).
   template <class T>
-  static void copy_from_host(const T* host, T* to, std::size_t n) { std::copy(host, host + n, to); }
+  static void copy_from_host(const T* host, T* to, std::size_t n) {
+    std::copy(host, host + n, to);
+  }
   // n values from backend memory into host memory.
   template <class T>
-  static void copy_to_host(const T* from, T* host, std::size_t n) { std::copy(from, from + n, host); }
+  static void copy_to_host(const T* from, T* host, std::size_t n) {
+    std::copy(from, from + n, host);
+  }
   template <class T>
-  static void fill(T* p, std::size_t n, T value) { std::fill(p, p + n, value); }
+  static void fill(T* p, std::size_t n, T value) {
+    std::fill(p, p + n, value);
+  }
 
   // Training batches are processed in tiles of this many samples, each tile a task (kTileTasks): its
   // per-sample gradient rows (tile x 144 floats for the reference shape, 590 KB) are written and
@@ -127,7 +145,7 @@ struct Primitives<backend::cpu> {
 
   template <class F>
   static void for_each_row(index_t rows, index_t cols, const F& f) {
-#pragma omp parallel for schedule(dynamic, 4) if (rows >= 8 && static_cast<long>(rows) * cols >= kParallelWork / 4)
+#pragma omp parallel for schedule(dynamic, 4) if (rows >= 8 && static_cast <long>(rows) * cols >= kParallelWork / 4)
     for (index_t r = 0; r < rows; ++r) f(r, index_t{0}, cols);
   }
 
@@ -148,36 +166,36 @@ struct Primitives<backend::cpu> {
     const index_t blocks = (g.m + kGemmRowBlock - 1) / kGemmRowBlock;
     const index_t outputs = g.sum_batches ? 1 : g.batch;
     const index_t tasks = outputs * blocks;
-#pragma omp parallel if (tasks > 1 && static_cast<long>(g.m) * g.n * g.k * g.batch >= kParallelWork)
+#pragma omp parallel if (tasks > 1 && static_cast <long>(g.m) * g.n * g.k * g.batch >= kParallelWork)
     {
 #if defined(_OPENMP)
       omp_set_num_threads(1);
 #endif
 #pragma omp for schedule(dynamic, 1)
-    for (index_t task = 0; task < tasks; ++task) {
-      const index_t out = task / blocks, block = task % blocks;
-      const index_t row0 = block * kGemmRowBlock, rows = std::min(kGemmRowBlock, g.m - row0);
-      const index_t first = g.sum_batches ? 0 : out, last = g.sum_batches ? g.batch : out + 1;
-      Map c(g.c + (g.sum_batches ? 0 : out * g.stride_c) + static_cast<std::ptrdiff_t>(row0) * g.ldc, rows, g.n,
-            Eigen::OuterStride<>(g.ldc));
-      for (index_t bi = first; bi < last; ++bi) {
-        const bool add = g.accumulate || bi > first;
-        const T* a = g.a + bi * g.stride_a;
-        const T* b = g.b + bi * g.stride_b;
-        if (g.k == 0) {
-          if (!add) c.setZero();
-          continue;
-        }
-        const ConstMap bm(b, g.trans_b ? g.n : g.k, g.trans_b ? g.k : g.n, Eigen::OuterStride<>(g.ldb));
-        if (!g.trans_a) {
-          const ConstMap am(a + static_cast<std::ptrdiff_t>(row0) * g.lda, rows, g.k, Eigen::OuterStride<>(g.lda));
-          product(c, am, bm, g.trans_b, add);
-        } else {
-          const ConstMap at(a, g.k, g.m, Eigen::OuterStride<>(g.lda));
-          product(c, at.middleCols(row0, rows).transpose(), bm, g.trans_b, add);
+      for (index_t task = 0; task < tasks; ++task) {
+        const index_t out = task / blocks, block = task % blocks;
+        const index_t row0 = block * kGemmRowBlock, rows = std::min(kGemmRowBlock, g.m - row0);
+        const index_t first = g.sum_batches ? 0 : out, last = g.sum_batches ? g.batch : out + 1;
+        Map c(g.c + (g.sum_batches ? 0 : out * g.stride_c) + static_cast<std::ptrdiff_t>(row0) * g.ldc, rows, g.n,
+              Eigen::OuterStride<>(g.ldc));
+        for (index_t bi = first; bi < last; ++bi) {
+          const bool add = g.accumulate || bi > first;
+          const T* a = g.a + bi * g.stride_a;
+          const T* b = g.b + bi * g.stride_b;
+          if (g.k == 0) {
+            if (!add) c.setZero();
+            continue;
+          }
+          const ConstMap bm(b, g.trans_b ? g.n : g.k, g.trans_b ? g.k : g.n, Eigen::OuterStride<>(g.ldb));
+          if (!g.trans_a) {
+            const ConstMap am(a + static_cast<std::ptrdiff_t>(row0) * g.lda, rows, g.k, Eigen::OuterStride<>(g.lda));
+            product(c, am, bm, g.trans_b, add);
+          } else {
+            const ConstMap at(a, g.k, g.m, Eigen::OuterStride<>(g.lda));
+            product(c, at.middleCols(row0, rows).transpose(), bm, g.trans_b, add);
+          }
         }
       }
-    }
     }
   }
 
@@ -274,11 +292,15 @@ struct Primitives<backend::cpu> {
   template <class C, class A, class B>
   static void product(C& c, const A& a, const B& b, bool trans_b, bool add) {
     if (trans_b) {
-      if (add) c.noalias() += a * b.transpose();
-      else c.noalias() = a * b.transpose();
+      if (add)
+        c.noalias() += a * b.transpose();
+      else
+        c.noalias() = a * b.transpose();
     } else {
-      if (add) c.noalias() += a * b;
-      else c.noalias() = a * b;
+      if (add)
+        c.noalias() += a * b;
+      else
+        c.noalias() = a * b;
     }
   }
 };

@@ -46,10 +46,22 @@ inline i32x16 lane_index() { return i32x16{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11,
 // bits are added directly, after clamping x to -87 (about 2^-125 below it); infinities give NaN.
 // (The masked forms of the intrinsics: the unmasked ones trip GCC 12's -Wuninitialized.)
 inline f32x16 exp(f32x16 x) {
-  const f32x16 table = {1.0f, 1.04427378242741384f, 1.09050773266525766f, 1.13878863475669165f,
-                        1.18920711500272107f, 1.24185781207348405f, 1.29683955465100967f, 1.35425554693689273f,
-                        1.41421356237309505f, 1.47682614593949931f, 1.54221082540794082f, 1.61049033194925431f,
-                        1.68179283050742908f, 1.75625216037329948f, 1.83400808640934246f, 1.91520656139714729f};
+  const f32x16 table = {1.0f,
+                        1.04427378242741384f,
+                        1.09050773266525766f,
+                        1.13878863475669165f,
+                        1.18920711500272107f,
+                        1.24185781207348405f,
+                        1.29683955465100967f,
+                        1.35425554693689273f,
+                        1.41421356237309505f,
+                        1.47682614593949931f,
+                        1.54221082540794082f,
+                        1.61049033194925431f,
+                        1.68179283050742908f,
+                        1.75625216037329948f,
+                        1.83400808640934246f,
+                        1.91520656139714729f};
   constexpr float kMagic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer in the low mantissa bits
 #if defined(__AVX512F__)
   constexpr __mmask16 kAll = 0xFFFF;
@@ -67,7 +79,8 @@ inline f32x16 exp(f32x16 x) {
   // vpermps reads the low 4 bits of each index: those of k (the bits of kMagic there are zero).
   const f32x16 two_j16 = (f32x16)_mm512_maskz_permutexvar_ps(kAll, (__m512i)shifted, (__m512)table);
   const f32x16 y = two_j16 * expm1_u + two_j16;  // one rounding
-  const __m512 two_exponent = _mm512_maskz_roundscale_ps(kAll, (__m512)(kf * 0.0625f), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+  const __m512 two_exponent =
+      _mm512_maskz_roundscale_ps(kAll, (__m512)(kf * 0.0625f), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
   return (f32x16)_mm512_maskz_scalef_ps(kAll, (__m512)y, two_exponent);
 #else
   i32x16 k;
@@ -210,7 +223,8 @@ struct CpuRowOps : GenericRowOps<1> {
   // J dot products; for rows of whole vectors the horizontal sums of up to 8 rows are done together,
   // as a transpose-and-add tree (15 shuffles and adds instead of 8 per row).
   template <index_t Width, index_t J, class Scalar>
-  TINYATTN_HD static TINYATTN_FORCEINLINE void dots(const Scalar* g, const Scalar* const* rows, Scalar* out, Team team) {
+  TINYATTN_HD static TINYATTN_FORCEINLINE void dots(const Scalar* g, const Scalar* const* rows, Scalar* out,
+                                                    Team team) {
 #if TINYATTN_HOST_SIMD
     if constexpr (std::is_same_v<Scalar, float> && Width % 16 == 0 && J >= 4) {
       for (index_t j0 = 0; j0 < J; j0 += 8) {
@@ -235,7 +249,8 @@ struct CpuRowOps : GenericRowOps<1> {
 
   template <index_t V, index_t Vp, class Scalar>
   TINYATTN_HD static TINYATTN_FORCEINLINE CrossEntropyResult cross_entropy(const Scalar* logits, index_t target,
-                                                               Scalar grad_scale, Scalar* dlogits, Team team) {
+                                                                           Scalar grad_scale, Scalar* dlogits,
+                                                                           Team team) {
 #if TINYATTN_HOST_SIMD
     if constexpr (std::is_same_v<Scalar, float> && Vp % 16 == 0) {
       using namespace simd;

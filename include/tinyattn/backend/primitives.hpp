@@ -106,10 +106,10 @@ struct GatherSumArgs {
 };
 
 struct BatchTotals {
-  double loss_sum = 0.0;       // sum of the scored positions' cross-entropy losses
-  std::int64_t correct = 0;    // scored positions whose argmax equals the target
-  bool finite = true;          // every value of the checked array (the gradients) is finite
-  std::int64_t scored = 0;     // scored positions (set by the engine that knows them; not by sum_metrics)
+  double loss_sum = 0.0;     // sum of the scored positions' cross-entropy losses
+  std::int64_t correct = 0;  // scored positions whose argmax equals the target
+  bool finite = true;        // every value of the checked array (the gradients) is finite
+  std::int64_t scored = 0;   // scored positions (set by the engine that knows them; not by sum_metrics)
 };
 
 // The primary template is never instantiated: a tag without a specialization is a compile error

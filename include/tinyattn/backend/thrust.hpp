@@ -30,7 +30,8 @@
 #include "tinyattn/ops/row_ops.hpp"
 
 #if defined(__CUDACC__) && THRUST_VERSION < 200000
-#error "tinyattn: CUDA builds use the CUDA toolkit's CCCL (Thrust 2 or later); Debian's Thrust 1.17 is for host-compiler (OpenMP) builds"
+#error \
+    "tinyattn: CUDA builds use the CUDA toolkit's CCCL (Thrust 2 or later); Debian's Thrust 1.17 is for host-compiler (OpenMP) builds"
 #endif
 
 namespace tinyattn {
@@ -96,8 +97,10 @@ struct GemmElement {
       const T* a = g.a + bi * g.stride_a;
       const T* b = g.b + bi * g.stride_b;
       for (index_t l = team.lane; l < g.k; l += team.size) {
-        const T av = g.trans_a ? a[static_cast<std::ptrdiff_t>(l) * g.lda + r] : a[static_cast<std::ptrdiff_t>(r) * g.lda + l];
-        const T bv = g.trans_b ? b[static_cast<std::ptrdiff_t>(c) * g.ldb + l] : b[static_cast<std::ptrdiff_t>(l) * g.ldb + c];
+        const T av =
+            g.trans_a ? a[static_cast<std::ptrdiff_t>(l) * g.lda + r] : a[static_cast<std::ptrdiff_t>(r) * g.lda + l];
+        const T bv =
+            g.trans_b ? b[static_cast<std::ptrdiff_t>(c) * g.ldb + l] : b[static_cast<std::ptrdiff_t>(l) * g.ldb + c];
         acc += av * bv;
       }
     }
@@ -193,9 +196,13 @@ struct Primitives<backend::thrust> {
 
   // ---- storage -------------------------------------------------------------------------------
   template <class T>
-  static T* data(buffer<T>& b) { return thrust::raw_pointer_cast(b.data()); }
+  static T* data(buffer<T>& b) {
+    return thrust::raw_pointer_cast(b.data());
+  }
   template <class T>
-  static const T* data(const buffer<T>& b) { return thrust::raw_pointer_cast(b.data()); }
+  static const T* data(const buffer<T>& b) {
+    return thrust::raw_pointer_cast(b.data());
+  }
   template <class T>
   static void allocate(buffer<T>& b, std::size_t n) {
     b.resize(n);

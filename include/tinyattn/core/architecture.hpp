@@ -69,8 +69,8 @@ struct option_traits {
 struct option_defaults {
   static constexpr bool known = true;
   static constexpr int layers = 0, d_mlp = 0, vocab_out = 0, head_dim = 0;
-  static constexpr bool causal = false, norm = false, untied = false, trainable = false, absent = false,
-                        every = false, has_mlp = false, gelu = false;
+  static constexpr bool causal = false, norm = false, untied = false, trainable = false, absent = false, every = false,
+                        has_mlp = false, gelu = false;
   // Which setting the option is (to reject the same setting given twice).
   static constexpr int slot = -1;
 };
@@ -157,21 +157,26 @@ struct Architecture {
   static constexpr index_t n_layers = detail::any_of<Options...>([](auto t) { return decltype(t)::slot == 0; })
                                           ? detail::sum_of<Options...>([](auto t) { return decltype(t)::layers; })
                                           : 1;
-  static constexpr Mask mask = detail::any_of<Options...>([](auto t) { return decltype(t)::causal; }) ? Mask::causal : Mask::none;
+  static constexpr Mask mask =
+      detail::any_of<Options...>([](auto t) { return decltype(t)::causal; }) ? Mask::causal : Mask::none;
   static constexpr bool has_mlp = detail::any_of<Options...>([](auto t) { return decltype(t)::has_mlp; });
-  static constexpr index_t d_mlp = detail::sum_of<Options...>([](auto t) { return decltype(t)::d_mlp; });  // 0 = attention only
+  static constexpr index_t d_mlp =
+      detail::sum_of<Options...>([](auto t) { return decltype(t)::d_mlp; });  // 0 = attention only
   static constexpr Activation activation =
       detail::any_of<Options...>([](auto t) { return decltype(t)::gelu; }) ? Activation::gelu : Activation::relu;
-  static constexpr Normalization normalization =
-      detail::any_of<Options...>([](auto t) { return decltype(t)::norm; }) ? Normalization::layer_norm : Normalization::none;
+  static constexpr Normalization normalization = detail::any_of<Options...>([](auto t) { return decltype(t)::norm; })
+                                                     ? Normalization::layer_norm
+                                                     : Normalization::none;
   static constexpr Unembedding unembedding =
       detail::any_of<Options...>([](auto t) { return decltype(t)::untied; }) ? Unembedding::untied : Unembedding::tied;
-  static constexpr Biases biases = detail::any_of<Options...>([](auto t) { return decltype(t)::trainable; })
-                                       ? Biases::trainable
-                                       : (detail::any_of<Options...>([](auto t) { return decltype(t)::absent; }) ? Biases::absent
-                                                                                          : Biases::frozen_zero);
-  static constexpr LossPositions loss =
-      detail::any_of<Options...>([](auto t) { return decltype(t)::every; }) ? LossPositions::every : LossPositions::last;
+  static constexpr Biases biases =
+      detail::any_of<Options...>([](auto t) { return decltype(t)::trainable; })
+          ? Biases::trainable
+          : (detail::any_of<Options...>([](auto t) { return decltype(t)::absent; }) ? Biases::absent
+                                                                                    : Biases::frozen_zero);
+  static constexpr LossPositions loss = detail::any_of<Options...>([](auto t) { return decltype(t)::every; })
+                                            ? LossPositions::every
+                                            : LossPositions::last;
   // 0: not given (the Shape's V and D / H apply).
   static constexpr index_t given_vocab_out = detail::sum_of<Options...>([](auto t) { return decltype(t)::vocab_out; });
   static constexpr index_t given_head_dim = detail::sum_of<Options...>([](auto t) { return decltype(t)::head_dim; });
@@ -205,7 +210,7 @@ using ReferenceArchitecture = Architecture<>;
 // A Shape and an Architecture together: every size of the model, and the checks that need both.
 template <class ShapeT, class Arch>
 struct ModelDims {
-  static constexpr index_t V = ShapeT::vocab;                                        // d_vocab
+  static constexpr index_t V = ShapeT::vocab;                                          // d_vocab
   static constexpr index_t V_out = Arch::vocab_out_given ? Arch::given_vocab_out : V;  // d_vocab_out
   static constexpr index_t D = ShapeT::d_model;
   static constexpr index_t H = ShapeT::heads;

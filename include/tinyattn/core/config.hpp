@@ -29,8 +29,7 @@
 // GCC warns in every including file that passing such vectors changes the ABI, -Wpsabi, and they
 // would be split in halves anyway): the CPU backend then uses its portable loops, same results up to
 // rounding.
-#if defined(__GNUC__) && !defined(__CUDACC__) && \
-    (defined(__AVX512F__) || !(defined(__x86_64__) || defined(__i386__)))
+#if defined(__GNUC__) && !defined(__CUDACC__) && (defined(__AVX512F__) || !(defined(__x86_64__) || defined(__i386__)))
 #define TINYATTN_HOST_SIMD 1
 #else
 #define TINYATTN_HOST_SIMD 0

@@ -114,8 +114,8 @@ class PythonRandom {
     init_genrand(19650218u);
     int i = 1, j = 0;
     for (int k = (kN > key_length ? kN : key_length); k; --k) {
-      state_[i] = (state_[i] ^ ((state_[i - 1] ^ (state_[i - 1] >> 30)) * 1664525u)) + key[j] +
-                  static_cast<std::uint32_t>(j);
+      state_[i] =
+          (state_[i] ^ ((state_[i - 1] ^ (state_[i - 1] >> 30)) * 1664525u)) + key[j] + static_cast<std::uint32_t>(j);
       ++i;
       ++j;
       if (i >= kN) {
@@ -125,8 +125,7 @@ class PythonRandom {
       if (j >= key_length) j = 0;
     }
     for (int k = kN - 1; k; --k) {
-      state_[i] = (state_[i] ^ ((state_[i - 1] ^ (state_[i - 1] >> 30)) * 1566083941u)) -
-                  static_cast<std::uint32_t>(i);
+      state_[i] = (state_[i] ^ ((state_[i - 1] ^ (state_[i - 1] >> 30)) * 1566083941u)) - static_cast<std::uint32_t>(i);
       ++i;
       if (i >= kN) {
         state_[0] = state_[kN - 1];

@@ -28,7 +28,8 @@ class InductionTask {
     require(samples >= 1, "InductionTask: at least one training sequence, found ", samples);
     require(test_samples >= 0, "InductionTask: test_samples must be >= 0, found ", test_samples);
     require(static_cast<std::int64_t>(samples + std::int64_t{test_samples}) * context < (std::int64_t{1} << 31),
-            "InductionTask: ", samples, " + ", test_samples, " sequences of ", context, " tokens exceed 32-bit indices");
+            "InductionTask: ", samples, " + ", test_samples, " sequences of ", context,
+            " tokens exceed 32-bit indices");
     PythonRandom rng(data_seed);
     const index_t n = half();
     halves_.resize(static_cast<std::size_t>(samples + test_samples) * n);
@@ -48,8 +49,8 @@ class InductionTask {
 
   // Sequences [first, first + count) of all samples + test_samples (training ones first).
   TokenBatch rows(index_t first, index_t count) const {
-    require(first >= 0 && count >= 0 && first + count <= samples_ + test_samples_, "InductionTask::rows: [", first, ", ",
-            first + count, ") outside [0, ", samples_ + test_samples_, ")");
+    require(first >= 0 && count >= 0 && first + count <= samples_ + test_samples_, "InductionTask::rows: [", first,
+            ", ", first + count, ") outside [0, ", samples_ + test_samples_, ")");
     const index_t n = half();
     TokenBatch out;
     out.context = T_;

@@ -34,9 +34,7 @@ class MinMaxTask {
   static constexpr index_t context = 4;  // a, op, b, '='
 
   // requires: 1 <= max_n <= 16384 (2 * max_n^2 samples must fit 32-bit indices).
-  explicit MinMaxTask(index_t max_n = 128, std::uint64_t seed = 0) : max_n_(max_n), seed_(seed) {
-    split(std::nullopt);
-  }
+  explicit MinMaxTask(index_t max_n = 128, std::uint64_t seed = 0) : max_n_(max_n), seed_(seed) { split(std::nullopt); }
   // requires: 0 < train_fraction < 1, leaving both parts non-empty.
   MinMaxTask(index_t max_n, std::uint64_t seed, double train_fraction) : max_n_(max_n), seed_(seed) {
     require(train_fraction > 0 && train_fraction < 1, "MinMaxTask: train_fraction must be in (0, 1), found ",
@@ -120,8 +118,7 @@ class MinMaxTask {
   }
 
   void check_operand(index_t value, const char* name) const {
-    require(value >= 0 && value < max_n_, "MinMaxTask: operand ", name, " = ", value, " is outside [0, ", max_n_,
-            ")");
+    require(value >= 0 && value < max_n_, "MinMaxTask: operand ", name, " = ", value, " is outside [0, ", max_n_, ")");
   }
 
   index_t max_n_;

@@ -31,8 +31,8 @@ class ModularAdditionTask {
   explicit ModularAdditionTask(index_t P = 113, double train_fraction = 0.3, std::uint64_t data_seed = 598)
       : P_(P), fraction_(train_fraction), seed_(data_seed) {
     require(P >= 2 && P <= 46340, "ModularAdditionTask: P must be in [2, 46340], found ", P);
-    require(train_fraction > 0 && train_fraction <= 1, "ModularAdditionTask: the training fraction must be in (0, 1], found ",
-            train_fraction);
+    require(train_fraction > 0 && train_fraction <= 1,
+            "ModularAdditionTask: the training fraction must be in (0, 1], found ", train_fraction);
     std::vector<index_t> order(static_cast<std::size_t>(size()));
     std::iota(order.begin(), order.end(), 0);
     PythonRandom(data_seed).shuffle(order);

@@ -26,7 +26,9 @@ struct TokenBatch {
   std::vector<index_t> targets;  // empty, (N) or (N, T); -1 = not scored
 
   // N: samples in the batch (from the tokens; a batch may carry no targets).
-  index_t size() const { return context > 0 ? static_cast<index_t>(tokens.size() / static_cast<std::size_t>(context)) : 0; }
+  index_t size() const {
+    return context > 0 ? static_cast<index_t>(tokens.size() / static_cast<std::size_t>(context)) : 0;
+  }
   const index_t* sample(index_t n) const { return tokens.data() + static_cast<std::size_t>(n) * context; }
   bool has_targets() const { return !targets.empty(); }
   // True when targets are (N, T), one per position (T > 1).
@@ -42,9 +44,9 @@ struct TokenBatch {
 
 // What a batch must provide, beyond tokens of the right vocabulary and context.
 enum class TargetsRequired {
-  no,               // targets may be absent (predict, inspect); when present they are checked too
-  yes,              // (N) or (N, T) targets, -1 allowed: a loss reads them
-  last_position,    // as yes, and every sample's last position is scored (the table engine's premise)
+  no,             // targets may be absent (predict, inspect); when present they are checked too
+  yes,            // (N) or (N, T) targets, -1 allowed: a loss reads them
+  last_position,  // as yes, and every sample's last position is scored (the table engine's premise)
 };
 
 // Checks a batch against a network's input vocabulary, output vocabulary and context; throws
@@ -59,8 +61,8 @@ inline void validate_batch(const TokenBatch& batch, index_t vocab, index_t vocab
           " tokens is not a whole number of samples of ", context, " tokens");
   const auto n = static_cast<std::size_t>(batch.size());
   const bool count_ok = batch.targets.empty() || batch.targets.size() == n || batch.targets.size() == n * context;
-  require(count_ok, what, ": ", batch.targets.size(), " targets for ", n, " samples of ", context,
-          " tokens (expected ", n, " for the last position, or ", n * context, " for every position)");
+  require(count_ok, what, ": ", batch.targets.size(), " targets for ", n, " samples of ", context, " tokens (expected ",
+          n, " for the last position, or ", n * context, " for every position)");
   require(required == TargetsRequired::no || batch.has_targets() || n == 0, what, ": the batch has ", n,
           " samples but no targets (a loss needs them)");
   for (index_t s = 0; s < batch.size(); ++s) {

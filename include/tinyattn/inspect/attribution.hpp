@@ -18,11 +18,12 @@ namespace tinyattn {
 
 template <class Scalar>
 struct LogitAttribution {
-  index_t samples = 0, vocab_out = 0;  // vocab_out = 1 when only each sample's target logit was asked for
+  index_t samples = 0, vocab_out = 0;   // vocab_out = 1 when only each sample's target logit was asked for
   std::vector<std::string> components;  // "embed", "pos_embed", "L0H1", "L0 b_O", "L0 mlp", "bias"
   std::vector<double> values;           // (components, samples, V_out)
   const double* of(std::size_t component, index_t sample) const {
-    return values.data() + (component * static_cast<std::size_t>(samples) + static_cast<std::size_t>(sample)) * vocab_out;
+    return values.data() +
+           (component * static_cast<std::size_t>(samples) + static_cast<std::size_t>(sample)) * vocab_out;
   }
   std::size_t index_of(const std::string& name) const {
     for (std::size_t i = 0; i < components.size(); ++i)
@@ -59,7 +60,8 @@ LogitAttribution<typename Net::scalar_type> direct_logit_attribution(const Net& 
   LogitAttribution<Scalar> out;
   out.samples = N, out.vocab_out = target_only ? 1 : V_out;
   const auto columns = [&](index_t n, auto&& each) {  // the logits asked for of sample n
-    if (target_only) each(batch.last_target(n));
+    if (target_only)
+      each(batch.last_target(n));
     else
       for (index_t c = 0; c < V_out; ++c) each(c);
   };
@@ -79,7 +81,8 @@ LogitAttribution<typename Net::scalar_type> direct_logit_attribution(const Net& 
   for (index_t l = 0; l < L; ++l) {
     const std::string b = "blocks." + std::to_string(l) + ".";
     for (index_t h = 0; h < H; ++h)
-      parts.emplace_back("L" + std::to_string(l) + "H" + std::to_string(h), last(b + "attn.hook_result", D, h * D, H * D));
+      parts.emplace_back("L" + std::to_string(l) + "H" + std::to_string(h),
+                         last(b + "attn.hook_result", D, h * D, H * D));
     if constexpr (Arch::trainable_biases) {
       const std::vector<Scalar> b_o = net.tensor(b + "attn.b_O");
       std::vector<double> v(static_cast<std::size_t>(N) * D);
@@ -87,7 +90,8 @@ LogitAttribution<typename Net::scalar_type> direct_logit_attribution(const Net& 
         for (index_t d = 0; d < D; ++d) v[static_cast<std::size_t>(n) * D + d] = b_o[static_cast<std::size_t>(d)];
       parts.emplace_back("L" + std::to_string(l) + " b_O", std::move(v));
     }
-    if constexpr (Arch::has_mlp) parts.emplace_back("L" + std::to_string(l) + " mlp", last(b + "hook_mlp_out", D, 0, D));
+    if constexpr (Arch::has_mlp)
+      parts.emplace_back("L" + std::to_string(l) + " mlp", last(b + "hook_mlp_out", D, 0, D));
   }
   // Through the final LayerNorm (centred, divided by the sample's frozen scale, times w), then W_U.
   for (auto& [name, v] : parts) {
@@ -113,12 +117,14 @@ LogitAttribution<typename Net::scalar_type> direct_logit_attribution(const Net& 
   std::vector<double> constant(static_cast<std::size_t>(V_out), 0.0);
   if constexpr (Arch::layer_norm)
     for (index_t c = 0; c < V_out; ++c)
-      for (index_t d = 0; d < D; ++d) constant[static_cast<std::size_t>(c)] += ln_b[static_cast<std::size_t>(d)] * unembed_weight(d, c);
+      for (index_t d = 0; d < D; ++d)
+        constant[static_cast<std::size_t>(c)] += ln_b[static_cast<std::size_t>(d)] * unembed_weight(d, c);
   if constexpr (Arch::trainable_biases && !Arch::tied) {
     const std::vector<Scalar> b_u = net.tensor("unembed.b_U");
     for (index_t c = 0; c < V_out; ++c) constant[static_cast<std::size_t>(c)] += b_u[static_cast<std::size_t>(c)];
   }
-  for (index_t n = 0; n < N; ++n) columns(n, [&](index_t c) { out.values.push_back(constant[static_cast<std::size_t>(c)]); });
+  for (index_t n = 0; n < N; ++n)
+    columns(n, [&](index_t c) { out.values.push_back(constant[static_cast<std::size_t>(c)]); });
   return out;
 }
 

@@ -35,7 +35,9 @@ struct Circuits {
   Scalar qk_at(index_t h, index_t q_row, index_t k_row) const {
     return qk[(static_cast<std::size_t>(h) * rows + q_row) * rows + k_row];
   }
-  const Scalar* ov_row(index_t h, index_t k_row) const { return ov.data() + (static_cast<std::size_t>(h) * rows + k_row) * vocab_out; }
+  const Scalar* ov_row(index_t h, index_t k_row) const {
+    return ov.data() + (static_cast<std::size_t>(h) * rows + k_row) * vocab_out;
+  }
 };
 
 // A batch whose rows cover every (token, position) pair: sample v holds token v at every position.
@@ -84,7 +86,8 @@ struct EveryRowTables {
     tables.compute(net.parameter_data());
     const index_t R = space.size();
     P::allocate(scores, static_cast<std::size_t>(Net::heads) * R * R);
-    Layers<typename Net::Shape, typename Net::backend_type, Scalar>::scores_forward(tables.qkv(), R, R, P::data(scores));
+    Layers<typename Net::Shape, typename Net::backend_type, Scalar>::scores_forward(tables.qkv(), R, R,
+                                                                                    P::data(scores));
   }
 
   RowSpace space;
@@ -139,7 +142,8 @@ Circuits<typename Net::scalar_type> circuits_from_tables(const Net& net) {
     std::vector<Scalar> logit(tables.logit_buffer().size());
     P::download(tables.logit_buffer(), logit.data());
     for (index_t r = 0; r < H * R; ++r)
-      std::copy_n(logit.data() + static_cast<std::size_t>(r) * Vp, V_out, ov_host.data() + static_cast<std::size_t>(r) * V_out);
+      std::copy_n(logit.data() + static_cast<std::size_t>(r) * Vp, V_out,
+                  ov_host.data() + static_cast<std::size_t>(r) * V_out);
   } else {
     P::allocate(ov, static_cast<std::size_t>(H) * R * V_out);
     const Scalar* w = net.parameter_data() + (Arch::tied ? Net::Layout::token_embedding : Net::Layout::unembed_W_U);
@@ -175,7 +179,7 @@ Circuits<typename Net::scalar_type> circuits_from_activations(const Net& net) {
   const auto& q = cache["blocks.0.attn.hook_q"].values;  // (V, T, H, dh): sample v, position t = row (v, t)
   const auto& k = cache["blocks.0.attn.hook_k"].values;
   const auto& v = cache["blocks.0.attn.hook_v"].values;
-  const std::vector<Scalar> w_o = net.tensor("blocks.0.attn.W_O");  // (H, dh, D)
+  const std::vector<Scalar> w_o = net.tensor("blocks.0.attn.W_O");                           // (H, dh, D)
   std::vector<Scalar> w_u = Arch::tied ? std::vector<Scalar>{} : net.tensor("unembed.W_U");  // (D, V_out)
   const std::vector<Scalar> w_e = net.tensor("embed.W_E");
   Circuits<Scalar> c;
@@ -197,12 +201,15 @@ Circuits<typename Net::scalar_type> circuits_from_activations(const Net& net) {
         const Scalar* vi = at(v, v1, t1, h);
         std::fill(u.begin(), u.end(), 0.0);
         for (index_t e = 0; e < dh; ++e)
-          for (index_t d = 0; d < D; ++d) u[static_cast<std::size_t>(d)] += static_cast<double>(vi[e]) * w_o[(static_cast<std::size_t>(h) * dh + e) * D + d];
+          for (index_t d = 0; d < D; ++d)
+            u[static_cast<std::size_t>(d)] +=
+                static_cast<double>(vi[e]) * w_o[(static_cast<std::size_t>(h) * dh + e) * D + d];
         Scalar* out = c.ov.data() + (static_cast<std::size_t>(h) * c.rows + c.row(v1, t1)) * V_out;
         for (index_t o = 0; o < V_out; ++o) {
           double s = 0;
           for (index_t d = 0; d < D; ++d)
-            s += u[static_cast<std::size_t>(d)] * (Arch::tied ? w_e[static_cast<std::size_t>(o) * D + d] : w_u[static_cast<std::size_t>(d) * V_out + o]);
+            s += u[static_cast<std::size_t>(d)] *
+                 (Arch::tied ? w_e[static_cast<std::size_t>(o) * D + d] : w_u[static_cast<std::size_t>(d) * V_out + o]);
           out[o] = static_cast<Scalar>(s);
         }
       }
@@ -214,8 +221,9 @@ Circuits<typename Net::scalar_type> circuits_from_activations(const Net& net) {
 // The QK and OV circuits of every head of a one-block model (see the top of this file).
 template <class Net>
 Circuits<typename Net::scalar_type> circuits(const Net& net, bool from_activations = false) {
-  static_assert(Net::layers == 1, "tinyattn::circuits: defined for one-block models (a later block's input depends "
-                                  "on more than its own row)");
+  static_assert(Net::layers == 1,
+                "tinyattn::circuits: defined for one-block models (a later block's input depends "
+                "on more than its own row)");
   if constexpr (Net::has_table_engine) {
     if (!from_activations) return detail::circuits_from_tables(net);
   }
@@ -246,8 +254,9 @@ class QueryRowCircuit {
  public:
   explicit QueryRowCircuit(std::vector<index_t> query_rows, bool from_activations = false)
       : from_tables_(kFromTablesPossible && !from_activations) {
-    static_assert(Net::layers == 1, "tinyattn::QueryRowCircuit: defined for one-block models (a later block's "
-                                    "input depends on more than its own row)");
+    static_assert(Net::layers == 1,
+                  "tinyattn::QueryRowCircuit: defined for one-block models (a later block's "
+                  "input depends on more than its own row)");
     for (const index_t row : query_rows)
       require(row >= 0 && row < V * T, "tinyattn::qk_circuit_rows: query row ", row, " outside [0, ", V * T, ")");
     s_.heads = H, s_.rows = V * T, s_.vocab = V, s_.context = T, s_.query_rows = std::move(query_rows);
@@ -258,7 +267,8 @@ class QueryRowCircuit {
         tables_.emplace(space, /*with_logit_table=*/false, /*with_score_table=*/false);
         qkv_.resize(static_cast<std::size_t>(3) * H * space.size() * dh);
         space_row_.resize(static_cast<std::size_t>(V) * T);
-        for (index_t row = 0; row < V * T; ++row) space_row_[static_cast<std::size_t>(row)] = space.row_of(row % V, row / V);
+        for (index_t row = 0; row < V * T; ++row)
+          space_row_[static_cast<std::size_t>(row)] = space.row_of(row % V, row / V);
       }
     }
   }
@@ -271,7 +281,8 @@ class QueryRowCircuit {
         P::copy_to_host(tables_->qkv(), qkv_.data(), qkv_.size());
         const index_t R = tables_->rows();
         fill([&](index_t block, index_t h, index_t row) {  // qkv: (3, H, R, dh), queries then keys
-          return qkv_.data() + ((static_cast<std::size_t>(block) * H + h) * R + space_row_[static_cast<std::size_t>(row)]) * dh;
+          return qkv_.data() +
+                 ((static_cast<std::size_t>(block) * H + h) * R + space_row_[static_cast<std::size_t>(row)]) * dh;
         });
         return s_;
       }

@@ -33,7 +33,8 @@ struct HeadScores {
 // hook_pattern, row-major: [n][query][key]) on sequences of two copies of n = T / 2 tokens.
 inline void attention_scores_of_repeats(const float* pattern, index_t samples, index_t T, double& previous_token,
                                         double& prefix_matching) {
-  require(T >= 4 && T % 2 == 0, "attention_scores_of_repeats: the context must be two copies, even and >= 4; found ", T);
+  require(T >= 4 && T % 2 == 0, "attention_scores_of_repeats: the context must be two copies, even and >= 4; found ",
+          T);
   require(samples >= 1, "attention_scores_of_repeats: no samples");
   const index_t n = T / 2;
   double previous = 0, prefix = 0;
@@ -55,7 +56,8 @@ inline double copying_score(const std::vector<double>& ov, index_t V) {
   Eigen::MatrixXd m(V, V);
   for (index_t i = 0; i < V; ++i)
     for (index_t j = 0; j < V; ++j) m(i, j) = ov[static_cast<std::size_t>(i) * V + j];
-  const Eigen::VectorXcd eigenvalues = Eigen::EigenSolver<Eigen::MatrixXd>(m, /*computeEigenvectors=*/false).eigenvalues();
+  const Eigen::VectorXcd eigenvalues =
+      Eigen::EigenSolver<Eigen::MatrixXd>(m, /*computeEigenvectors=*/false).eigenvalues();
   double real = 0, absolute = 0;
   for (Eigen::Index i = 0; i < eigenvalues.size(); ++i) {
     real += eigenvalues[i].real();
@@ -75,7 +77,8 @@ std::vector<double> ov_circuit(const Net& net, index_t layer, index_t head) {
   if constexpr (Net::Architecture::tied) {
     w_u.resize(static_cast<std::size_t>(D) * V_out);
     for (index_t v = 0; v < V_out; ++v)
-      for (index_t d = 0; d < D; ++d) w_u[static_cast<std::size_t>(d) * V_out + v] = w_e[static_cast<std::size_t>(v) * D + d];
+      for (index_t d = 0; d < D; ++d)
+        w_u[static_cast<std::size_t>(d) * V_out + v] = w_e[static_cast<std::size_t>(v) * D + d];
   } else {
     w_u = net.tensor("unembed.W_U");
   }
@@ -84,7 +87,8 @@ std::vector<double> ov_circuit(const Net& net, index_t layer, index_t head) {
   for (index_t i = 0; i < D; ++i)
     for (index_t e = 0; e < dh; ++e) {
       const double v = w_v[(static_cast<std::size_t>(head) * D + i) * dh + e];
-      for (index_t j = 0; j < D; ++j) w_ov[static_cast<std::size_t>(i) * D + j] += v * w_o[(static_cast<std::size_t>(head) * dh + e) * D + j];
+      for (index_t j = 0; j < D; ++j)
+        w_ov[static_cast<std::size_t>(i) * D + j] += v * w_o[(static_cast<std::size_t>(head) * dh + e) * D + j];
     }
   std::vector<double> out(static_cast<std::size_t>(V) * V_out, 0.0);
   std::vector<double> row(static_cast<std::size_t>(D));
@@ -96,7 +100,8 @@ std::vector<double> ov_circuit(const Net& net, index_t layer, index_t head) {
     }
     for (index_t j = 0; j < D; ++j)
       for (index_t v = 0; v < V_out; ++v)
-        out[static_cast<std::size_t>(t) * V_out + v] += row[static_cast<std::size_t>(j)] * w_u[static_cast<std::size_t>(j) * V_out + v];
+        out[static_cast<std::size_t>(t) * V_out + v] +=
+            row[static_cast<std::size_t>(j)] * w_u[static_cast<std::size_t>(j) * V_out + v];
   }
   return out;
 }

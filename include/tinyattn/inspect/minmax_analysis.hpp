@@ -14,7 +14,7 @@ namespace tinyattn {
 
 // Accuracy on the max inputs and on the min inputs (every one of each), with some heads ablated.
 struct MinMaxAblationRow {
-  std::string what;  // "none", "zero head 0", "mean head 1", "zero heads 0, 1", ...
+  std::string what;             // "none", "zero head 0", "mean head 1", "zero heads 0, 1", ...
   double accuracy[2] = {0, 0};  // indexed by MinMaxOp
 };
 
@@ -43,16 +43,20 @@ std::vector<MinMaxAblationRow> minmax_ablation_table(const Net& net, const MinMa
     const bool zero = kind[0] == 'z';
     for (index_t h = 0; h < H; ++h) {
       Interventions<Scalar> iv;
-      if (zero) iv.zero_ablate(0, h);
-      else iv.mean_ablate(0, h, means[static_cast<std::size_t>(h)]);
+      if (zero)
+        iv.zero_ablate(0, h);
+      else
+        iv.mean_ablate(0, h, means[static_cast<std::size_t>(h)]);
       run(std::string(kind) + " head " + std::to_string(h), iv);
     }
     if (H > 1) {
       Interventions<Scalar> iv;
       std::string heads;
       for (index_t h = 0; h < H; ++h) {
-        if (zero) iv.zero_ablate(0, h);
-        else iv.mean_ablate(0, h, means[static_cast<std::size_t>(h)]);
+        if (zero)
+          iv.zero_ablate(0, h);
+        else
+          iv.mean_ablate(0, h, means[static_cast<std::size_t>(h)]);
         heads += (h ? ", " : "") + std::to_string(h);
       }
       run(std::string(kind) + " heads " + heads, iv);

@@ -34,7 +34,8 @@ struct MinMaxAttentionMaps {
 // requires: a network of context 4 whose vocabulary matches the task's (checked).
 template <class Net>
 MinMaxAttentionMaps minmax_attention_maps(const Net& net, const MinMaxTask& task) {
-  static_assert(Net::context == MinMaxTask::context, "minmax_attention_maps: the network's context must be 4 (a op b =)");
+  static_assert(Net::context == MinMaxTask::context,
+                "minmax_attention_maps: the network's context must be 4 (a op b =)");
   require(task.vocab() == Net::vocab, "minmax_attention_maps: the task's vocabulary is ", task.vocab(),
           ", the network's is ", Net::vocab);
   const auto cache = net.inspect(task.all(), cache_scores | cache_pattern);

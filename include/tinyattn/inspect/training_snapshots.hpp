@@ -205,7 +205,8 @@ class TrainingSnapshots {
   static constexpr double kSmallestSum = 0x1p-800;
 
   const KeyRow* key_table(index_t h, index_t query_slot) const {
-    return key_table_.data() + (static_cast<std::size_t>(h) * query_rows_.size() + static_cast<std::size_t>(query_slot)) * Net::vocab * T;
+    return key_table_.data() +
+           (static_cast<std::size_t>(h) * query_rows_.size() + static_cast<std::size_t>(query_slot)) * Net::vocab * T;
   }
 
   std::size_t frame_size() const { return static_cast<std::size_t>(L) * probe_.size() * H * T; }
@@ -220,7 +221,8 @@ class TrainingSnapshots {
         const auto* scores = qk.scores(h, i);
         KeyRow* table = key_table_.data() + (static_cast<std::size_t>(h) * Q + i) * R;
         double best = -INFINITY;
-        for (index_t r = 0; r < R; ++r) best = std::fmax(best, table[r].shifted = static_cast<double>(scores[r]) * scale);
+        for (index_t r = 0; r < R; ++r)
+          best = std::fmax(best, table[r].shifted = static_cast<double>(scores[r]) * scale);
         for (index_t r = 0; r < R; ++r) {
           table[r].shifted -= best;
           table[r].weight = std::exp(table[r].shifted);
@@ -261,8 +263,8 @@ class TrainingSnapshots {
   std::vector<RepeatedEvaluation<Net>> subset_evaluations_;
   std::vector<index_t> query_rows_, query_slot_, key_rows_;
   std::optional<QueryRowCircuit<Net>> query_circuit_;  // the QK circuit's rows of query_rows_
-  std::vector<KeyRow> key_table_;  // (H, query rows, V * T): the last take()'s
-  std::vector<EntropyTerms> pattern_entropy_;  // (N, L, H): the last take()'s, by sample
+  std::vector<KeyRow> key_table_;                      // (H, query rows, V * T): the last take()'s
+  std::vector<EntropyTerms> pattern_entropy_;          // (N, L, H): the last take()'s, by sample
   std::vector<std::uint8_t> frames_;
   std::vector<ProgressMeasures> measures_;
 };

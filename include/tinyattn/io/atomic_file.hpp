@@ -52,11 +52,9 @@ inline std::string system_error_text(int error_number) {
   return std::make_error_code(static_cast<std::errc>(error_number)).message();
 }
 
-[[noreturn]] inline void throw_io_error(const std::string& operation, const std::string& path,
-                                        int error_number) {
-  throw IoError(tinyattn::detail::concat(path, ": cannot ", operation, ": ",
-                                         system_error_text(error_number), " (errno ", error_number,
-                                         ")"));
+[[noreturn]] inline void throw_io_error(const std::string& operation, const std::string& path, int error_number) {
+  throw IoError(tinyattn::detail::concat(path, ": cannot ", operation, ": ", system_error_text(error_number),
+                                         " (errno ", error_number, ")"));
 }
 
 // "dir/name" -> "dir", "name" -> ".", "/name" -> "/".
@@ -139,9 +137,9 @@ class ByteSink {
 
   void write_through(const unsigned char* data, std::size_t size) {
     if (const int error = detail::write_fully(fd_, data, size); error != 0) {
-      detail::throw_io_error(tinyattn::detail::concat("write ", size, " bytes at offset ",
-                                                      flushed_bytes_, " (temporary file)"),
-                             final_path_, error);
+      detail::throw_io_error(
+          tinyattn::detail::concat("write ", size, " bytes at offset ", flushed_bytes_, " (temporary file)"),
+          final_path_, error);
     }
     flushed_bytes_ += size;
   }
@@ -161,14 +159,11 @@ void write_file_atomically_impl(const std::string& path, Writer&& write_contents
   std::string temporary_path;
   int fd = -1;
   for (int attempt = 0; fd < 0; ++attempt) {
-    temporary_path = tinyattn::detail::concat(path, ".tmp.", ::getpid(), ".",
-                                              detail::temporary_file_counter()++);
+    temporary_path = tinyattn::detail::concat(path, ".tmp.", ::getpid(), ".", detail::temporary_file_counter()++);
     fd = ::open(temporary_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
     if (fd < 0 && errno == EINTR) continue;
     if (fd < 0 && !(errno == EEXIST && attempt < 100)) {
-      detail::throw_io_error(tinyattn::detail::concat("create temporary file '", temporary_path,
-                                                      "'"),
-                             path, errno);
+      detail::throw_io_error(tinyattn::detail::concat("create temporary file '", temporary_path, "'"), path, errno);
     }
   }
 
@@ -196,9 +191,8 @@ void write_file_atomically_impl(const std::string& path, Writer&& write_contents
 
     // 4. Replace the destination atomically.
     if (::rename(temporary_path.c_str(), path.c_str()) != 0) {
-      detail::throw_io_error(tinyattn::detail::concat("rename temporary file '", temporary_path,
-                                                      "' into place"),
-                             path, errno);
+      detail::throw_io_error(tinyattn::detail::concat("rename temporary file '", temporary_path, "' into place"), path,
+                             errno);
     }
   } catch (...) {
     discard_temporary();
@@ -213,16 +207,15 @@ void write_file_atomically_impl(const std::string& path, Writer&& write_contents
     directory_fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   } while (directory_fd < 0 && errno == EINTR);
   if (directory_fd < 0) {
-    detail::throw_io_error(tinyattn::detail::concat("open directory '", directory,
-                                                    "' to sync the rename (the file was replaced)"),
-                           path, errno);
+    detail::throw_io_error(
+        tinyattn::detail::concat("open directory '", directory, "' to sync the rename (the file was replaced)"), path,
+        errno);
   }
   const int sync_error = detail::fsync_retrying(directory_fd);
   ::close(directory_fd);
   if (sync_error != 0 && sync_error != EINVAL) {
-    detail::throw_io_error(tinyattn::detail::concat("fsync directory '", directory,
-                                                    "' (the file was replaced)"),
-                           path, sync_error);
+    detail::throw_io_error(tinyattn::detail::concat("fsync directory '", directory, "' (the file was replaced)"), path,
+                           sync_error);
   }
 }
 
@@ -232,8 +225,7 @@ void write_file_atomically_impl(const std::string& path, Writer&& write_contents
 // ensures:  on return, `path` holds exactly the appended bytes, durably; on throw, `path` is as it
 //           was before the call and no temporary file remains — except when only the final
 //           directory fsync fails, after the rename (the message then says "the file was replaced").
-inline void write_file_atomically(const std::string& path,
-                                  const std::function<void(ByteSink&)>& write_contents) {
+inline void write_file_atomically(const std::string& path, const std::function<void(ByteSink&)>& write_contents) {
   write_file_atomically_impl(path, write_contents);
 }
 
@@ -279,8 +271,7 @@ inline std::vector<unsigned char> read_file_bytes(const std::string& path) {
       const ssize_t got = ::read(fd, chunk, sizeof chunk);
       if (got < 0) {
         if (errno == EINTR) continue;
-        detail::throw_io_error(tinyattn::detail::concat("read at offset ", bytes.size()), path,
-                               errno);
+        detail::throw_io_error(tinyattn::detail::concat("read at offset ", bytes.size()), path, errno);
       }
       if (got == 0) break;
       bytes.insert(bytes.end(), chunk, chunk + got);

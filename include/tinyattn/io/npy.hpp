@@ -56,12 +56,12 @@ template <class T>
 std::string npy_preamble(const std::vector<std::int64_t>& shape) {
   std::string dict = "{'descr': '" + std::string(npy_descr<T>()) +
                      "', 'fortran_order': False, 'shape': " + npy_shape_tuple(shape) + ", }";
-  constexpr std::size_t kFixedPart = 10;  // magic 6 + version 2 + length 2
+  constexpr std::size_t kFixedPart = 10;                      // magic 6 + version 2 + length 2
   const std::size_t unpadded = kFixedPart + dict.size() + 1;  // + '\n'
   dict.append((64 - unpadded % 64) % 64, ' ');
   dict += '\n';
-  require(dict.size() <= 0xFFFF, "npy: the header for shape ", format_shape(shape), " is ",
-          dict.size(), " bytes, expected at most 65535 (format 1.0)");
+  require(dict.size() <= 0xFFFF, "npy: the header for shape ", format_shape(shape), " is ", dict.size(),
+          " bytes, expected at most 65535 (format 1.0)");
   std::string preamble("\x93NUMPY\x01\x00", 8);
   preamble += static_cast<char>(dict.size() & 0xFF);
   preamble += static_cast<char>(dict.size() >> 8);
@@ -75,26 +75,24 @@ std::string npy_preamble(const std::vector<std::int64_t>& shape) {
 template <class T>
 void write_npy(const std::string& path, const T* values, const std::vector<std::int64_t>& shape) {
   const std::optional<std::uint64_t> numel = detail::element_count(shape);
-  const std::optional<std::uint64_t> bytes =
-      numel ? detail::checked_multiply(*numel, sizeof(T)) : std::nullopt;
+  const std::optional<std::uint64_t> bytes = numel ? detail::checked_multiply(*numel, sizeof(T)) : std::nullopt;
   require(bytes.has_value(), "write_npy(", path, "): shape ", format_shape(shape),
           " has a negative extent or too many elements");
   require(values != nullptr || *bytes == 0, "write_npy(", path, "): no data (null pointer)");
   const std::string preamble = npy_preamble<T>(shape);
   write_file_atomically(path, [&](ByteSink& sink) {
     sink.append(preamble);
-    detail::append_little_endian(sink, reinterpret_cast<const unsigned char*>(values),
-                                 static_cast<std::size_t>(*bytes), sizeof(T));
+    detail::append_little_endian(sink, reinterpret_cast<const unsigned char*>(values), static_cast<std::size_t>(*bytes),
+                                 sizeof(T));
   });
 }
 
 // As above; checks that values.size() is the product of shape.
 template <class T>
-void write_npy(const std::string& path, const std::vector<T>& values,
-               const std::vector<std::int64_t>& shape) {
+void write_npy(const std::string& path, const std::vector<T>& values, const std::vector<std::int64_t>& shape) {
   const std::optional<std::uint64_t> numel = detail::element_count(shape);
-  require(numel.has_value() && *numel == values.size(), "write_npy(", path, "): shape ",
-          format_shape(shape), " does not match the ", values.size(), " values given");
+  require(numel.has_value() && *numel == values.size(), "write_npy(", path, "): shape ", format_shape(shape),
+          " does not match the ", values.size(), " values given");
   write_npy(path, values.data(), shape);
 }
 
@@ -159,8 +157,8 @@ class NpyDictParser {
   void expect(char wanted) {
     skip_spaces();
     if (peek() != wanted) {
-      fail("has ", position_ < text_.size() ? quote_name(std::string(1, peek())) : "the end",
-           " at byte ", position_, ", expected '", wanted, "'");
+      fail("has ", position_ < text_.size() ? quote_name(std::string(1, peek())) : "the end", " at byte ", position_,
+           ", expected '", wanted, "'");
     }
     ++position_;
   }
@@ -223,9 +221,7 @@ class NpyDictParser {
 //          shape and file size are all checked; otherwise FormatError naming source and field.
 template <class T>
 NpyArray<T> parse_npy(const std::vector<unsigned char>& bytes, const std::string& source_name) {
-  auto fail = [&](const auto&... parts) {
-    throw FormatError(tinyattn::detail::concat(source_name, ": ", parts...));
-  };
+  auto fail = [&](const auto&... parts) { throw FormatError(tinyattn::detail::concat(source_name, ": ", parts...)); };
   constexpr std::string_view kMagic("\x93NUMPY", 6);
   if (bytes.size() < 10 || std::string_view(reinterpret_cast<const char*>(bytes.data()), 6) != kMagic) {
     fail("not a .npy file (expected the magic \\x93NUMPY at the start)");
@@ -255,15 +251,14 @@ NpyArray<T> parse_npy(const std::vector<unsigned char>& bytes, const std::string
   }
   if (*entries.fortran_order) fail("npy fortran_order is True, expected False (C order)");
   const std::optional<std::uint64_t> numel = detail::element_count(*entries.shape);
-  const std::optional<std::uint64_t> data_bytes =
-      numel ? detail::checked_multiply(*numel, sizeof(T)) : std::nullopt;
+  const std::optional<std::uint64_t> data_bytes = numel ? detail::checked_multiply(*numel, sizeof(T)) : std::nullopt;
   if (!data_bytes) fail("npy shape ", format_shape(*entries.shape), " overflows 64 bits");
   if (bytes.size() - data_start != *data_bytes) {
     fail("data is ", bytes.size() - data_start, " bytes, expected ", *data_bytes, " for shape ",
          format_shape(*entries.shape), " of '", npy_descr<T>(), "'");
   }
-  return NpyArray<T>{*entries.shape, detail::decode_little_endian<T>(
-                                         bytes.data() + data_start, static_cast<std::size_t>(*numel))};
+  return NpyArray<T>{*entries.shape,
+                     detail::decode_little_endian<T>(bytes.data() + data_start, static_cast<std::size_t>(*numel))};
 }
 
 // Reads the .npy file at `path` (see parse_npy); IoError when it cannot be read.

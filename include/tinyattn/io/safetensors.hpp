@@ -49,29 +49,43 @@ class FormatError : public Error {
 // Element types, named as in the safetensors header.
 enum class DType { BOOL, U8, I8, F8_E5M2, F8_E4M3, I16, U16, F16, BF16, I32, U32, F32, I64, U64, F64 };
 
-inline constexpr DType kAllDTypes[] = {DType::BOOL, DType::U8,  DType::I8,      DType::F8_E5M2,
-                                       DType::F8_E4M3, DType::I16, DType::U16, DType::F16,
-                                       DType::BF16, DType::I32, DType::U32, DType::F32,
-                                       DType::I64,  DType::U64, DType::F64};
+inline constexpr DType kAllDTypes[] = {DType::BOOL, DType::U8,  DType::I8,  DType::F8_E5M2, DType::F8_E4M3,
+                                       DType::I16,  DType::U16, DType::F16, DType::BF16,    DType::I32,
+                                       DType::U32,  DType::F32, DType::I64, DType::U64,     DType::F64};
 
 // The header spelling: "F32", "I64", ...
 constexpr std::string_view dtype_name(DType dtype) {
   switch (dtype) {
-    case DType::BOOL: return "BOOL";
-    case DType::U8: return "U8";
-    case DType::I8: return "I8";
-    case DType::F8_E5M2: return "F8_E5M2";
-    case DType::F8_E4M3: return "F8_E4M3";
-    case DType::I16: return "I16";
-    case DType::U16: return "U16";
-    case DType::F16: return "F16";
-    case DType::BF16: return "BF16";
-    case DType::I32: return "I32";
-    case DType::U32: return "U32";
-    case DType::F32: return "F32";
-    case DType::I64: return "I64";
-    case DType::U64: return "U64";
-    case DType::F64: return "F64";
+    case DType::BOOL:
+      return "BOOL";
+    case DType::U8:
+      return "U8";
+    case DType::I8:
+      return "I8";
+    case DType::F8_E5M2:
+      return "F8_E5M2";
+    case DType::F8_E4M3:
+      return "F8_E4M3";
+    case DType::I16:
+      return "I16";
+    case DType::U16:
+      return "U16";
+    case DType::F16:
+      return "F16";
+    case DType::BF16:
+      return "BF16";
+    case DType::I32:
+      return "I32";
+    case DType::U32:
+      return "U32";
+    case DType::F32:
+      return "F32";
+    case DType::I64:
+      return "I64";
+    case DType::U64:
+      return "U64";
+    case DType::F64:
+      return "F64";
   }
   return "?";
 }
@@ -83,17 +97,21 @@ constexpr std::size_t dtype_size(DType dtype) {
     case DType::U8:
     case DType::I8:
     case DType::F8_E5M2:
-    case DType::F8_E4M3: return 1;
+    case DType::F8_E4M3:
+      return 1;
     case DType::I16:
     case DType::U16:
     case DType::F16:
-    case DType::BF16: return 2;
+    case DType::BF16:
+      return 2;
     case DType::I32:
     case DType::U32:
-    case DType::F32: return 4;
+    case DType::F32:
+      return 4;
     case DType::I64:
     case DType::U64:
-    case DType::F64: return 8;
+    case DType::F64:
+      return 8;
   }
   return 0;
 }
@@ -162,8 +180,7 @@ inline std::optional<std::uint64_t> element_count(const std::vector<std::int64_t
 inline std::string quote_name(std::string_view name) {
   constexpr std::size_t kMaxShown = 120;
   if (name.size() <= kMaxShown) return "'" + std::string(name) + "'";
-  return "'" + std::string(name.substr(0, kMaxShown)) + "...' (" + std::to_string(name.size()) +
-         " bytes)";
+  return "'" + std::string(name.substr(0, kMaxShown)) + "...' (" + std::to_string(name.size()) + " bytes)";
 }
 
 // A JSON value as it appears in messages, short whatever its size.
@@ -200,8 +217,7 @@ std::vector<T> decode_little_endian(const unsigned char* bytes, std::size_t coun
 
 // Appends `bytes` host-order bytes of `element_size`-byte elements as little endian.
 template <class Sink>
-void append_little_endian(Sink& sink, const unsigned char* bytes, std::size_t size,
-                          std::size_t element_size) {
+void append_little_endian(Sink& sink, const unsigned char* bytes, std::size_t size, std::size_t element_size) {
   if constexpr (kHostIsLittleEndian) {
     (void)element_size;
     sink.append(bytes, size);
@@ -247,9 +263,7 @@ class SafetensorsFile {
 
   // Reads and validates the file at `path`. Messages name the file as `path`.
   // ensures: throws IoError when the file cannot be read, FormatError when it is malformed.
-  static SafetensorsFile load(const std::string& path) {
-    return parse(read_file_bytes(path), path);
-  }
+  static SafetensorsFile load(const std::string& path) { return parse(read_file_bytes(path), path); }
 
   // Validates `bytes` as a safetensors file; `source_name` is used in messages.
   // ensures: throws FormatError (naming source_name, the tensor, expected vs found) when malformed;
@@ -294,9 +308,9 @@ class SafetensorsFile {
   std::vector<T> read(const std::string& name, const std::vector<std::int64_t>& expected_shape) const {
     const TensorView& view = checked_view<T>(name);
     if (view.shape != expected_shape) {
-      throw FormatError(tinyattn::detail::concat(source_name_, ": tensor ", detail::quote_name(name),
-                                                 " has shape ", format_shape(view.shape),
-                                                 ", expected ", format_shape(expected_shape)));
+      throw FormatError(tinyattn::detail::concat(source_name_, ": tensor ", detail::quote_name(name), " has shape ",
+                                                 format_shape(view.shape), ", expected ",
+                                                 format_shape(expected_shape)));
     }
     return detail::decode_little_endian<T>(view.data, view.numel());
   }
@@ -333,35 +347,32 @@ class SafetensorsFile {
     const TensorView& view = tensor(name);
     constexpr DType wanted = dtype_of<T>();
     if (view.dtype != wanted) {
-      throw FormatError(tinyattn::detail::concat(source_name_, ": tensor ", detail::quote_name(name),
-                                                 " has dtype ", dtype_name(view.dtype),
-                                                 ", expected ", dtype_name(wanted)));
+      throw FormatError(tinyattn::detail::concat(source_name_, ": tensor ", detail::quote_name(name), " has dtype ",
+                                                 dtype_name(view.dtype), ", expected ", dtype_name(wanted)));
     }
     return view;
   }
 
   nlohmann::json parse_header_json(const unsigned char* begin, const unsigned char* end) const;
   void read_metadata(const nlohmann::json& value);
-  TensorView read_tensor_entry(const std::string& name, const nlohmann::json& entry,
-                               std::uint64_t buffer_size, std::uint64_t& begin_offset) const;
+  TensorView read_tensor_entry(const std::string& name, const nlohmann::json& entry, std::uint64_t buffer_size,
+                               std::uint64_t& begin_offset) const;
 
   std::string source_name_;
   std::vector<unsigned char> bytes_;
-  std::vector<TensorView> tensors_;                 // sorted by position in the byte buffer
+  std::vector<TensorView> tensors_;                   // sorted by position in the byte buffer
   std::map<std::string, std::size_t> index_by_name_;  // name -> index into tensors_
   std::map<std::string, std::string> metadata_;
 };
 
-inline nlohmann::json SafetensorsFile::parse_header_json(const unsigned char* begin,
-                                                         const unsigned char* end) const {
+inline nlohmann::json SafetensorsFile::parse_header_json(const unsigned char* begin, const unsigned char* end) const {
   using nlohmann::json;
   // nlohmann::json keeps the last of two equal keys without a word; a header with two entries for
   // one tensor name is ambiguous, so the parser callback tracks the keys of every open object.
   // It also bounds the nesting depth: no valid header nests deeper than 3.
   constexpr int kMaxDepth = 16;
   std::vector<std::set<std::string>> keys_of_open_objects;
-  const json::parser_callback_t check_keys = [&](int depth, json::parse_event_t event,
-                                                 json& parsed) {
+  const json::parser_callback_t check_keys = [&](int depth, json::parse_event_t event, json& parsed) {
     switch (event) {
       case json::parse_event_t::object_start:
         keys_of_open_objects.emplace_back();
@@ -389,8 +400,8 @@ inline nlohmann::json SafetensorsFile::parse_header_json(const unsigned char* be
     return true;
   };
   try {
-    return json::parse(reinterpret_cast<const char*>(begin), reinterpret_cast<const char*>(end),
-                       check_keys, /*allow_exceptions=*/true, /*ignore_comments=*/false);
+    return json::parse(reinterpret_cast<const char*>(begin), reinterpret_cast<const char*>(end), check_keys,
+                       /*allow_exceptions=*/true, /*ignore_comments=*/false);
   } catch (const json::exception& error) {
     fail("header is not valid JSON: ", error.what());
   }
@@ -402,21 +413,17 @@ inline void SafetensorsFile::read_metadata(const nlohmann::json& value) {
   }
   for (const auto& [key, text] : value.items()) {
     if (!text.is_string()) {
-      fail("__metadata__ entry ", detail::quote_name(key), " is ", detail::describe_json(text),
-           ", expected a string");
+      fail("__metadata__ entry ", detail::quote_name(key), " is ", detail::describe_json(text), ", expected a string");
     }
     metadata_.emplace(key, text.get<std::string>());
   }
 }
 
-inline TensorView SafetensorsFile::read_tensor_entry(const std::string& name,
-                                                     const nlohmann::json& entry,
-                                                     std::uint64_t buffer_size,
-                                                     std::uint64_t& begin_offset) const {
+inline TensorView SafetensorsFile::read_tensor_entry(const std::string& name, const nlohmann::json& entry,
+                                                     std::uint64_t buffer_size, std::uint64_t& begin_offset) const {
   const std::string tensor = "tensor " + detail::quote_name(name);
   if (!entry.is_object()) {
-    fail(tensor, " is ", detail::describe_json(entry),
-         ", expected an object with dtype, shape and data_offsets");
+    fail(tensor, " is ", detail::describe_json(entry), ", expected an object with dtype, shape and data_offsets");
   }
   for (const auto& field : entry.items()) {
     if (field.key() != "dtype" && field.key() != "shape" && field.key() != "data_offsets") {
@@ -446,8 +453,7 @@ inline TensorView SafetensorsFile::read_tensor_entry(const std::string& name,
   // shape
   const nlohmann::json& shape_json = entry["shape"];
   if (!shape_json.is_array()) {
-    fail(tensor, " has shape ", detail::describe_json(shape_json),
-         ", expected an array of non-negative integers");
+    fail(tensor, " has shape ", detail::describe_json(shape_json), ", expected an array of non-negative integers");
   }
   std::vector<std::int64_t> shape;
   shape.reserve(shape_json.size());
@@ -480,13 +486,12 @@ inline TensorView SafetensorsFile::read_tensor_entry(const std::string& name,
   const auto end = offsets[1].get<std::uint64_t>();
   if (end < begin) fail(tensor, " has data_offsets [", begin, ", ", end, "] with end < begin");
   if (end > buffer_size) {
-    fail(tensor, " has data_offsets [", begin, ", ", end, "] ending beyond the byte buffer of ",
-         buffer_size, " bytes (file truncated?)");
+    fail(tensor, " has data_offsets [", begin, ", ", end, "] ending beyond the byte buffer of ", buffer_size,
+         " bytes (file truncated?)");
   }
   if (end - begin != *expected_bytes) {
-    fail(tensor, " has data_offsets [", begin, ", ", end, "] spanning ", end - begin,
-         " bytes, expected ", *expected_bytes, " for dtype ", dtype_name(*dtype), " and shape ",
-         format_shape(shape));
+    fail(tensor, " has data_offsets [", begin, ", ", end, "] spanning ", end - begin, " bytes, expected ",
+         *expected_bytes, " for dtype ", dtype_name(*dtype), " and shape ", format_shape(shape));
   }
 
   begin_offset = begin;
@@ -494,8 +499,7 @@ inline TensorView SafetensorsFile::read_tensor_entry(const std::string& name,
   return TensorView{name, *dtype, std::move(shape), nullptr, static_cast<std::size_t>(end - begin)};
 }
 
-inline SafetensorsFile SafetensorsFile::parse(std::vector<unsigned char> bytes,
-                                              std::string source_name) {
+inline SafetensorsFile SafetensorsFile::parse(std::vector<unsigned char> bytes, std::string source_name) {
   SafetensorsFile file;
   file.source_name_ = std::move(source_name);
   file.bytes_ = std::move(bytes);
@@ -523,8 +527,8 @@ inline SafetensorsFile SafetensorsFile::parse(std::vector<unsigned char> bytes,
   // nlohmann::json stops at a NUL byte as if the input ended there, which would silently ignore
   // whatever follows; JSON text never contains one (control characters in strings are escaped).
   if (const void* nul = std::memchr(header_begin, '\0', static_cast<std::size_t>(header_size))) {
-    file.fail("header contains a NUL byte at offset ",
-              static_cast<const unsigned char*>(nul) - header_begin, ", expected JSON text");
+    file.fail("header contains a NUL byte at offset ", static_cast<const unsigned char*>(nul) - header_begin,
+              ", expected JSON text");
   }
 
   const nlohmann::json header = file.parse_header_json(header_begin, header_begin + header_size);
@@ -565,8 +569,8 @@ inline SafetensorsFile SafetensorsFile::parse(std::vector<unsigned char> bytes,
                 ", expected tensors to occupy disjoint bytes");
     }
     if (begin > covered) {
-      file.fail("bytes [", covered, ", ", begin, ") of the byte buffer, before tensor ",
-                detail::quote_name(view.name), ", belong to no tensor (hole), expected a fully indexed buffer");
+      file.fail("bytes [", covered, ", ", begin, ") of the byte buffer, before tensor ", detail::quote_name(view.name),
+                ", belong to no tensor (hole), expected a fully indexed buffer");
     }
     covered = end;
     previous = &view;
@@ -602,26 +606,22 @@ struct TensorToWrite {
 
 // A TensorToWrite viewing `count` values of T (float, double, int32_t, int64_t).
 template <class T>
-TensorToWrite tensor_to_write(std::string name, std::vector<std::int64_t> shape, const T* values,
-                              std::size_t count) {
+TensorToWrite tensor_to_write(std::string name, std::vector<std::int64_t> shape, const T* values, std::size_t count) {
   return TensorToWrite{std::move(name), dtype_of<T>(), std::move(shape), values, count * sizeof(T)};
 }
 template <class T>
-TensorToWrite tensor_to_write(std::string name, std::vector<std::int64_t> shape,
-                              const std::vector<T>& values) {
+TensorToWrite tensor_to_write(std::string name, std::vector<std::int64_t> shape, const std::vector<T>& values) {
   return tensor_to_write(std::move(name), std::move(shape), values.data(), values.size());
 }
 // The view would dangle as soon as the temporary vector dies.
 template <class T>
-TensorToWrite tensor_to_write(std::string name, std::vector<std::int64_t> shape,
-                              std::vector<T>&& values) = delete;
+TensorToWrite tensor_to_write(std::string name, std::vector<std::int64_t> shape, std::vector<T>&& values) = delete;
 
 namespace detail {
 
 // The padded header JSON for `tensors` in the given order, after checking them.
 // `where` prefixes messages (the destination path).
-inline std::string safetensors_header(const std::string& where,
-                                      const std::vector<TensorToWrite>& tensors,
+inline std::string safetensors_header(const std::string& where, const std::vector<TensorToWrite>& tensors,
                                       const std::map<std::string, std::string>& metadata) {
   using nlohmann::json;
   auto fail = [&](const auto&... parts) {
@@ -666,8 +666,8 @@ inline std::string safetensors_header(const std::string& where,
            ", expected non-negative extents whose size in bytes fits 64 bits");
     }
     if (*expected_bytes != tensor.bytes) {
-      fail(label, " of dtype ", dtype_name(tensor.dtype), " and shape ", format_shape(tensor.shape),
-           " needs ", *expected_bytes, " bytes, got ", tensor.bytes);
+      fail(label, " of dtype ", dtype_name(tensor.dtype), " and shape ", format_shape(tensor.shape), " needs ",
+           *expected_bytes, " bytes, got ", tensor.bytes);
     }
     if (tensor.bytes > 0 && tensor.data == nullptr) fail(label, " has no data (null pointer)");
 
@@ -676,8 +676,7 @@ inline std::string safetensors_header(const std::string& where,
     for (std::size_t axis = 0; axis < tensor.shape.size(); ++axis) {
       header += (axis > 0 ? "," : "") + std::to_string(tensor.shape[axis]);
     }
-    header += "],\"data_offsets\":[" + std::to_string(offset) + "," +
-              std::to_string(offset + tensor.bytes) + "]}";
+    header += "],\"data_offsets\":[" + std::to_string(offset) + "," + std::to_string(offset + tensor.bytes) + "]}";
     offset += tensor.bytes;
   }
   header += "}";
@@ -689,8 +688,7 @@ inline std::string safetensors_header(const std::string& where,
 
 // Appends the whole file to `sink` (anything with append(const void*, size_t)).
 template <class Sink>
-void emit_safetensors(Sink& sink, const std::string& header,
-                      const std::vector<TensorToWrite>& tensors) {
+void emit_safetensors(Sink& sink, const std::string& header, const std::vector<TensorToWrite>& tensors) {
   unsigned char length[8];
   std::uint64_t header_size = header.size();
   for (unsigned char& byte : length) {
@@ -700,8 +698,7 @@ void emit_safetensors(Sink& sink, const std::string& header,
   sink.append(length, sizeof length);
   sink.append(header.data(), header.size());
   for (const TensorToWrite& tensor : tensors) {
-    append_little_endian(sink, static_cast<const unsigned char*>(tensor.data), tensor.bytes,
-                         dtype_size(tensor.dtype));
+    append_little_endian(sink, static_cast<const unsigned char*>(tensor.data), tensor.bytes, dtype_size(tensor.dtype));
   }
 }
 
@@ -720,9 +717,8 @@ struct VectorSink {
 //           tensor's bytes == numel(shape) * dtype_size(dtype); otherwise tinyattn::Error.
 // ensures:  SafetensorsFile::parse(result) gives back the same names, dtypes, shapes, values and
 //           metadata; the header is padded with spaces to a multiple of 8 bytes.
-inline std::vector<unsigned char> serialize_safetensors(
-    const std::vector<TensorToWrite>& tensors,
-    const std::map<std::string, std::string>& metadata = {}) {
+inline std::vector<unsigned char> serialize_safetensors(const std::vector<TensorToWrite>& tensors,
+                                                        const std::map<std::string, std::string>& metadata = {}) {
   const std::string header = detail::safetensors_header("<memory>", tensors, metadata);
   std::vector<unsigned char> bytes;
   detail::VectorSink sink{bytes};

@@ -113,14 +113,14 @@ template <class Net, class Scalar>
 void add_parameter_tensors(std::vector<TensorToWrite>& out, const std::vector<Scalar>& flat, bool notebook,
                            const std::string& prefix) {
   for (const TensorSpec& spec : Net::Layout::tensors())
-    out.push_back(tensor_to_write(tensor_name<Net>(spec, notebook, prefix), spec.shape, flat.data() + spec.offset,
-                                  spec.count()));
+    out.push_back(
+        tensor_to_write(tensor_name<Net>(spec, notebook, prefix), spec.shape, flat.data() + spec.offset, spec.count()));
 }
 
 // Reads the parameter tensors under `prefix` into a flat vector (Layout order); F32 or F64 on disk.
 template <class Net>
 std::vector<typename Net::scalar_type> read_parameter_tensors(const SafetensorsFile& file, bool notebook,
-                                                             const std::string& prefix) {
+                                                              const std::string& prefix) {
   using Scalar = typename Net::scalar_type;
   std::vector<Scalar> flat(Net::parameter_count);
   for (const TensorSpec& spec : Net::Layout::tensors()) {
@@ -169,17 +169,19 @@ void check_no_foreign_tensors(const SafetensorsFile& file, bool notebook) {
     const std::vector<double> values = read_as_double(file, name);
     for (std::size_t i = 0; i < values.size(); ++i)
       if (values[i] != 0.0)
-        throw FormatError(tinyattn::detail::concat(file.source_name(), ": tensor '", name, "' element ", i, " is ",
-                                                   values[i], ", expected 0: this model's biases are ",
-                                                   Net::Architecture::biases == Biases::absent ? "absent" : "frozen at zero"));
+        throw FormatError(
+            tinyattn::detail::concat(file.source_name(), ": tensor '", name, "' element ", i, " is ", values[i],
+                                     ", expected 0: this model's biases are ",
+                                     Net::Architecture::biases == Biases::absent ? "absent" : "frozen at zero"));
   }
 }
 
 template <class Net>
 bool choose_notebook(WeightNames names) {
   if (names == WeightNames::notebook) {
-    require(notebook_family<Net>(), "save_weights: the notebook's names exist only for its model family (one "
-                                    "attention-only layer, tied, no trainable biases, d_head = D / H)");
+    require(notebook_family<Net>(),
+            "save_weights: the notebook's names exist only for its model family (one "
+            "attention-only layer, tied, no trainable biases, d_head = D / H)");
     return true;
   }
   return names == WeightNames::automatic && notebook_family<Net>();
@@ -218,8 +220,9 @@ Metadata load_weights(Net& net, const std::string& path) {
   detail::check_config<Net>(file);
   const bool notebook = detail::file_uses_notebook_names<Net>(file);
   if (notebook && !detail::notebook_family<Net>())
-    throw FormatError(file.source_name() + ": the file has the notebook's tensor names, which only its model family "
-                                           "(one attention-only layer, tied unembedding) uses");
+    throw FormatError(file.source_name() +
+                      ": the file has the notebook's tensor names, which only its model family "
+                      "(one attention-only layer, tied unembedding) uses");
   auto flat = detail::read_parameter_tensors<Net>(file, notebook, "");
   detail::check_no_foreign_tensors<Net>(file, notebook);
   net.set_parameters(flat);
@@ -274,7 +277,8 @@ Metadata load_checkpoint(Trainer& trainer, const std::string& path) {
   detail::check_config<Net>(file);
   const bool notebook = detail::file_uses_notebook_names<Net>(file);
   if (notebook && !detail::notebook_family<Net>())
-    throw FormatError(file.source_name() + ": the file has the notebook's tensor names, which only its model family uses");
+    throw FormatError(file.source_name() +
+                      ": the file has the notebook's tensor names, which only its model family uses");
   auto params = detail::read_parameter_tensors<Net>(file, notebook, "");
   auto m = detail::read_parameter_tensors<Net>(file, notebook, "adamw.exp_avg.");
   auto v = detail::read_parameter_tensors<Net>(file, notebook, "adamw.exp_avg_sq.");

@@ -38,8 +38,8 @@ struct AttentionDims {
 // are one product of width H dh instead of H products of width dh (which wastes most of a GEMM kernel).
 template <class Scalar>
 struct HeadsToColumns {
-  Scalar* cols;      // (D, H dh)
-  const Scalar* w;   // (H, D, dh)
+  Scalar* cols;     // (D, H dh)
+  const Scalar* w;  // (H, D, dh)
   index_t H, D, dh;
   TINYATTN_HD void operator()(index_t i) const {  // i = (d, h, e), row-major
     const index_t e = i % dh, h = (i / dh) % H, d = i / (dh * H);
@@ -48,8 +48,8 @@ struct HeadsToColumns {
 };
 template <class Scalar>
 struct AddColumnsToHeads {
-  Scalar* w;            // (H, D, dh)
-  const Scalar* cols;   // (D, H dh)
+  Scalar* w;           // (H, D, dh)
+  const Scalar* cols;  // (D, H dh)
   index_t H, D, dh;
   TINYATTN_HD void operator()(index_t i) const {  // i = (h, d, e), row-major
     const index_t e = i % dh, d = (i / dh) % D, h = i / (dh * D);
@@ -113,12 +113,12 @@ void qkv_backward(Scalar* dx, Scalar* dx_query, Scalar* dw_q, Scalar* dw_k, Scal
 template <class Scalar, index_t T, index_t Dh>
 struct AttendSampleHead {
   static constexpr index_t R = 4;  // queries per block: their score and output rows stay in registers
-  Scalar* z;        // (B, Tq, H, dh)
-  Scalar* pattern;  // (B, H, Tq, T)
-  Scalar* scores;   // (B, H, Tq, T) unscaled, or null (only inspection keeps them)
-  const Scalar* q;  // (B, Tq, H, dh)
-  const Scalar* k;  // (B, T, H, dh)
-  const Scalar* v;  // (B, T, H, dh)
+  Scalar* z;                       // (B, Tq, H, dh)
+  Scalar* pattern;                 // (B, H, Tq, T)
+  Scalar* scores;                  // (B, H, Tq, T) unscaled, or null (only inspection keeps them)
+  const Scalar* q;                 // (B, Tq, H, dh)
+  const Scalar* k;                 // (B, T, H, dh)
+  const Scalar* v;                 // (B, T, H, dh)
   AttentionDims a;
   Scalar sqrt_dh;
   TINYATTN_HD void operator()(index_t item) const {
@@ -200,11 +200,11 @@ void attention_forward(Scalar* z, Scalar* pattern, Scalar* scores, const Scalar*
 template <class Scalar, index_t T, index_t Dh>
 struct AttendSampleHeadBackward {
   static constexpr index_t R = 4;  // queries per block, as in the forward
-  Scalar* dq;             // (B, Tq, H, dh), written
-  Scalar* dk;             // (B, T, H, dh), written
-  Scalar* dv;             // (B, T, H, dh), written
-  const Scalar* dz;       // (B, Tq, H, dh)
-  const Scalar* pattern;  // (B, H, Tq, T)
+  Scalar* dq;                      // (B, Tq, H, dh), written
+  Scalar* dk;                      // (B, T, H, dh), written
+  Scalar* dv;                      // (B, T, H, dh), written
+  const Scalar* dz;                // (B, Tq, H, dh)
+  const Scalar* pattern;           // (B, H, Tq, T)
   const Scalar* q;
   const Scalar* k;
   const Scalar* v;

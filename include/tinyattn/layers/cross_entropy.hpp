@@ -14,10 +14,10 @@ namespace tinyattn::layers {
 
 template <class Scalar>
 struct CrossEntropyRow {
-  Scalar* logits;           // (rows, V_out); becomes dlogits when `gradient`
-  const index_t* targets;   // (rows)
-  Scalar* loss;             // (rows)
-  index_t* correct;         // (rows)
+  Scalar* logits;          // (rows, V_out); becomes dlogits when `gradient`
+  const index_t* targets;  // (rows)
+  Scalar* loss;            // (rows)
+  index_t* correct;        // (rows)
   index_t V_out;
   Scalar grad_scale;
   bool gradient;
@@ -48,7 +48,8 @@ struct CrossEntropyRow {
 template <class Backend, class Scalar>
 void cross_entropy_forward_backward(Scalar* logits, const index_t* targets, Scalar* loss, index_t* correct,
                                     index_t rows, index_t V_out, Scalar grad_scale, bool gradient) {
-  Primitives<Backend>::for_each(rows, CrossEntropyRow<Scalar>{logits, targets, loss, correct, V_out, grad_scale, gradient});
+  Primitives<Backend>::for_each(rows,
+                                CrossEntropyRow<Scalar>{logits, targets, loss, correct, V_out, grad_scale, gradient});
 }
 
 }  // namespace tinyattn::layers

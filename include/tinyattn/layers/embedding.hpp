@@ -28,8 +28,8 @@ struct EmbedRow {
 
 // x (B, T, D) = W_E[tokens] + W_pos.   tokens (B, T), W_E (V, D), W_pos (T, D).
 template <class Backend, class Scalar>
-void embedding_forward(Scalar* x, const index_t* tokens, const Scalar* w_e, const Scalar* w_pos, index_t B,
-                       index_t T, index_t D) {
+void embedding_forward(Scalar* x, const index_t* tokens, const Scalar* w_e, const Scalar* w_pos, index_t B, index_t T,
+                       index_t D) {
   Primitives<Backend>::for_each_row(B * T, D, EmbedRow<Scalar>{x, tokens, w_e, w_pos, T, D});
 }
 

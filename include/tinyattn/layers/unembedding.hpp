@@ -23,9 +23,8 @@ void unembedding_forward(Scalar* logits, const Scalar* x, const Scalar* w_e, con
 
 // dx (rows, D) = the input gradient (written); dW_E or dW_U, db_U += (db_U when non-null).
 template <class Backend, class Scalar>
-void unembedding_backward(Scalar* dx, Scalar* dw_e, Scalar* dw_u, Scalar* db_u, const Scalar* dlogits,
-                          const Scalar* x, const Scalar* w_e, const Scalar* w_u, bool tied, index_t rows, index_t D,
-                          index_t V_out) {
+void unembedding_backward(Scalar* dx, Scalar* dw_e, Scalar* dw_u, Scalar* db_u, const Scalar* dlogits, const Scalar* x,
+                          const Scalar* w_e, const Scalar* w_u, bool tied, index_t rows, index_t D, index_t V_out) {
   if (tied) {
     matmul_backward_weight<Backend>(dw_e, D, dlogits, V_out, x, D, rows, V_out, D);
     matmul_forward<Backend>(dx, D, dlogits, V_out, w_e, D, rows, V_out, D);

@@ -76,7 +76,8 @@ class BatchGradient {
         ScatterPattern cells{count, H * T, H * Rq * R, {}};
         for (index_t b = first; b < first + count; ++b)
           for (index_t h = 0; h < H; ++h)
-            for (index_t k = 0; k < T; ++k) cells.out_row_of_slot.push_back((h * Rq + kv_of(b)[T - 1]) * R + kv_of(b)[k]);
+            for (index_t k = 0; k < T; ++k)
+              cells.out_row_of_slot.push_back((h * Rq + kv_of(b)[T - 1]) * R + kv_of(b)[k]);
         score_plans_.emplace_back(cells, 1);
       } else {
         ScatterPattern keys{count * H, T, H * R, {}}, queries{count * H, 1, H * R, {}};
@@ -110,7 +111,8 @@ class BatchGradient {
     workers_ = tile_tasks_ ? std::min<index_t>(P::max_workers(), tiles) : 1;
     if (tile_tasks_) {
       const index_t table_rows = scatter_rows_, cells = H * Rq * R;
-      ScatterPattern logits{tiles * table_rows, 1, table_rows, std::vector<index_t>(static_cast<std::size_t>(tiles) * table_rows, -1)};
+      ScatterPattern logits{tiles * table_rows, 1, table_rows,
+                            std::vector<index_t>(static_cast<std::size_t>(tiles) * table_rows, -1)};
       ScatterPattern scores{tiles * cells, 1, cells, std::vector<index_t>(static_cast<std::size_t>(tiles) * cells, -1)};
       for (index_t t = 0; t < tiles; ++t) {
         for (index_t r : mix_plans_[static_cast<std::size_t>(t)].touched_rows())
@@ -158,15 +160,16 @@ class BatchGradient {
       P::for_each_task(static_cast<index_t>(mix_plans_.size()), workers_, [&](index_t t, index_t worker) {
         const index_t first = t * tile_, count = std::min(tile_, n - first);
         Scalar* dlogits = P::data(dlogits_) + static_cast<std::ptrdiff_t>(worker) * tile_ * Vp;
-        P::for_each_team(count, kernels::offset_by(kernels::TrainSampleFromLogitTable<Shape, Scalar, RowOps>{
-                                                  in, tables.logit(), tables.rebased_logit(), grad_scale, s, dlogits,
-                                                  P::data(loss_), P::data(correct_), first},
-                                              first));
+        P::for_each_team(count, kernels::offset_by(
+                                    kernels::TrainSampleFromLogitTable<Shape, Scalar, RowOps>{
+                                        in, tables.logit(), tables.rebased_logit(), grad_scale, s, dlogits,
+                                        P::data(loss_), P::data(correct_), first},
+                                    first));
         const auto ut = static_cast<std::size_t>(t);
         mix_plans_[ut].assign_touched(P::data(mix_w_) + static_cast<std::ptrdiff_t>(first) * J, dlogits, Vp,
                                       P::data(tile_dlogit_table_) + static_cast<std::ptrdiff_t>(t) * table_rows * Vp);
-        score_plans_[ut].assign_touched(P::data(dscores_) + static_cast<std::ptrdiff_t>(first) * H * T, P::data(one_), 0,
-                                        P::data(tile_dscore_table_) + static_cast<std::ptrdiff_t>(t) * cells);
+        score_plans_[ut].assign_touched(P::data(dscores_) + static_cast<std::ptrdiff_t>(first) * H * T, P::data(one_),
+                                        0, P::data(tile_dscore_table_) + static_cast<std::ptrdiff_t>(t) * cells);
       });
       logit_sum_.apply(nullptr, P::data(tile_dlogit_table_), Vp, P::data(rebased_ ? drebased_ : dlogit_table_), false);
       score_sum_.apply(nullptr, P::data(tile_dscore_table_), 1, P::data(dscore_table_), false);
@@ -177,29 +180,33 @@ class BatchGradient {
       const bool accumulate = t > 0;
       Scalar* mix_w = P::data(mix_w_) + static_cast<std::ptrdiff_t>(first) * J;
       if (path_ == LogitPath::logit_table) {
-        P::for_each_team(count, kernels::offset_by(kernels::TrainSampleFromLogitTable<Shape, Scalar, RowOps>{
-                                                  in, tables.logit(), tables.rebased_logit(), grad_scale, s, P::data(dlogits_),
-                                                  P::data(loss_), P::data(correct_), first},
-                                              first));
+        P::for_each_team(count, kernels::offset_by(
+                                    kernels::TrainSampleFromLogitTable<Shape, Scalar, RowOps>{
+                                        in, tables.logit(), tables.rebased_logit(), grad_scale, s, P::data(dlogits_),
+                                        P::data(loss_), P::data(correct_), first},
+                                    first));
         mix_plans_[t].apply(mix_w, P::data(dlogits_), Vp, P::data(rebased_ ? drebased_ : dlogit_table_), accumulate);
       } else {
-        P::for_each_team(count, kernels::offset_by(kernels::AttendAndMixRows<Shape, Scalar, RowOps>{
-                                                  in, tables.z(), s.mix_w, s.q, P::data(resid_), first},
-                                              first));
+        P::for_each_team(
+            count, kernels::offset_by(kernels::AttendAndMixRows<Shape, Scalar, RowOps>{in, tables.z(), s.mix_w, s.q,
+                                                                                       P::data(resid_), first},
+                                      first));
         head_->train(params, P::data(resid_), count, in.targets, first, grad_scale, P::data(loss_), P::data(correct_),
                      P::data(dresid_), grads, accumulate);
-        P::for_each_team(count, kernels::offset_by(kernels::AttendAndMixRowsBackward<Shape, Scalar, RowOps>{
-                                                  in, tables.z(), P::data(dresid_), s, first},
-                                              first));
+        P::for_each_team(count, kernels::offset_by(
+                                    kernels::AttendAndMixRowsBackward<Shape, Scalar, RowOps>{
+                                        in, tables.z(), P::data(dresid_), s, first},
+                                    first));
         mix_plans_[t].apply(mix_w, P::data(dresid_), D, P::data(dz_), accumulate);
       }
       Scalar* dscores = P::data(dscores_) + static_cast<std::ptrdiff_t>(first) * H * T;
       if (scores_ == ScorePath::table) {
         score_plans_[t].apply(dscores, P::data(one_), 0, P::data(dscore_table_), accumulate);
       } else {
-        const std::ptrdiff_t block = static_cast<std::ptrdiff_t>(H) * R * dh, rows = static_cast<std::ptrdiff_t>(first) * H * dh;
-        query_plans_[t].apply(nullptr, P::data(dq_) + rows, dh, P::data(dqkv_), accumulate);               // dQ block
-        key_plans_[t].apply(dscores, P::data(q_) + rows, dh, P::data(dqkv_) + block, accumulate);          // dK block
+        const std::ptrdiff_t block = static_cast<std::ptrdiff_t>(H) * R * dh,
+                             rows = static_cast<std::ptrdiff_t>(first) * H * dh;
+        query_plans_[t].apply(nullptr, P::data(dq_) + rows, dh, P::data(dqkv_), accumulate);       // dQ block
+        key_plans_[t].apply(dscores, P::data(q_) + rows, dh, P::data(dqkv_) + block, accumulate);  // dK block
       }
     }
     Scalar* dqkv = P::data(dqkv_);
@@ -209,12 +216,13 @@ class BatchGradient {
       // gradients; the x rows past them get their share from the projections alone.
       const index_t m = tables.logit_rows();
       Ly::unembedding_backward(params, tables.z(), P::data(dlogit_table_), m, grads, P::data(dz_));
-      P::fill(P::data(dz_) + static_cast<std::ptrdiff_t>(m) * D, static_cast<std::size_t>((H + 1) * R - m) * D, Scalar(0));
+      P::fill(P::data(dz_) + static_cast<std::ptrdiff_t>(m) * D, static_cast<std::size_t>((H + 1) * R - m) * D,
+              Scalar(0));
     }
     if (scores_ == ScorePath::table)
       Ly::scores_backward(tables.qkv(), P::data(dscore_table_), R, query_rows_, dqkv);  // dQ, dK blocks
-    Ly::output_backward(params, tables.qkv(), P::data(dz_), R, grads, dqkv);   // dW_O, dV block
-    Scalar* dx = P::data(dz_) + static_cast<std::ptrdiff_t>(H) * R * D;         // already holds the x rows' share
+    Ly::output_backward(params, tables.qkv(), P::data(dz_), R, grads, dqkv);            // dW_O, dV block
+    Scalar* dx = P::data(dz_) + static_cast<std::ptrdiff_t>(H) * R * D;  // already holds the x rows' share
     Ly::projection_backward(params, tables.x(), dqkv, R, grads, dx);
     Ly::embedding_backward(token_plan_, position_plan_, dx, grads);
     // One wait for the device: the batch totals and whether every gradient is finite.
@@ -230,24 +238,24 @@ class BatchGradient {
   LogitPath path_;
   ScorePath scores_;
   index_t rows_, query_rows_;
-  bool rebased_;           // the tables and the plan mix the rebased logit table (row_tables.hpp)
-  index_t scatter_rows_;   // rows the logit gradient is scattered onto: the rebased table's or the logit table's
-  index_t tile_ = 0;                                            // samples per tile
-  bool tile_tasks_ = false;   // tiles run as tasks (Primitives::kTileTasks), into per-tile partial tables
-  index_t workers_ = 1;       // tiles in flight at once: dlogits_ holds one tile per worker
+  bool rebased_;             // the tables and the plan mix the rebased logit table (row_tables.hpp)
+  index_t scatter_rows_;     // rows the logit gradient is scattered onto: the rebased table's or the logit table's
+  index_t tile_ = 0;         // samples per tile
+  bool tile_tasks_ = false;  // tiles run as tasks (Primitives::kTileTasks), into per-tile partial tables
+  index_t workers_ = 1;      // tiles in flight at once: dlogits_ holds one tile per worker
   std::vector<Plan> mix_plans_, key_plans_, query_plans_, score_plans_;  // one per tile
   Plan token_plan_, position_plan_;
-  Plan logit_sum_, score_sum_;                        // tile tasks: partial tables -> tables, in tile order
-  buffer<Scalar> mix_w_, dscores_, loss_;             // per sample
-  buffer<Scalar> q_, dq_;                             // per sample, per-sample scores only
-  buffer<Scalar> dlogits_;                            // per sample of a tile
-  buffer<Scalar> resid_, dresid_;                     // per sample of a tile, direct path only
-  std::optional<Head> head_;                          // direct path only
+  Plan logit_sum_, score_sum_;             // tile tasks: partial tables -> tables, in tile order
+  buffer<Scalar> mix_w_, dscores_, loss_;  // per sample
+  buffer<Scalar> q_, dq_;                  // per sample, per-sample scores only
+  buffer<Scalar> dlogits_;                 // per sample of a tile
+  buffer<Scalar> resid_, dresid_;          // per sample of a tile, direct path only
+  std::optional<Head> head_;               // direct path only
   buffer<index_t> correct_;
-  buffer<Scalar> dlogit_table_, dz_, dqkv_;           // per row
-  buffer<Scalar> drebased_;                           // per rebased row, rebased tables only
+  buffer<Scalar> dlogit_table_, dz_, dqkv_;               // per row
+  buffer<Scalar> drebased_;                               // per rebased row, rebased tables only
   buffer<Scalar> tile_dlogit_table_, tile_dscore_table_;  // per tile and row, tile tasks only
-  buffer<Scalar> dscore_table_, one_;                 // score table path only
+  buffer<Scalar> dscore_table_, one_;                     // score table path only
 };
 
 }  // namespace tinyattn

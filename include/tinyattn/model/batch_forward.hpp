@@ -38,12 +38,12 @@ class BatchPlan {
     }
     std::vector<index_t> order(static_cast<std::size_t>(samples_));
     std::iota(order.begin(), order.end(), 0);
-    if (sort_by_rows) std::stable_sort(order.begin(), order.end(), [&](index_t x, index_t y) {
-      return std::lexicographical_compare(&rows_of[static_cast<std::size_t>(x) * T],
-                                          &rows_of[static_cast<std::size_t>(x) * T] + T,
-                                          &rows_of[static_cast<std::size_t>(y) * T],
-                                          &rows_of[static_cast<std::size_t>(y) * T] + T);
-    });
+    if (sort_by_rows)
+      std::stable_sort(order.begin(), order.end(), [&](index_t x, index_t y) {
+        return std::lexicographical_compare(
+            &rows_of[static_cast<std::size_t>(x) * T], &rows_of[static_cast<std::size_t>(x) * T] + T,
+            &rows_of[static_cast<std::size_t>(y) * T], &rows_of[static_cast<std::size_t>(y) * T] + T);
+      });
     kv_row_host_.resize(static_cast<std::size_t>(samples_) * T);
     mix_row_host_.resize(static_cast<std::size_t>(samples_) * J);
     std::vector<index_t> targets(static_cast<std::size_t>(samples_));
@@ -55,7 +55,7 @@ class BatchPlan {
       index_t* mix = &mix_row_host_[static_cast<std::size_t>(b) * J];
       for (index_t h = 0; h < H; ++h)
         for (index_t k = 0; k < T; ++k) mix[h * T + k] = h * rows_ + kv[k];  // u[h] of key k
-      mix[J - 1] = H * rows_ + kv[T - 1];                                     // x of the last token
+      mix[J - 1] = H * rows_ + kv[T - 1];                                    // x of the last token
     }
     P::upload(kv_row_, kv_row_host_.data(), kv_row_host_.size());
     P::upload(mix_row_, mix_row_host_.data(), mix_row_host_.size());
@@ -68,7 +68,8 @@ class BatchPlan {
         index_t* out = &rebased_row_host_[static_cast<std::size_t>(b) * J2];
         const index_t q = kv[T - 1];  // query rows come first, [0, Rq); the others follow
         for (index_t h = 0; h < H; ++h)
-          for (index_t k = 0; k + 1 < T; ++k) out[h * (T - 1) + k] = kernels::rebased_difference_row(h, q, kv[k], rows_, Rq);
+          for (index_t k = 0; k + 1 < T; ++k)
+            out[h * (T - 1) + k] = kernels::rebased_difference_row(h, q, kv[k], rows_, Rq);
         out[J2 - 1] = q;
       }
       P::upload(rebased_row_, rebased_row_host_.data(), rebased_row_host_.size());
@@ -82,9 +83,9 @@ class BatchPlan {
     require(tables.rows() == rows_, "BatchPlan: tables have ", tables.rows(), " rows, the plan expects ", rows_);
     require(!tables.rebased_logit() || rebased(), "BatchPlan: the tables are rebased, the plan is not");
     kernels::SampleInputs<Shape, Scalar> in{{tables.qkv(), tables.rows(), tables.score(), tables.query_rows()},
-                                           P::data(kv_row_),
-                                           P::data(mix_row_),
-                                           P::data(targets_)};
+                                            P::data(kv_row_),
+                                            P::data(mix_row_),
+                                            P::data(targets_)};
     if (tables.rebased_logit()) in.rebased_row = P::data(rebased_row_);
     return in;
   }
@@ -122,8 +123,7 @@ class BatchEvaluator {
   using P = Primitives<Backend>;
   using Ly = Layers<Shape, Backend, Scalar>;
   using RowOps = typename P::row_ops;
-  static constexpr index_t D = Shape::d_model, J = kernels::mix_slots<Shape>,
-                           Vp = kernels::padded_vocab<Shape, Scalar>;
+  static constexpr index_t D = Shape::d_model, J = kernels::mix_slots<Shape>, Vp = kernels::padded_vocab<Shape, Scalar>;
 
  public:
   BatchEvaluator(const TokenBatch& batch, const RowSpace& space, LogitPath path)
@@ -149,9 +149,10 @@ class BatchEvaluator {
     } else {
       for (index_t first = 0; first < n; first += tile_) {  // tiles keep the logits rows in cache
         const index_t count = std::min(tile_, n - first);
-        P::for_each_team(count, kernels::offset_by(kernels::AttendAndMixRows<Shape, Scalar, RowOps>{
-                                                  in, tables.z(), P::data(mix_w_), nullptr, P::data(resid_), first},
-                                              first));
+        P::for_each_team(
+            count, kernels::offset_by(kernels::AttendAndMixRows<Shape, Scalar, RowOps>{in, tables.z(), P::data(mix_w_),
+                                                                                       nullptr, P::data(resid_), first},
+                                      first));
         head_.evaluate(params, P::data(resid_), count, in.targets, first, P::data(loss_), P::data(correct_));
       }
     }

@@ -4,10 +4,10 @@
 // Per sample: tokens (T) and the targets the loss reads: those of its last Tq positions, -1 = not scored.
 // A loss at the last position reads one (Tq = 1); a loss at every position reads from the first position
 // that any sample of the batch scores (Tq = T - that position): the positions before it reach no loss,
-// so the last block need not compute its queries there. Samples are processed in chunks of `chunk_samples` (the last one
-// shorter); each chunk carries the CSR list of its rows grouped by token, for the token embedding's
-// gradient (layers/embedding.hpp). Capacity is fixed at construction: load() refills the buffers without
-// allocating, so a minibatch can be loaded every step.
+// so the last block need not compute its queries there. Samples are processed in chunks of `chunk_samples` (the last
+// one shorter); each chunk carries the CSR list of its rows grouped by token, for the token embedding's gradient
+// (layers/embedding.hpp). Capacity is fixed at construction: load() refills the buffers without allocating, so a
+// minibatch can be loaded every step.
 #pragma once
 
 #include <algorithm>
@@ -27,7 +27,11 @@ class DeviceBatch {
   // capacity: the most samples load() will be given; every_position: the loss reads every position's
   // target (else the last position's).
   DeviceBatch(index_t capacity, index_t context, bool every_position, index_t vocab, index_t chunk_samples)
-      : capacity_(capacity), T_(context), every_(every_position), Tq_(every_position ? context : 1), V_(vocab),
+      : capacity_(capacity),
+        T_(context),
+        every_(every_position),
+        Tq_(every_position ? context : 1),
+        V_(vocab),
         chunk_(std::max<index_t>(1, chunk_samples)) {
     const auto n = static_cast<std::size_t>(std::max<index_t>(capacity, 1));
     const auto max_chunks = static_cast<std::size_t>((std::max<index_t>(capacity, 1) + chunk_ - 1) / chunk_);
@@ -59,7 +63,8 @@ class DeviceBatch {
           }
     for (index_t s = 0; s < n; ++s) {
       const index_t from = sample_of(s);
-      std::copy(batch.sample(from), batch.sample(from) + T_, host_tokens_.begin() + static_cast<std::ptrdiff_t>(s) * T_);
+      std::copy(batch.sample(from), batch.sample(from) + T_,
+                host_tokens_.begin() + static_cast<std::ptrdiff_t>(s) * T_);
       for (index_t i = 0; i < Tq_; ++i) {
         const index_t target = batch.has_targets() ? batch.target(from, T_ - Tq_ + i) : index_t{-1};
         host_targets_[static_cast<std::size_t>(s) * Tq_ + i] = target;
@@ -76,7 +81,7 @@ class DeviceBatch {
       for (index_t r = 0; r < rows; ++r) ++begin[tokens[r] + 1];
       for (index_t v = 0; v < V_; ++v) begin[v + 1] += begin[v];
       for (index_t r = 0; r < rows; ++r) row[begin[tokens[r]]++] = r;  // begin[v] now ends token v's list
-      for (index_t v = V_; v > 0; --v) begin[v] = begin[v - 1];       // shift back: begin[v] starts it
+      for (index_t v = V_; v > 0; --v) begin[v] = begin[v - 1];        // shift back: begin[v] starts it
       begin[0] = 0;
     }
     P::copy_from_host(host_tokens_.data(), P::data(tokens_), static_cast<std::size_t>(n) * T_);
@@ -95,12 +100,18 @@ class DeviceBatch {
   index_t first_sample(index_t c) const { return c * chunk_; }
   index_t chunk_size(index_t c) const { return std::min(chunk_, samples_ - c * chunk_); }
 
-  const index_t* tokens(index_t c) const { return P::data(tokens_) + static_cast<std::ptrdiff_t>(first_sample(c)) * T_; }
+  const index_t* tokens(index_t c) const {
+    return P::data(tokens_) + static_cast<std::ptrdiff_t>(first_sample(c)) * T_;
+  }
   const index_t* targets(index_t c) const {
     return P::data(targets_) + static_cast<std::ptrdiff_t>(first_sample(c)) * Tq_;
   }
-  const index_t* token_begin(index_t c) const { return P::data(token_begin_) + static_cast<std::ptrdiff_t>(c) * (V_ + 1); }
-  const index_t* token_row(index_t c) const { return P::data(token_row_) + static_cast<std::ptrdiff_t>(first_sample(c)) * T_; }
+  const index_t* token_begin(index_t c) const {
+    return P::data(token_begin_) + static_cast<std::ptrdiff_t>(c) * (V_ + 1);
+  }
+  const index_t* token_row(index_t c) const {
+    return P::data(token_row_) + static_cast<std::ptrdiff_t>(first_sample(c)) * T_;
+  }
   const std::vector<index_t>& host_tokens() const { return host_tokens_; }    // (capacity, T), first samples() valid
   const std::vector<index_t>& host_targets() const { return host_targets_; }  // (samples, Tq)
 

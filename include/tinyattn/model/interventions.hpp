@@ -58,7 +58,8 @@ struct Interventions {
                       H = static_cast<std::size_t>(z.shape[2]), dh = static_cast<std::size_t>(z.shape[3]);
     std::vector<Scalar> values(N * T * dh);
     for (std::size_t r = 0; r < N * T; ++r)
-      for (std::size_t e = 0; e < dh; ++e) values[r * dh + e] = z.values[(r * H + static_cast<std::size_t>(head)) * dh + e];
+      for (std::size_t e = 0; e < dh; ++e)
+        values[r * dh + e] = z.values[(r * H + static_cast<std::size_t>(head)) * dh + e];
     heads.push_back({layer, head, HeadChange::patch, std::move(values)});
     return *this;
   }
@@ -71,7 +72,8 @@ struct Interventions {
                       D = static_cast<std::size_t>(x.shape[2]);
     std::vector<Scalar> values(N * D);
     for (std::size_t n = 0; n < N; ++n)
-      for (std::size_t d = 0; d < D; ++d) values[n * D + d] = x.values[(n * T + static_cast<std::size_t>(position)) * D + d];
+      for (std::size_t d = 0; d < D; ++d)
+        values[n * D + d] = x.values[(n * T + static_cast<std::size_t>(position)) * D + d];
     residuals.push_back({layer, position, std::move(values)});
     return *this;
   }
@@ -88,7 +90,8 @@ std::vector<Scalar> head_mean(const ActivationCache<Scalar>& cache, index_t laye
   std::vector<double> sum(T * dh, 0.0);
   for (std::size_t n = 0; n < N; ++n)
     for (std::size_t t = 0; t < T; ++t)
-      for (std::size_t e = 0; e < dh; ++e) sum[t * dh + e] += z.values[((n * T + t) * H + static_cast<std::size_t>(head)) * dh + e];
+      for (std::size_t e = 0; e < dh; ++e)
+        sum[t * dh + e] += z.values[((n * T + t) * H + static_cast<std::size_t>(head)) * dh + e];
   std::vector<Scalar> mean(T * dh);
   for (std::size_t i = 0; i < mean.size(); ++i) mean[i] = static_cast<Scalar>(sum[i] / static_cast<double>(N));
   return mean;

@@ -46,8 +46,8 @@ struct Layers {
   };
   static void embedding_forward(const Scalar* params, const index_t* row_token, const index_t* row_position,
                                 index_t rows, Scalar* x) {
-    P::for_each_row(rows, D, EmbedRow{params + L::token_embedding, params + L::positional_embedding, row_token,
-                                      row_position, x});
+    P::for_each_row(
+        rows, D, EmbedRow{params + L::token_embedding, params + L::positional_embedding, row_token, row_position, x});
   }
   // dW_E[row_token] += dx; dW_pos[row_position] = sum of dx over its rows. Plans: items R, 1 slot,
   // out rows V (by_token) and T (by_position), width D.
@@ -95,8 +95,8 @@ struct Layers {
     P::gemm(g);
   }
   // dW_O[h] = v[h]^T du[h];  dv[h] = du[h] W_O[h]^T, written into the value block of dqkv.
-  static void output_backward(const Scalar* params, const Scalar* qkv, const Scalar* du, index_t rows,
-                              Scalar* grads, Scalar* dqkv) {
+  static void output_backward(const Scalar* params, const Scalar* qkv, const Scalar* du, index_t rows, Scalar* grads,
+                              Scalar* dqkv) {
     const std::ptrdiff_t value_block = 2 * H * static_cast<std::ptrdiff_t>(rows) * dh;
     GemmArgs<Scalar> w;
     w.m = dh, w.n = D, w.k = rows, w.batch = H;
@@ -124,8 +124,7 @@ struct Layers {
   }
   // dq[h][0:Rq] = dscore[h] k[h];  dk[h] = dscore[h]^T q[h][0:Rq]  (the Q and K blocks of dqkv; rows
   // of the Q block past Rq are never written and must stay zero).
-  static void scores_backward(const Scalar* qkv, const Scalar* dscore, index_t rows, index_t query_rows,
-                              Scalar* dqkv) {
+  static void scores_backward(const Scalar* qkv, const Scalar* dscore, index_t rows, index_t query_rows, Scalar* dqkv) {
     const std::ptrdiff_t head = static_cast<std::ptrdiff_t>(rows) * dh, key_block = H * head;
     GemmArgs<Scalar> q;
     q.m = query_rows, q.n = dh, q.k = rows, q.batch = H;
@@ -167,7 +166,8 @@ struct Layers {
     }
   };
   static void rebase_forward(const Scalar* logit, index_t rows, index_t query_rows, Scalar* out) {
-    P::for_each_row(kernels::rebased_table_rows<Shape>(rows, query_rows), kernels::padded_vocab<Shape, Scalar>, RebaseRow{logit, out, rows, query_rows});
+    P::for_each_row(kernels::rebased_table_rows<Shape>(rows, query_rows), kernels::padded_vocab<Shape, Scalar>,
+                    RebaseRow{logit, out, rows, query_rows});
   }
   // Backward: d logit ((H+1) R, Vp) from d rebased. Row h R + r (r >= Rq): sum over q of
   // d rebased(h, q, r); row h R + q (q < Rq): d combined(q) - sum over r of d rebased(h, q, r); base

@@ -94,7 +94,7 @@ struct ParameterLayout {
     static constexpr std::size_t size = b_out + (kMlp && kBiases ? D : 0);
   };
 
-  static constexpr std::size_t token_embedding = 0;                                      // W_E   (V, D)
+  static constexpr std::size_t token_embedding = 0;                                          // W_E   (V, D)
   static constexpr std::size_t positional_embedding = token_embedding + std::size_t{V} * D;  // W_pos (T, D)
   static constexpr std::size_t first_block = positional_embedding + std::size_t{T} * D;
   static constexpr std::size_t block(index_t l) { return first_block + static_cast<std::size_t>(l) * Block::size; }
@@ -111,8 +111,8 @@ struct ParameterLayout {
   static constexpr std::size_t output = first_block + Block::W_O;  // W_O (H, dh, D)
 
   // The original notebook's model family: its six tensors and nothing else.
-  static constexpr bool notebook_family = L == 1 && !Arch::causal && !kMlp && !kNorm && Arch::tied &&
-                                          Arch::biases != Biases::trainable && dh * H == D;
+  static constexpr bool notebook_family =
+      L == 1 && !Arch::causal && !kMlp && !kNorm && Arch::tied && Arch::biases != Biases::trainable && dh * H == D;
 
   // Every parameter tensor, in buffer order.
   static std::vector<TensorSpec> tensors() {
@@ -120,8 +120,13 @@ struct ParameterLayout {
     std::size_t at = 0;
     auto add = [&](std::string name, const char* notebook, std::string short_name, index_t layer,
                    std::vector<std::int64_t> shape, TensorKind kind) {
-      TensorSpec spec{std::move(name), notebook_family && notebook ? notebook : "", std::move(short_name), layer, at,
-                      std::move(shape), kind};
+      TensorSpec spec{std::move(name),
+                      notebook_family && notebook ? notebook : "",
+                      std::move(short_name),
+                      layer,
+                      at,
+                      std::move(shape),
+                      kind};
       at += spec.count();
       out.push_back(std::move(spec));
     };
@@ -168,8 +173,8 @@ struct ParameterLayout {
 
   // The spec of the reference model's tensor `t` (the first block's, for deeper models).
   static TensorSpec spec(Tensor t) {
-    const char* names[] = {"embed.W_E", "pos_embed.W_pos", "blocks.0.attn.W_Q", "blocks.0.attn.W_K",
-                           "blocks.0.attn.W_V", "blocks.0.attn.W_O"};
+    const char* names[] = {"embed.W_E",         "pos_embed.W_pos",   "blocks.0.attn.W_Q",
+                           "blocks.0.attn.W_K", "blocks.0.attn.W_V", "blocks.0.attn.W_O"};
     return spec(names[static_cast<int>(t)]);
   }
   // The spec named `name` (TransformerLens or notebook name); throws tinyattn::Error for an unknown name.

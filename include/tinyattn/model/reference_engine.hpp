@@ -59,17 +59,29 @@ struct TensorPointers {
     Scalar* b = flat + Layout::block(l);
     const auto at = [&](bool present, std::size_t offset) { return present ? b + offset : nullptr; };
     constexpr bool norm = Layout::kNorm, mlp = Layout::kMlp, bias = Layout::kBiases;
-    return {at(norm, Block::ln1_w), at(norm, Block::ln1_b), b + Block::W_Q, b + Block::W_K, b + Block::W_V,
-            b + Block::W_O, at(bias, Block::b_Q), at(bias, Block::b_K), at(bias, Block::b_V), at(bias, Block::b_O),
-            at(norm && mlp, Block::ln2_w), at(norm && mlp, Block::ln2_b), at(mlp, Block::W_in),
-            at(mlp && bias, Block::b_in), at(mlp, Block::W_out), at(mlp && bias, Block::b_out)};
+    return {at(norm, Block::ln1_w),
+            at(norm, Block::ln1_b),
+            b + Block::W_Q,
+            b + Block::W_K,
+            b + Block::W_V,
+            b + Block::W_O,
+            at(bias, Block::b_Q),
+            at(bias, Block::b_K),
+            at(bias, Block::b_V),
+            at(bias, Block::b_O),
+            at(norm && mlp, Block::ln2_w),
+            at(norm && mlp, Block::ln2_b),
+            at(mlp, Block::W_in),
+            at(mlp && bias, Block::b_in),
+            at(mlp, Block::W_out),
+            at(mlp && bias, Block::b_out)};
   }
   template <class Scalar>
   static ModelTensors<Scalar> model(Scalar* flat) {
     const auto at = [&](bool present, std::size_t offset) { return present ? flat + offset : nullptr; };
-    return {flat + Layout::token_embedding, flat + Layout::positional_embedding, at(Layout::kNorm, Layout::ln_final_w),
-            at(Layout::kNorm, Layout::ln_final_b), at(Layout::kUntied, Layout::unembed_W_U),
-            at(Layout::kUntied && Layout::kBiases, Layout::unembed_b_U)};
+    return {flat + Layout::token_embedding,           flat + Layout::positional_embedding,
+            at(Layout::kNorm, Layout::ln_final_w),    at(Layout::kNorm, Layout::ln_final_b),
+            at(Layout::kUntied, Layout::unembed_W_U), at(Layout::kUntied && Layout::kBiases, Layout::unembed_b_U)};
   }
 };
 
@@ -81,7 +93,8 @@ struct SumChunkGradients {  // out[i] = sum over chunks, in order, of partial[c]
   std::size_t count;
   TINYATTN_HD void operator()(index_t i) const {
     Scalar acc = 0;
-    for (index_t c = 0; c < chunks; ++c) acc += partials[static_cast<std::size_t>(c) * count + static_cast<std::size_t>(i)];
+    for (index_t c = 0; c < chunks; ++c)
+      acc += partials[static_cast<std::size_t>(c) * count + static_cast<std::size_t>(i)];
     out[i] = acc;
   }
 };
@@ -95,8 +108,9 @@ struct SetHeadRows {  // z (B, Tq, H, dh): head `head` of every row r = (b, i), 
   TINYATTN_HD void operator()(index_t r) const {
     const index_t b = r / Tq, t = T - Tq + r % Tq;
     Scalar* out = z + (static_cast<std::ptrdiff_t>(r) * H + head) * dh;
-    const Scalar* src = values ? values + static_cast<std::ptrdiff_t>(first + b) * per_sample + static_cast<std::ptrdiff_t>(t) * dh
-                               : nullptr;
+    const Scalar* src =
+        values ? values + static_cast<std::ptrdiff_t>(first + b) * per_sample + static_cast<std::ptrdiff_t>(t) * dh
+               : nullptr;
     for (index_t e = 0; e < dh; ++e) out[e] = src ? src[e] : Scalar(0);
   }
 };
@@ -124,7 +138,6 @@ class ReferenceEngine {
   static constexpr bool kNorm = Layout::kNorm, kMlp = Layout::kMlp;
 
  public:
-
   // Samples per chunk: about Primitives<B>::kSampleTile rows of T positions (a GPU's is the whole batch).
   static index_t chunk_samples(index_t capacity) {
     const index_t per_tile = std::max<index_t>(1, P::kSampleTile / T);
@@ -156,7 +169,7 @@ class ReferenceEngine {
       require(h.layer >= 0 && h.layer < L, "Interventions: layer ", h.layer, " outside [0, ", L, ")");
       require(h.head >= 0 && h.head < H, "Interventions: head ", h.head, " outside [0, ", H, ")");
       using Change = typename Interventions<Scalar>::HeadChange;
-      const std::size_t expected = h.change == Change::zero ? 0
+      const std::size_t expected = h.change == Change::zero   ? 0
                                    : h.change == Change::mean ? static_cast<std::size_t>(T) * dh
                                                               : static_cast<std::size_t>(samples) * T * dh;
       require(h.values.size() == expected, "Interventions: head ", h.head, " of layer ", h.layer, " has ",
@@ -222,8 +235,7 @@ class ReferenceEngine {
     });
     P::for_each(static_cast<index_t>(Layout::count),
                 SumChunkGradients<Scalar>{grads, P::data(partials_), chunks, Layout::count});
-    BatchTotals totals = P::sum_metrics(P::data(loss_), P::data(correct_), batch.samples() * Tq, grads,
-                                        Layout::count);
+    BatchTotals totals = P::sum_metrics(P::data(loss_), P::data(correct_), batch.samples() * Tq, grads, Layout::count);
     totals.scored = batch.scored();
     return totals;
   }
@@ -283,8 +295,10 @@ class ReferenceEngine {
         add(b + "ln1.hook_scale", {N, T, 1});
         add(b + "ln1.hook_normalized", {N, T, D});
       }
-      for (const char* part : {"attn.hook_q", "attn.hook_k", "attn.hook_v", "attn.hook_z"}) add(b + part, {N, T, H, dh});
-      for (const char* part : {"attn.hook_attn_scores", "attn.scores", "attn.hook_pattern"}) add(b + part, {N, H, T, T});
+      for (const char* part : {"attn.hook_q", "attn.hook_k", "attn.hook_v", "attn.hook_z"})
+        add(b + part, {N, T, H, dh});
+      for (const char* part : {"attn.hook_attn_scores", "attn.scores", "attn.hook_pattern"})
+        add(b + part, {N, H, T, T});
       add(b + "attn.hook_result", {N, T, H, D});
       add(b + "hook_attn_out", {N, T, D});
       if (kMlp) {
@@ -313,13 +327,15 @@ class ReferenceEngine {
       const index_t B = batch.chunk_size(c), first = batch.first_sample(c);
       forward(params, batch.tokens(c), B, T, a, /*keep_scores=*/true, first);
       // Rows of (B, T, width) activations go to sample `first` onwards in the cache.
-      const auto fetch = [&](const std::string& name, const buffer<Scalar>& from, std::size_t offset, std::size_t per_sample) {
+      const auto fetch = [&](const std::string& name, const buffer<Scalar>& from, std::size_t offset,
+                             std::size_t per_sample) {
         if (CachedTensor<Scalar>* t = cache.find(name))
           P::copy_to_host(P::data(from) + offset, t->values.data() + static_cast<std::size_t>(first) * per_sample,
                           static_cast<std::size_t>(B) * per_sample);
       };
       const std::size_t btd = static_cast<std::size_t>(chunk_) * T * D;
-      const std::size_t heads = static_cast<std::size_t>(chunk_) * T * H * dh, att = static_cast<std::size_t>(chunk_) * H * T * T;
+      const std::size_t heads = static_cast<std::size_t>(chunk_) * T * H * dh,
+                        att = static_cast<std::size_t>(chunk_) * H * T * T;
       const std::size_t rows = static_cast<std::size_t>(chunk_) * T, mlp = static_cast<std::size_t>(chunk_) * T * M;
       const index_t* tokens = batch.host_tokens().data() + static_cast<std::ptrdiff_t>(first) * T;
       for (index_t s = 0; s < B; ++s)
@@ -406,22 +422,22 @@ class ReferenceEngine {
   // position only.
   struct Activations {
     index_t C = 0;
-    buffer<Scalar> resid;                          // (L + 1, C, T, D): resid_pre of each block, then the output
-    buffer<Scalar> ln1, ln1_mean, ln1_scale;       // (L, C, T, D), (L, C, T)        [layer_norm]
-    buffer<Scalar> q, k, v, z;                     // (L, C, T, H, dh)
-    buffer<Scalar> pattern, scores;                // (L, C, H, T, T)
-    buffer<Scalar> attn_out;                       // (L, C, T, D)
+    buffer<Scalar> resid;                     // (L + 1, C, T, D): resid_pre of each block, then the output
+    buffer<Scalar> ln1, ln1_mean, ln1_scale;  // (L, C, T, D), (L, C, T)        [layer_norm]
+    buffer<Scalar> q, k, v, z;                // (L, C, T, H, dh)
+    buffer<Scalar> pattern, scores;           // (L, C, H, T, T)
+    buffer<Scalar> attn_out;                  // (L, C, T, D)
     buffer<Scalar> resid_mid, ln2, ln2_mean, ln2_scale, mlp_out;  // (L, C, T, D), (L, C, T)   [mlp]
-    buffer<Scalar> pre, post;                      // (L, C, T, M)                   [mlp]
-    buffer<Scalar> x_last, h_last;                 // (C, T, D): the last block's input rows at its query positions
-    buffer<Scalar> lnf, lnf_mean, lnf_scale;       // (C, T, D), (C, T)              [layer_norm]
-    buffer<Scalar> logits;                         // (C, T, V_out); d logits in the backward
+    buffer<Scalar> pre, post;                                     // (L, C, T, M)                   [mlp]
+    buffer<Scalar> x_last, h_last;            // (C, T, D): the last block's input rows at its query positions
+    buffer<Scalar> lnf, lnf_mean, lnf_scale;  // (C, T, D), (C, T)              [layer_norm]
+    buffer<Scalar> logits;                    // (C, T, V_out); d logits in the backward
     // backward
-    buffer<Scalar> dresid, dresid_last, dnorm;     // (C, T, D): the stream's gradient, a block input's, LN's
-    buffer<Scalar> dq, dk, dv, dz;                 // (C, T, H, dh)
-    buffer<Scalar> dmlp;                           // (C, T, M)
-    buffer<Scalar> dh_last;                        // (C, T, D)
-    buffer<Scalar> dw_cols;                        // (3, D, H dh)
+    buffer<Scalar> dresid, dresid_last, dnorm;  // (C, T, D): the stream's gradient, a block input's, LN's
+    buffer<Scalar> dq, dk, dv, dz;              // (C, T, H, dh)
+    buffer<Scalar> dmlp;                        // (C, T, M)
+    buffer<Scalar> dh_last;                     // (C, T, D)
+    buffer<Scalar> dw_cols;                     // (3, D, H dh)
 
     void allocate(index_t chunk) {
       C = chunk;
@@ -475,11 +491,11 @@ class ReferenceEngine {
       const BlockTensors<const Scalar> w = Ptr::block(params, l);
       const index_t Tq = l == L - 1 ? Tq_last : T;
       const layers::AttentionDims dims{B, T, Tq, H, dh, Arch::causal};
-      Scalar* x = a.at(a.resid, l, D);  // (B, T, D)
+      Scalar* x = a.at(a.resid, l, D);                     // (B, T, D)
       for (const DeviceIntervention& iv : interventions_)  // residual patches of this block's input
         if (iv.kind == 3 && iv.layer == l)
           P::for_each_row(B, D, SetResidualRow<Scalar>{x, P::data(iv.values), first_sample, T, D, iv.index});
-      Scalar* h = x;                    // ln1(x)
+      Scalar* h = x;  // ln1(x)
       if (kNorm) {
         h = a.at(a.ln1, l, D);
         layers::layer_norm_forward<Backend>(h, a.at(a.ln1_mean, l, 1), a.at(a.ln1_scale, l, 1), x, w.ln1_w, w.ln1_b,
@@ -496,8 +512,9 @@ class ReferenceEngine {
       Scalar *q = a.at(a.q, l, H * dh), *k = a.at(a.k, l, H * dh), *v = a.at(a.v, l, H * dh), *z = a.at(a.z, l, H * dh);
       layers::qkv_forward<Backend>(q, k, v, h, h_query, packed(l, 0), packed(l, 1), packed(l, 2), w.b_q, w.b_k, w.b_v,
                                    dims, D);
-      layers::attention_forward<Backend, T, dh>(z, a.at(a.pattern, l, H * T), keep_scores ? a.at(a.scores, l, H * T) : nullptr,
-                                         q, k, v, dims);  // z (B, Tq, H, dh), pattern (B, H, Tq, T)
+      layers::attention_forward<Backend, T, dh>(z, a.at(a.pattern, l, H * T),
+                                                keep_scores ? a.at(a.scores, l, H * T) : nullptr, q, k, v,
+                                                dims);     // z (B, Tq, H, dh), pattern (B, H, Tq, T)
       for (const DeviceIntervention& iv : interventions_)  // head ablations and patches, at hook_z
         if (iv.kind < 3 && iv.layer == l)
           P::for_each(B * Tq, SetHeadRows<Scalar>{z, iv.kind == 0 ? nullptr : P::data(iv.values),
@@ -532,8 +549,8 @@ class ReferenceEngine {
 
   // Backward of one chunk after forward(..., Tq_last, ...) and the cross-entropy's gradient in a.logits;
   // adds every parameter's gradient into `grads` (zeroed by the caller).
-  void backward(const Scalar* params, const index_t* token_begin, const index_t* token_row, index_t B,
-                index_t Tq_last, Activations& a, Scalar* grads) const {
+  void backward(const Scalar* params, const index_t* token_begin, const index_t* token_row, index_t B, index_t Tq_last,
+                Activations& a, Scalar* grads) const {
     const ModelTensors<const Scalar> m = Ptr::model(params);
     const ModelTensors<Scalar> dm = Ptr::model(grads);
     // d resid of the last block's output, (B, Tq, D)
@@ -541,8 +558,8 @@ class ReferenceEngine {
     {
       const Scalar* x = a.at(a.resid, L, D);
       Scalar* dlnf = kNorm ? P::data(a.dnorm) : dres;  // d ln_final(x)
-      layers::unembedding_backward<Backend>(dlnf, dm.w_e, dm.w_u, dm.b_u, P::data(a.logits),
-                                            kNorm ? P::data(a.lnf) : x, m.w_e, m.w_u, Arch::tied, B * Tq_last, D, V_out);
+      layers::unembedding_backward<Backend>(dlnf, dm.w_e, dm.w_u, dm.b_u, P::data(a.logits), kNorm ? P::data(a.lnf) : x,
+                                            m.w_e, m.w_u, Arch::tied, B * Tq_last, D, V_out);
       if (kNorm) {
         P::fill(dres, static_cast<std::size_t>(B) * Tq_last * D, Scalar(0));
         layers::layer_norm_backward<Backend>(dres, dm.ln_final_w, dm.ln_final_b, dlnf, x, P::data(a.lnf_mean),
@@ -561,20 +578,22 @@ class ReferenceEngine {
         Scalar* d_mlp_in = P::data(a.dnorm);  // d ln2(mid)
         P::fill(d_mlp_in, static_cast<std::size_t>(B) * Tq * D, Scalar(0));
         layers::mlp_backward<Backend>(d_mlp_in, dw.w_in, dw.b_in, dw.w_out, dw.b_out, P::data(a.dmlp), dres, h2,
-                                      a.at(a.pre, l, M), a.at(a.post, l, M), w.w_in, w.w_out, Arch::activation,
-                                      B * Tq, D, M);
+                                      a.at(a.pre, l, M), a.at(a.post, l, M), w.w_in, w.w_out, Arch::activation, B * Tq,
+                                      D, M);
         if (kNorm)
           layers::layer_norm_backward<Backend>(dres, dw.ln2_w, dw.ln2_b, d_mlp_in, mid, a.at(a.ln2_mean, l, 1),
                                                a.at(a.ln2_scale, l, 1), w.ln2_w, B * Tq, D);
         else
-          layers::residual_forward<Backend>(dres, dres, d_mlp_in, B * Tq, D);  // d mid = d out + the MLP's input gradient
+          layers::residual_forward<Backend>(dres, dres, d_mlp_in, B * Tq,
+                                            D);  // d mid = d out + the MLP's input gradient
       }
       // dres is now d mid = d attn_out = d x_query (the skip path).
       Scalar* dz = P::data(a.dz);
-      layers::attention_output_backward<Backend>(dz, dw.w_o, dw.b_o, dres, a.at(a.z, l, H * dh), w.w_o, B * Tq, H, dh, D);
+      layers::attention_output_backward<Backend>(dz, dw.w_o, dw.b_o, dres, a.at(a.z, l, H * dh), w.w_o, B * Tq, H, dh,
+                                                 D);
       layers::attention_backward<Backend, T, dh>(P::data(a.dq), P::data(a.dk), P::data(a.dv), dz,
-                                          a.at(a.pattern, l, H * T), a.at(a.q, l, H * dh), a.at(a.k, l, H * dh),
-                                          a.at(a.v, l, H * dh), dims);
+                                                 a.at(a.pattern, l, H * T), a.at(a.q, l, H * dh), a.at(a.k, l, H * dh),
+                                                 a.at(a.v, l, H * dh), dims);
       // d x (B, T, D) of the block's input: the skip path, plus q, k, v's input gradients (through ln1).
       Scalar* dx = P::data(a.dresid);
       if (Tq < T) {
@@ -598,9 +617,9 @@ class ReferenceEngine {
       const std::size_t cols = static_cast<std::size_t>(D) * H * dh;
       Scalar* dw_cols = P::data(a.dw_cols);  // (3, D, H dh): this chunk's dW_Q, dW_K, dW_V as columns
       P::fill(dw_cols, 3 * cols, Scalar(0));
-      layers::qkv_backward<Backend>(d_attn_in, d_attn_in_query, dw_cols, dw_cols + cols, dw_cols + 2 * cols, dw.b_q, dw.b_k, dw.b_v,
-                                    P::data(a.dq), P::data(a.dk), P::data(a.dv), h, h_query, packed(l, 0),
-                                    packed(l, 1), packed(l, 2), dims, D);
+      layers::qkv_backward<Backend>(d_attn_in, d_attn_in_query, dw_cols, dw_cols + cols, dw_cols + 2 * cols, dw.b_q,
+                                    dw.b_k, dw.b_v, P::data(a.dq), P::data(a.dk), P::data(a.dv), h, h_query,
+                                    packed(l, 0), packed(l, 1), packed(l, 2), dims, D);
       layers::add_columns_to_heads<Backend>(dw.w_q, dw_cols, H, D, dh);
       layers::add_columns_to_heads<Backend>(dw.w_k, dw_cols + cols, H, D, dh);
       layers::add_columns_to_heads<Backend>(dw.w_v, dw_cols + 2 * cols, H, D, dh);

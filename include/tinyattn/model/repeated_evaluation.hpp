@@ -27,9 +27,9 @@ class RepeatedEvaluation {
   using Backend = typename Net::backend_type;
   using Scalar = typename Net::scalar_type;
   struct NoTableEngine {};
-  using Table = std::conditional_t<Net::has_table_engine,
-                                   TableEngine<Shape, Backend, Scalar, TableHeadOf<Shape, Arch, Backend, Scalar>>,
-                                   NoTableEngine>;
+  using Table =
+      std::conditional_t<Net::has_table_engine,
+                         TableEngine<Shape, Backend, Scalar, TableHeadOf<Shape, Arch, Backend, Scalar>>, NoTableEngine>;
   using Reference = ReferenceEngine<Shape, Arch, Backend, Scalar>;
 
  public:

@@ -43,7 +43,7 @@ class RowSpace {
   index_t row_of(index_t token, index_t position) const { return row_of_[cell(token, position)]; }
 
   index_t size() const { return static_cast<index_t>(row_token_.size()); }  // R
-  index_t query_rows() const { return query_rows_; }                           // rows at position T-1
+  index_t query_rows() const { return query_rows_; }                        // rows at position T-1
   index_t vocab() const { return vocab_; }
   index_t context() const { return context_; }
   const std::vector<index_t>& row_token() const { return row_token_; }        // (R)

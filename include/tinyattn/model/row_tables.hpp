@@ -23,8 +23,8 @@ enum class LogitPath { automatic, logit_table, direct };
 template <class Shape>
 constexpr LogitPath preferred_logit_path() {
   constexpr long table = 3L * Shape::heads * Shape::context * Shape::vocab;
-  constexpr long direct = 3L * Shape::d_model * Shape::vocab + 3L * Shape::heads * Shape::context * Shape::d_model +
-                          24L * Shape::vocab;
+  constexpr long direct =
+      3L * Shape::d_model * Shape::vocab + 3L * Shape::heads * Shape::context * Shape::d_model + 24L * Shape::vocab;
   return table < direct ? LogitPath::logit_table : LogitPath::direct;
 }
 
@@ -69,18 +69,24 @@ bool rebase_logits(const RowSpace& space) {
 
 inline const char* to_string(ScorePath path) {
   switch (path) {
-    case ScorePath::automatic: return "automatic";
-    case ScorePath::table: return "table";
-    case ScorePath::per_sample: return "per_sample";
+    case ScorePath::automatic:
+      return "automatic";
+    case ScorePath::table:
+      return "table";
+    case ScorePath::per_sample:
+      return "per_sample";
   }
   return "?";
 }
 
 inline const char* to_string(LogitPath path) {
   switch (path) {
-    case LogitPath::automatic: return "automatic";
-    case LogitPath::logit_table: return "logit_table";
-    case LogitPath::direct: return "direct";
+    case LogitPath::automatic:
+      return "automatic";
+    case LogitPath::logit_table:
+      return "logit_table";
+    case LogitPath::direct:
+      return "direct";
   }
   return "?";
 }
@@ -107,7 +113,8 @@ class RowTables {
     if (with_logits_) P::allocate(logit_, static_cast<std::size_t>(H + 1) * rows_ * Vp);
     rebased_ = with_logits_ && rebase_logits<Shape, Backend>(space);
     if (rebased_)
-      P::allocate(rebased_logit_, static_cast<std::size_t>(kernels::rebased_table_rows<Shape>(rows_, query_rows_)) * Vp);
+      P::allocate(rebased_logit_,
+                  static_cast<std::size_t>(kernels::rebased_table_rows<Shape>(rows_, query_rows_)) * Vp);
     if (with_scores_) P::allocate(score_, static_cast<std::size_t>(H) * query_rows_ * rows_);
   }
 
@@ -128,7 +135,7 @@ class RowTables {
   bool has_score_table() const { return with_scores_; }
   const index_t* row_token() const { return P::data(row_token_); }
   const index_t* row_position() const { return P::data(row_position_); }
-  Scalar* z() { return P::data(z_); }                 // (H+1, R, D): u then x
+  Scalar* z() { return P::data(z_); }  // (H+1, R, D): u then x
   const Scalar* z() const { return P::data(z_); }
   Scalar* x() { return P::data(z_) + static_cast<std::ptrdiff_t>(H) * rows_ * D; }  // (R, D)
   const Scalar* x() const { return P::data(z_) + static_cast<std::ptrdiff_t>(H) * rows_ * D; }

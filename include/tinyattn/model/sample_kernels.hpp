@@ -27,9 +27,9 @@ namespace tinyattn::kernels {
 template <class Shape, class Scalar>
 struct QkvTable {
   const Scalar* data;
-  index_t rows;                    // R
-  const Scalar* score = nullptr;   // (H, Rq, R) or null: compute q . k per sample
-  index_t query_rows = 0;          // Rq
+  index_t rows;                   // R
+  const Scalar* score = nullptr;  // (H, Rq, R) or null: compute q . k per sample
+  index_t query_rows = 0;         // Rq
   TINYATTN_HD const Scalar* query(index_t head, index_t row) const { return at(0, head, row); }
   TINYATTN_HD const Scalar* key(index_t head, index_t row) const { return at(1, head, row); }
   TINYATTN_HD const Scalar* value(index_t head, index_t row) const { return at(2, head, row); }
@@ -48,7 +48,7 @@ template <class Scalar>
 inline constexpr index_t vector_lanes = 64 / static_cast<index_t>(sizeof(Scalar));
 template <class Shape, class Scalar>
 inline constexpr index_t padded_vocab =
-    (Shape::vocab + vector_lanes<Scalar> - 1) / vector_lanes<Scalar> * vector_lanes<Scalar>;
+    (Shape::vocab + vector_lanes<Scalar> - 1) / vector_lanes<Scalar>* vector_lanes<Scalar>;
 
 // Softmax over n scores times `scale` (1/sqrt(head_dim)), as torch's (s / sqrt(dh)).softmax(-1) (the
 // same numbers when head_dim is a power of 4, as in the reference; within an ulp otherwise).
@@ -124,9 +124,9 @@ TINYATTN_HD TINYATTN_FORCEINLINE void mixing_weights(const QkvTable<Shape, Scala
 // without a score table, dq (H, dh) = d loss / d q. Softmax backward: ds = p * (dp - sum(p * dp)) / sqrt(dh).
 
 template <class Shape, class Scalar>
-TINYATTN_HD TINYATTN_FORCEINLINE void attend_last_query_backward(const QkvTable<Shape, Scalar>& qkv, const index_t* kv_row,
-                                            const Scalar* pattern, const Scalar* dpattern, Scalar* dscores,
-                                            Scalar* dq) {
+TINYATTN_HD TINYATTN_FORCEINLINE void attend_last_query_backward(const QkvTable<Shape, Scalar>& qkv,
+                                                                 const index_t* kv_row, const Scalar* pattern,
+                                                                 const Scalar* dpattern, Scalar* dscores, Scalar* dq) {
   constexpr index_t H = Shape::heads, T = Shape::context, dh = Shape::head_dim;
   constexpr Scalar scale = math::inverse_sqrt<Scalar, dh>;
   for (index_t h = 0; h < H; ++h) {
@@ -182,9 +182,9 @@ struct SampleInputs {
 };
 
 template <class Shape>
-inline constexpr index_t mix_slots = Shape::heads * Shape::context + 1;  // J
+inline constexpr index_t mix_slots = Shape::heads* Shape::context + 1;  // J
 template <class Shape>
-inline constexpr index_t rebased_slots = Shape::heads * (Shape::context - 1) + 1;  // J2
+inline constexpr index_t rebased_slots = Shape::heads*(Shape::context - 1) + 1;  // J2
 
 // The rebased logit table (model/row_tables.hpp) of a row space with R rows, the first Rq of them
 // queries: row q < Rq is query q's combined row; head h's difference row for query q and key row
@@ -262,11 +262,10 @@ TINYATTN_HD TINYATTN_FORCEINLINE void attend_and_mix(const SampleInputs<Shape, S
 // gradients are scattered afterwards by a ScatterPlan, over the logit table's rows.)
 template <class Shape, class Scalar, index_t Width, class RowOps>
 TINYATTN_HD TINYATTN_FORCEINLINE void attend_and_mix_backward(const SampleInputs<Shape, Scalar>& in,
-                                                              const Scalar* table, const Scalar* rebased,
-                                                              index_t b, const Scalar* w, const Scalar* g,
-                                                              Scalar* dscores, Scalar* dq, Team team) {
-  constexpr index_t H = Shape::heads, T = Shape::context, J = mix_slots<Shape>, HT = J - 1,
-                    dh = Shape::head_dim;
+                                                              const Scalar* table, const Scalar* rebased, index_t b,
+                                                              const Scalar* w, const Scalar* g, Scalar* dscores,
+                                                              Scalar* dq, Team team) {
+  constexpr index_t H = Shape::heads, T = Shape::context, J = mix_slots<Shape>, HT = J - 1, dh = Shape::head_dim;
   Scalar dpattern[HT], ds[HT], dq_local[H * dh];
   if (rebased) {
     constexpr index_t J2 = rebased_slots<Shape>, K = J2 - 1;
@@ -329,8 +328,8 @@ struct AttendAndMixRows {
     constexpr index_t D = Shape::d_model, J = mix_slots<Shape>;
     Scalar w[J], resid[RowOps::template share<D>];
     attend_and_mix<Shape, Scalar, D, RowOps>(
-        in, table, nullptr, b, w, q ? q + static_cast<std::ptrdiff_t>(b) * Shape::heads * Shape::head_dim : nullptr, resid,
-        team);
+        in, table, nullptr, b, w, q ? q + static_cast<std::ptrdiff_t>(b) * Shape::heads * Shape::head_dim : nullptr,
+        resid, team);
     store_weights<Shape>(in, w, mix_w + static_cast<std::ptrdiff_t>(b) * J, team);
     RowOps::template store_share<D>(resid, out + static_cast<std::ptrdiff_t>(b - first) * D, team);
   }
@@ -363,8 +362,8 @@ struct CrossEntropyRows {
 template <class Shape, class Scalar, class RowOps>
 struct AttendAndMixRowsBackward {
   SampleInputs<Shape, Scalar> in;
-  const Scalar* table;  // ((H+1) R, D)
-  const Scalar* dresid; // (tile, D): rows of samples first, first + 1, ...
+  const Scalar* table;   // ((H+1) R, D)
+  const Scalar* dresid;  // (tile, D): rows of samples first, first + 1, ...
   SampleGradients<Shape, Scalar> s;
   index_t first;
   TINYATTN_HD void operator()(index_t b, Team team) const {
@@ -415,13 +414,14 @@ struct EvaluateSampleFromLogitTable {
   SampleInputs<Shape, Scalar> in;
   const Scalar* logit_table;  // ((H+1) R, Vp)
   const Scalar* rebased;      // (Rq + H Rq (R - Rq), Vp) or null (RowTables::rebased_logit)
-  Scalar* loss;      // (N)
-  index_t* correct;  // (N)
+  Scalar* loss;               // (N)
+  index_t* correct;           // (N)
   TINYATTN_HD void operator()(index_t b, Team team) const {
     constexpr index_t V = Shape::vocab, Vp = padded_vocab<Shape, Scalar>, J = mix_slots<Shape>;
     Scalar w[J], logits[RowOps::template share<Vp>];
     attend_and_mix<Shape, Scalar, Vp, RowOps>(in, logit_table, rebased, b, w, nullptr, logits, team);
-    const auto r = RowOps::template cross_entropy<V, Vp>(logits, in.targets[b], Scalar(0), static_cast<Scalar*>(nullptr), team);
+    const auto r =
+        RowOps::template cross_entropy<V, Vp>(logits, in.targets[b], Scalar(0), static_cast<Scalar*>(nullptr), team);
     if (team.lane != 0) return;
     loss[b] = static_cast<Scalar>(r.loss);
     correct[b] = r.correct ? 1 : 0;

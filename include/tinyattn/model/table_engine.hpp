@@ -43,9 +43,12 @@ enum class Engine {
 
 inline const char* to_string(Engine engine) {
   switch (engine) {
-    case Engine::automatic: return "automatic";
-    case Engine::reference: return "reference";
-    case Engine::table: return "table";
+    case Engine::automatic:
+      return "automatic";
+    case Engine::reference:
+      return "reference";
+    case Engine::table:
+      return "table";
   }
   return "?";
 }

@@ -40,18 +40,19 @@ class TiedUnembeddingHead {
   void evaluate(const Scalar* params, const Scalar* resid, index_t count, const index_t* targets, index_t first,
                 Scalar* loss, index_t* correct) {
     Ly::unembedding_forward(params, resid, count, P::data(logits_));
-    P::for_each_team(count, kernels::offset_by(kernels::CrossEntropyRows<Shape, Scalar, RowOps>{
-                                                   P::data(logits_), targets, Scalar(0), nullptr, loss, correct, first},
-                                               first));
+    P::for_each_team(
+        count, kernels::offset_by(kernels::CrossEntropyRows<Shape, Scalar, RowOps>{P::data(logits_), targets, Scalar(0),
+                                                                                   nullptr, loss, correct, first},
+                                  first));
   }
 
   void train(const Scalar* params, const Scalar* resid, index_t count, const index_t* targets, index_t first,
              Scalar grad_scale, Scalar* loss, index_t* correct, Scalar* dresid, Scalar* grads, bool accumulate) {
     Ly::unembedding_forward(params, resid, count, P::data(logits_));
-    P::for_each_team(count, kernels::offset_by(kernels::CrossEntropyRows<Shape, Scalar, RowOps>{
-                                                   P::data(logits_), targets, grad_scale, P::data(dlogits_), loss,
-                                                   correct, first},
-                                               first));
+    P::for_each_team(count, kernels::offset_by(
+                                kernels::CrossEntropyRows<Shape, Scalar, RowOps>{
+                                    P::data(logits_), targets, grad_scale, P::data(dlogits_), loss, correct, first},
+                                first));
     Ly::unembedding_backward(params, resid, P::data(dlogits_), count, grads, dresid, accumulate);
   }
 
@@ -107,9 +108,9 @@ class MlpUnembeddingHead {
     if constexpr (kMlp) {
       const std::size_t b = Layout::block(0);
       layers::mlp_backward<Backend>(dresid, grads + b + Layout::Block::W_in, kNoGradient,
-                                    grads + b + Layout::Block::W_out, kNoGradient, P::data(dpost_), dresid, resid, P::data(pre_), P::data(post_),
-                                    params + b + Layout::Block::W_in, params + b + Layout::Block::W_out,
-                                    Arch::activation, count, D, M);
+                                    grads + b + Layout::Block::W_out, kNoGradient, P::data(dpost_), dresid, resid,
+                                    P::data(pre_), P::data(post_), params + b + Layout::Block::W_in,
+                                    params + b + Layout::Block::W_out, Arch::activation, count, D, M);
     }
   }
 
@@ -127,13 +128,13 @@ class MlpUnembeddingHead {
     if constexpr (kMlp) {
       const std::size_t b = Layout::block(0);
       layers::mlp_forward<Backend>(P::data(mlp_out_), P::data(pre_), P::data(post_), resid,
-                                   params + b + Layout::Block::W_in, kNoBias, params + b + Layout::Block::W_out, kNoBias,
-                                   Arch::activation, count, D, M);
+                                   params + b + Layout::Block::W_in, kNoBias, params + b + Layout::Block::W_out,
+                                   kNoBias, Arch::activation, count, D, M);
       layers::residual_forward<Backend>(P::data(resid_post_), resid, P::data(mlp_out_), count, D);
       x = P::data(resid_post_);
     }
-    layers::unembedding_forward<Backend>(P::data(logits_), x, params + Layout::token_embedding, unembed(params), kNoBias,
-                                         Arch::tied, count, D, V_out);
+    layers::unembedding_forward<Backend>(P::data(logits_), x, params + Layout::token_embedding, unembed(params),
+                                         kNoBias, Arch::tied, count, D, V_out);
     return x;
   }
   // The tensors this head writes (W_in, W_out, W_U) start at zero; the layer functions add. W_E starts

@@ -86,10 +86,16 @@ class Transformer {
       Scalar* v = values.data() + spec.offset;
       for (std::size_t i = 0; i < spec.count(); ++i) {
         switch (spec.kind) {
-          case TensorKind::weight: v[i] = static_cast<Scalar>(normal.next() * scale); break;
-          case TensorKind::norm_weight: v[i] = Scalar(1); break;
+          case TensorKind::weight:
+            v[i] = static_cast<Scalar>(normal.next() * scale);
+            break;
+          case TensorKind::norm_weight:
+            v[i] = Scalar(1);
+            break;
           case TensorKind::bias:
-          case TensorKind::norm_bias: v[i] = Scalar(0); break;
+          case TensorKind::norm_bias:
+            v[i] = Scalar(0);
+            break;
         }
       }
     }
@@ -152,8 +158,8 @@ class Transformer {
     validate_batch(batch, vocab, vocab_out, context, "Transformer::evaluate", TargetsRequired::yes);
     if constexpr (has_table_engine) {
       if (engine != Engine::reference && every_last_position_scored(batch)) {
-        TableEngine<Shape, Backend, Scalar, TableHeadOf<Shape, Arch, Backend, Scalar>> table(TokenBatch{context, {}, {}},
-                                                                                               batch, path, scores);
+        TableEngine<Shape, Backend, Scalar, TableHeadOf<Shape, Arch, Backend, Scalar>> table(
+            TokenBatch{context, {}, {}}, batch, path, scores);
         return to_evaluation(table.evaluate_test(parameter_data(), version_));
       }
     }

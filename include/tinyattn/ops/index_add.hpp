@@ -21,9 +21,9 @@ namespace tinyattn {
 
 // Host-side description of one scatter pattern.
 struct ScatterPattern {
-  index_t items = 0;           // N: rows of src
-  index_t slots_per_item = 0;  // J: entries per item
-  index_t out_rows = 0;        // rows of out
+  index_t items = 0;                     // N: rows of src
+  index_t slots_per_item = 0;            // J: entries per item
+  index_t out_rows = 0;                  // rows of out
   std::vector<index_t> out_row_of_slot;  // (N, J): output row of entry (n, j), or -1 for none
 };
 
@@ -40,9 +40,8 @@ class ScatterPlan {
   // requires: every out_row_of_slot value in [-1, out_rows); width = columns of src and out.
   ScatterPlan(const ScatterPattern& pattern, index_t width)
       : items_(pattern.items), slots_(pattern.slots_per_item), out_rows_(pattern.out_rows), width_(width) {
-    require(pattern.out_row_of_slot.size() == static_cast<std::size_t>(items_) * slots_,
-            "ScatterPlan: pattern has ", pattern.out_row_of_slot.size(), " slots, expected ",
-            static_cast<std::size_t>(items_) * slots_);
+    require(pattern.out_row_of_slot.size() == static_cast<std::size_t>(items_) * slots_, "ScatterPlan: pattern has ",
+            pattern.out_row_of_slot.size(), " slots, expected ", static_cast<std::size_t>(items_) * slots_);
     // Counting sort of the entries by output row, stable in (n, j) order.
     std::vector<index_t> row_begin(static_cast<std::size_t>(out_rows_) + 1, 0);
     for (index_t r : pattern.out_row_of_slot) {

@@ -34,14 +34,14 @@ inline void validate(const Curves& curves) {
   for (const auto& [name, values] : series) {
     if (values->empty()) continue;
     any = true;
-    require(values->size() == curves.epoch.size(), "tinyattn::plot: curves '", curves.title, "' series ", name,
-            " has ", values->size(), " values; expected 0 or one per epoch (", curves.epoch.size(), ")");
+    require(values->size() == curves.epoch.size(), "tinyattn::plot: curves '", curves.title, "' series ", name, " has ",
+            values->size(), " values; expected 0 or one per epoch (", curves.epoch.size(), ")");
     const bool accuracy = std::strstr(name, "acc") != nullptr;
     for (std::size_t i = 0; i < values->size(); ++i) {
       const double v = (*values)[i];
       const bool ok = std::isnan(v) || (accuracy ? (v >= 0.0 && v <= 1.0) : (std::isfinite(v) && v >= 0.0));
-      require(ok, "tinyattn::plot: curves '", curves.title, "' ", name, "[", i, "] (epoch ", curves.epoch[i],
-              ") is ", v, "; expected ", accuracy ? "a fraction in [0, 1]" : "a finite loss >= 0", " or NaN (missing)");
+      require(ok, "tinyattn::plot: curves '", curves.title, "' ", name, "[", i, "] (epoch ", curves.epoch[i], ") is ",
+              v, "; expected ", accuracy ? "a fraction in [0, 1]" : "a finite loss >= 0", " or NaN (missing)");
     }
   }
   require(any, "tinyattn::plot: curves '", curves.title, "' have no series; expected at least one of train_acc, ",
@@ -51,8 +51,8 @@ inline void validate(const Curves& curves) {
 // Size of the curves PNG: one panel for accuracies and one for losses, side by side (a panel whose
 // two series are both empty is left out).
 inline PngSize curves_figure_size(const Curves& curves, const PlotStyle& style = {}) {
-  require(style.curves_panel_width_px >= 100 && style.curves_panel_width_px <= 8000 &&
-              style.curves_height_px >= 100 && style.curves_height_px <= 8000,
+  require(style.curves_panel_width_px >= 100 && style.curves_panel_width_px <= 8000 && style.curves_height_px >= 100 &&
+              style.curves_height_px <= 8000,
           "tinyattn::plot: PlotStyle curves panel is ", style.curves_panel_width_px, "x", style.curves_height_px,
           " px; expected 100..8000 each");
   const bool accuracy_panel = !curves.train_acc.empty() || !curves.test_acc.empty();
@@ -117,8 +117,8 @@ void emit_curves_script(std::ostream& s, const Curves& curves, const std::string
   const bool accuracy_panel = !curves.train_acc.empty() || !curves.test_acc.empty();
   const bool loss_panel = !curves.train_loss.empty() || !curves.test_loss.empty();
   const auto [first_epoch, last_epoch] = std::minmax_element(curves.epoch.begin(), curves.epoch.end());
-  s << "set multiplot layout 1," << ((accuracy_panel && loss_panel) ? 2 : 1) << " title "
-    << gnuplot_quote(curves.title) << " noenhanced font ',13'\n"
+  s << "set multiplot layout 1," << ((accuracy_panel && loss_panel) ? 2 : 1) << " title " << gnuplot_quote(curves.title)
+    << " noenhanced font ',13'\n"
     << "set xlabel 'epoch'\nset grid lc rgb '#dddddd'\nset border lc rgb '#444444'\nset key box opaque\n";
   if (*first_epoch < *last_epoch) {
     s << "set xrange [" << *first_epoch << ":" << *last_epoch << "]\n";

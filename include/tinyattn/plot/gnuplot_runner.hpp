@@ -63,7 +63,6 @@
 #pragma GCC diagnostic pop
 #endif
 
-
 #include "tinyattn/core/config.hpp"
 #include "tinyattn/io/atomic_file.hpp"
 
@@ -105,9 +104,7 @@ struct PlotStyle {
 struct PngSize {
   int width = 0;
   int height = 0;
-  friend bool operator==(const PngSize& a, const PngSize& b) {
-    return a.width == b.width && a.height == b.height;
-  }
+  friend bool operator==(const PngSize& a, const PngSize& b) { return a.width == b.width && a.height == b.height; }
   friend bool operator!=(const PngSize& a, const PngSize& b) { return !(a == b); }
 };
 
@@ -161,8 +158,8 @@ inline std::string absolute_path(const std::string& path) {
 inline void require_parent_directory(const std::string& path, const char* what) {
   const std::filesystem::path parent = std::filesystem::path(absolute_path(path)).parent_path();
   std::error_code ec;
-  require(std::filesystem::is_directory(parent, ec), "tinyattn::plot: directory '", parent.string(), "' of ",
-          what, " '", path, "' does not exist; expected an existing directory");
+  require(std::filesystem::is_directory(parent, ec), "tinyattn::plot: directory '", parent.string(), "' of ", what,
+          " '", path, "' does not exist; expected an existing directory");
 }
 
 // Value with up to 9 significant digits, enough to round-trip a float.
@@ -228,8 +225,8 @@ class TemporaryDirectory {
     std::string pattern = (std::filesystem::temp_directory_path() / "tinyattn-plot-XXXXXX").string();
     std::vector<char> buffer(pattern.begin(), pattern.end());
     buffer.push_back('\0');
-    require(::mkdtemp(buffer.data()) != nullptr, "tinyattn::plot: cannot create a temporary directory from '",
-            pattern, "': ", std::strerror(errno));
+    require(::mkdtemp(buffer.data()) != nullptr, "tinyattn::plot: cannot create a temporary directory from '", pattern,
+            "': ", std::strerror(errno));
     path_ = buffer.data();
   }
   ~TemporaryDirectory() {
@@ -366,9 +363,8 @@ inline std::optional<int> read_status(const std::string& path) {
 // save the script with write_*_script_file*). The log and status files go to `work`.
 // Throws GnuplotUnavailable / GnuplotFailed.
 template <class Send, class Check>
-void run_gnuplot(const std::string& command, const std::string& output_path,
-                         const std::string& figure_path, const TemporaryDirectory& work, Send&& send,
-                         Check&& check) {
+void run_gnuplot(const std::string& command, const std::string& output_path, const std::string& figure_path,
+                 const TemporaryDirectory& work, Send&& send, Check&& check) {
   if (!gnuplot_available(command)) {
     throw GnuplotUnavailable("tinyattn::plot: cannot draw '" + figure_path + "': gnuplot command '" + command +
                              "' is not runnable (program '" + program_of(command) +
@@ -394,8 +390,7 @@ void run_gnuplot(const std::string& command, const std::string& output_path,
     input_lost = gp->bad();
     gp.reset();  // Gnuplot's destructor pcloses: gnuplot has exited and the status file is written
   }
-  const std::string lost =
-      input_lost ? "; it stopped reading its input before all commands and data were sent" : "";
+  const std::string lost = input_lost ? "; it stopped reading its input before all commands and data were sent" : "";
   const std::optional<int> status = read_status(status_path);
   if (!status) {
     throw GnuplotFailed("tinyattn::plot: " + where() + " ended without recording an exit status" + lost +
@@ -403,16 +398,16 @@ void run_gnuplot(const std::string& command, const std::string& output_path,
   }
   if (*status == 126 || *status == 127) {  // the shell's "not executable" / "not found"
     throw GnuplotUnavailable("tinyattn::plot: " + where() + " could not be started (shell exit status " +
-                             std::to_string(*status) + "); expected a runnable gnuplot; shell output: " +
-                             read_tail(log_path));
+                             std::to_string(*status) +
+                             "); expected a runnable gnuplot; shell output: " + read_tail(log_path));
   }
   if (*status != 0) {
     const std::string signal =
         *status > 128 ? " (" + std::to_string(*status) + " = 128 + " + std::to_string(*status - 128) +
                             ": the shell's status for a program killed by signal " + std::to_string(*status - 128) + ")"
                       : std::string();
-    throw GnuplotFailed("tinyattn::plot: " + where() + " failed with exit status " + std::to_string(*status) +
-                        signal + "; expected 0" + lost + "; gnuplot output: " + read_tail(log_path));
+    throw GnuplotFailed("tinyattn::plot: " + where() + " failed with exit status " + std::to_string(*status) + signal +
+                        "; expected 0" + lost + "; gnuplot output: " + read_tail(log_path));
   }
   std::error_code ec;
   if (!std::filesystem::is_regular_file(output_path, ec)) {
@@ -426,7 +421,6 @@ void run_gnuplot(const std::string& command, const std::string& output_path,
   check(output_path, where());
 }
 
-
 // Draws one figure: `send(gp, output_path)` writes the script (which must set its output to
 // `output_path`, a file in a private temporary directory) and its data; gnuplot is run and waited
 // for as run_gnuplot does; `check(output_path, where)` judges the file (throws
@@ -434,8 +428,8 @@ void run_gnuplot(const std::string& command, const std::string& output_path,
 // names the path in messages ("PNG path"), `extension` is the output's (".png", ".gif").
 // ensures: on return, `path` holds the checked file; on throw, `path` is as it was.
 template <class Send, class Check>
-void draw_file(const PlotStyle& style, const std::string& path, const char* what, const char* extension,
-               Send&& send, Check&& check) {
+void draw_file(const PlotStyle& style, const std::string& path, const char* what, const char* extension, Send&& send,
+               Check&& check) {
   require_plain_path(path, what);
   require_parent_directory(path, what);
   const std::string final_path = absolute_path(path);
@@ -443,8 +437,8 @@ void draw_file(const PlotStyle& style, const std::string& path, const char* what
   const TemporaryDirectory work;
   const std::string output = work.file((std::string("figure") + extension).c_str());
   require_plain_path(output, "temporary output path");
-  run_gnuplot(command, output, final_path, work, [&](gnuplotio::Gnuplot& gp) { send(gp, output); },
-                      std::forward<Check>(check));
+  run_gnuplot(
+      command, output, final_path, work, [&](gnuplotio::Gnuplot& gp) { send(gp, output); }, std::forward<Check>(check));
   io::write_file_atomically(final_path, io::read_file_bytes(output));
 }
 
@@ -462,8 +456,7 @@ void draw_png(const PlotStyle& style, const std::string& png_path, PngSize expec
               if (found != expected_size) {
                 throw GnuplotFailed("tinyattn::plot: " + where + " wrote a " + std::to_string(found.width) + "x" +
                                     std::to_string(found.height) + " PNG; expected " +
-                                    std::to_string(expected_size.width) + "x" +
-                                    std::to_string(expected_size.height));
+                                    std::to_string(expected_size.width) + "x" + std::to_string(expected_size.height));
               }
             });
 }

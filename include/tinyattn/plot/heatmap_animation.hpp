@@ -22,8 +22,8 @@ namespace tinyattn::plot {
 struct HeatmapAnimation {
   std::string title;  // printf format with one %d for the frame's label
   int rows = 0, cols = 0, ny = 0, nx = 0;
-  std::vector<std::int64_t> labels;     // one per frame
-  std::vector<std::uint8_t> values;     // (frames, rows, cols, ny, nx); y upward, x to the right
+  std::vector<std::int64_t> labels;      // one per frame
+  std::vector<std::uint8_t> values;      // (frames, rows, cols, ny, nx); y upward, x to the right
   std::vector<std::string> cell_titles;  // rows * cols, row-major; empty: none
   int cell_px = 150;
   int delay_centiseconds = 25;
@@ -35,7 +35,8 @@ inline int gif_frame_count(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   const std::vector<unsigned char> b((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   const auto fail = [&](const std::string& why) -> int { throw Error(path + ": not a complete GIF: " + why); };
-  if (b.size() < 13 || (std::string(b.begin(), b.begin() + 6) != "GIF89a" && std::string(b.begin(), b.begin() + 6) != "GIF87a"))
+  if (b.size() < 13 ||
+      (std::string(b.begin(), b.begin() + 6) != "GIF89a" && std::string(b.begin(), b.begin() + 6) != "GIF87a"))
     return fail("no GIF87a/GIF89a signature");
   std::size_t at = 13;
   if (b[10] & 0x80) at += 3u * (1u << ((b[10] & 7) + 1));  // global colour table
@@ -94,7 +95,8 @@ inline void write_heatmap_animation_gif(const HeatmapAnimation& a, const std::st
            << " font " << detail::gnuplot_quote(style.font) << "\n";
         gp << "set output " << detail::gnuplot_quote(output) << "\n";
         gp << "set palette defined (";
-        for (int i = 0; i < 9; ++i) gp << (i ? ", " : "") << i << " " << detail::gnuplot_quote(detail::yl_gn_bu_colors[i]);
+        for (int i = 0; i < 9; ++i)
+          gp << (i ? ", " : "") << i << " " << detail::gnuplot_quote(detail::yl_gn_bu_colors[i]);
         gp << ")\nset cbrange [0:255]\nunset colorbox\nunset key\nunset xtics\nunset ytics\n";
         gp << "set xrange [-0.5:" << a.nx - 0.5 << "]\nset yrange [-0.5:" << a.ny - 0.5 << "]\n";
         gp << "set lmargin 1\nset rmargin 1\nset tmargin 2\nset bmargin 1\n";
@@ -103,15 +105,16 @@ inline void write_heatmap_animation_gif(const HeatmapAnimation& a, const std::st
         gp << "]\n";
         if (!a.cell_titles.empty()) {
           gp << "array cell_title[" << a.cell_titles.size() << "] = [";
-          for (std::size_t c = 0; c < a.cell_titles.size(); ++c) gp << (c ? "," : "") << detail::gnuplot_quote(a.cell_titles[c]);
+          for (std::size_t c = 0; c < a.cell_titles.size(); ++c)
+            gp << (c ? "," : "") << detail::gnuplot_quote(a.cell_titles[c]);
           gp << "]\n";
         }
         gp << "do for [f=1:" << frames << "] {\n"
-           << "  set multiplot layout " << a.rows << "," << a.cols << " title sprintf(" << detail::gnuplot_quote(a.title)
-           << ", label[f])\n"
+           << "  set multiplot layout " << a.rows << "," << a.cols << " title sprintf("
+           << detail::gnuplot_quote(a.title) << ", label[f])\n"
            << "  do for [c=1:" << a.rows * a.cols << "] {\n"
-           << (a.cell_titles.empty() ? "" : "    set title cell_title[c]\n")
-           << "    plot " << detail::gnuplot_quote(data) << " binary array=(" << a.nx << "," << a.ny
+           << (a.cell_titles.empty() ? "" : "    set title cell_title[c]\n") << "    plot "
+           << detail::gnuplot_quote(data) << " binary array=(" << a.nx << "," << a.ny
            << ") format='%uchar' skip=((f-1)*" << per_frame << "+(c-1)*" << cell << ") with image\n"
            << "  }\n  unset multiplot\n}\nset output\n";
       },

@@ -72,12 +72,12 @@ inline const char* const yl_gn_bu_colors[9] = {"#ffffd9", "#edf8b1", "#c7e9b4", 
 // Layout of the heatmap figure in pixels. Fixed pixel margins (rather than fractions) keep every
 // cell exactly cell_px square whatever the grid shape.
 struct HeatmapLayout {
-  static constexpr int left = 62;      // y tic labels + y label
-  static constexpr int right = 118;    // colour bar, its tic labels and its label
-  static constexpr int bottom = 52;    // x tic labels + x label
-  static constexpr int top = 66;       // figure title + first row's cell titles
-  static constexpr int col_gap = 16;   // no tic labels between columns
-  static constexpr int row_gap = 34;   // room for the cell titles of the next row
+  static constexpr int left = 62;        // y tic labels + y label
+  static constexpr int right = 118;      // colour bar, its tic labels and its label
+  static constexpr int bottom = 52;      // x tic labels + x label
+  static constexpr int top = 66;         // figure title + first row's cell titles
+  static constexpr int col_gap = 16;     // no tic labels between columns
+  static constexpr int row_gap = 34;     // room for the cell titles of the next row
   static constexpr int bar_offset = 22;  // colour bar distance from the last column
   static constexpr int bar_width = 18;
 };
@@ -95,13 +95,13 @@ inline int tic_step(int n) {
 
 // Checks everything the script relies on. Throws tinyattn::Error saying what is wrong.
 inline void validate(const HeatmapGrid& grid) {
-  require(grid.rows >= 1 && grid.cols >= 1 && grid.ny >= 1 && grid.nx >= 1,
-          "tinyattn::plot: heatmap grid '", grid.title, "' has shape (rows, cols, ny, nx) = (", grid.rows, ", ",
-          grid.cols, ", ", grid.ny, ", ", grid.nx, "); expected every extent >= 1");
+  require(grid.rows >= 1 && grid.cols >= 1 && grid.ny >= 1 && grid.nx >= 1, "tinyattn::plot: heatmap grid '",
+          grid.title, "' has shape (rows, cols, ny, nx) = (", grid.rows, ", ", grid.cols, ", ", grid.ny, ", ", grid.nx,
+          "); expected every extent >= 1");
   const std::size_t expected = static_cast<std::size_t>(grid.rows) * static_cast<std::size_t>(grid.cols) *
                                static_cast<std::size_t>(grid.ny) * static_cast<std::size_t>(grid.nx);
-  require(grid.values.size() == expected, "tinyattn::plot: heatmap grid '", grid.title, "' has ",
-          grid.values.size(), " values; expected rows*cols*ny*nx = ", expected);
+  require(grid.values.size() == expected, "tinyattn::plot: heatmap grid '", grid.title, "' has ", grid.values.size(),
+          " values; expected rows*cols*ny*nx = ", expected);
   require(grid.row_labels.empty() || grid.row_labels.size() == static_cast<std::size_t>(grid.rows),
           "tinyattn::plot: heatmap grid '", grid.title, "' has ", grid.row_labels.size(),
           " row labels; expected 0 or rows = ", grid.rows);
@@ -119,8 +119,8 @@ inline void validate(const HeatmapGrid& grid) {
       const std::size_t y = i / static_cast<std::size_t>(grid.nx) % static_cast<std::size_t>(grid.ny);
       const std::size_t cell = i / (static_cast<std::size_t>(grid.nx) * static_cast<std::size_t>(grid.ny));
       require(false, "tinyattn::plot: heatmap grid '", grid.title, "' value at (row ",
-              cell / static_cast<std::size_t>(grid.cols), ", col ", cell % static_cast<std::size_t>(grid.cols),
-              ", y ", y, ", x ", x, ") is ", grid.values[i], "; expected a finite number");
+              cell / static_cast<std::size_t>(grid.cols), ", col ", cell % static_cast<std::size_t>(grid.cols), ", y ",
+              y, ", x ", x, ") is ", grid.values[i], "; expected a finite number");
     }
   }
 }
@@ -138,8 +138,8 @@ inline std::pair<float, float> color_range(const HeatmapGrid& grid) {
 // Size of the heatmap PNG: square cells of style.cell_px plus fixed margins and one colour bar.
 inline PngSize heatmap_grid_figure_size(const HeatmapGrid& grid, const PlotStyle& style = {}) {
   using L = detail::HeatmapLayout;
-  require(grid.rows >= 1 && grid.cols >= 1, "tinyattn::plot: heatmap grid '", grid.title, "' has ", grid.rows,
-          "x", grid.cols, " cells; expected at least 1x1");
+  require(grid.rows >= 1 && grid.cols >= 1, "tinyattn::plot: heatmap grid '", grid.title, "' has ", grid.rows, "x",
+          grid.cols, " cells; expected at least 1x1");
   require(style.cell_px >= 32 && style.cell_px <= 4096, "tinyattn::plot: PlotStyle::cell_px is ", style.cell_px,
           "; expected 32..4096 pixels");
   const long width = L::left + static_cast<long>(grid.cols) * style.cell_px + (grid.cols - 1L) * L::col_gap + L::right;
@@ -160,7 +160,8 @@ inline void write_heatmap_grid_data(const HeatmapGrid& grid, const std::string& 
   for (std::size_t i = 0; i < grid.values.size(); ++i) {
     std::uint32_t bits;
     std::memcpy(&bits, &grid.values[i], 4);
-    for (int b = 0; b < 4; ++b) bytes[i * 4 + static_cast<std::size_t>(b)] = static_cast<unsigned char>(bits >> (8 * b));
+    for (int b = 0; b < 4; ++b)
+      bytes[i * 4 + static_cast<std::size_t>(b)] = static_cast<unsigned char>(bits >> (8 * b));
   }
   io::write_file_atomically(data_path, bytes);
 }
@@ -198,8 +199,8 @@ void emit_heatmap_grid_script(std::ostream& s, const HeatmapGrid& grid, const st
     << "set cbtics scale 0.6\nset tics front\n"
     << "unset key\n"
     // Fixed pixel margins make every cell cell_px square; the right margin holds the colour bar.
-    << "set multiplot layout " << grid.rows << "," << grid.cols << " rowsfirst title "
-    << gnuplot_quote(grid.title) << " noenhanced font ',13' margins " << fraction(L::left, size.width) << ","
+    << "set multiplot layout " << grid.rows << "," << grid.cols << " rowsfirst title " << gnuplot_quote(grid.title)
+    << " noenhanced font ',13' margins " << fraction(L::left, size.width) << ","
     << fraction(L::left + grid_width, size.width) << "," << fraction(L::bottom, size.height) << ","
     << fraction(L::bottom + grid_height, size.height) << " spacing " << fraction(L::col_gap, size.width) << ","
     << fraction(L::row_gap, size.height) << "\n";
@@ -285,8 +286,9 @@ inline std::string heatmap_grid_script(const HeatmapGrid& grid, const std::strin
          << "# Rerun with: gnuplot <this file>\n";
   std::ostringstream s;
   detail::emit_heatmap_grid_script(s, grid, png_path, header.str(), style, [&](int r, int c) {
-    const std::size_t offset = (static_cast<std::size_t>(r) * static_cast<std::size_t>(grid.cols) +
-                                static_cast<std::size_t>(c)) * cell_values * 4;
+    const std::size_t offset =
+        (static_cast<std::size_t>(r) * static_cast<std::size_t>(grid.cols) + static_cast<std::size_t>(c)) *
+        cell_values * 4;
     s << "plot " << detail::gnuplot_quote(data_path) << " binary array=(" << grid.nx << "," << grid.ny
       << ") format='%float32' endian=little skip=" << offset << " with image\n";
   });
@@ -305,7 +307,8 @@ inline std::string write_heatmap_grid_script_files(const HeatmapGrid& grid, cons
   require(data != std::filesystem::path(detail::absolute_path(script_path)), "tinyattn::plot: script path '",
           script_path, "' ends in '.bin', the data file's name; expected another extension such as '.gp'");
   write_heatmap_grid_data(grid, data.string());
-  detail::write_text_file(script_path, heatmap_grid_script(grid, detail::absolute_path(png_path), data.string(), style));
+  detail::write_text_file(script_path,
+                          heatmap_grid_script(grid, detail::absolute_path(png_path), data.string(), style));
   return data.string();
 }
 
@@ -316,10 +319,9 @@ inline std::string write_heatmap_grid_script_files(const HeatmapGrid& grid, cons
 // bad grid or path. ensures: on return, `png_path` is a PNG of heatmap_grid_figure_size(grid, style).
 inline void write_heatmap_grid_png(const HeatmapGrid& grid, const std::string& png_path, const PlotStyle& style = {}) {
   validate(grid);
-  detail::draw_png(style, png_path, heatmap_grid_figure_size(grid, style),
-                   [&](gnuplotio::Gnuplot& gp, const std::string& output) {
-                     detail::send_heatmap_grid(gp, grid, output, style);
-                   });
+  detail::draw_png(
+      style, png_path, heatmap_grid_figure_size(grid, style),
+      [&](gnuplotio::Gnuplot& gp, const std::string& output) { detail::send_heatmap_grid(gp, grid, output, style); });
 }
 
 }  // namespace tinyattn::plot

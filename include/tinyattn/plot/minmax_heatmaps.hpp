@@ -23,7 +23,8 @@ inline HeatmapGrid attention_weights_grid(const std::string& op_name, int heads,
   grid.cols = 3;
   grid.ny = n;
   grid.nx = n;
-  grid.values.assign(static_cast<std::size_t>(heads) * 3 * static_cast<std::size_t>(n) * static_cast<std::size_t>(n), 0.0f);
+  grid.values.assign(static_cast<std::size_t>(heads) * 3 * static_cast<std::size_t>(n) * static_cast<std::size_t>(n),
+                     0.0f);
   for (int h = 0; h < heads; ++h) grid.row_labels.push_back(op_name + " \u2014 head " + std::to_string(h));
   grid.col_labels = {"A", "op", "B"};
   grid.range = HeatmapGrid::Range::fixed;

@@ -79,7 +79,8 @@ inline std::string phase_diagram_script(const PhaseDiagram& d, const std::string
     << "set border lc rgb '#444444'\nunset key\nset tics scale 0\n";
   auto ticks = [&](const char* axis, const std::vector<std::string>& labels) {
     s << "set " << axis << " (";
-    for (std::size_t i = 0; i < labels.size(); ++i) s << (i ? ", " : "") << detail::gnuplot_quote(labels[i]) << " " << i;
+    for (std::size_t i = 0; i < labels.size(); ++i)
+      s << (i ? ", " : "") << detail::gnuplot_quote(labels[i]) << " " << i;
     s << ") noenhanced\n";
   };
   ticks("xtics", d.x_ticks);

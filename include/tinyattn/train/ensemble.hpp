@@ -56,14 +56,14 @@ struct EnsembleOptions {
 
 template <class Scalar = float>
 struct MemberResult {
-  index_t member = 0;                    // its index in the ensemble
-  std::vector<EpochMetrics> history;     // every epoch (when kept)
-  EpochMetrics last;                     // the last epoch trained
-  EpochMetrics last_tested;              // the last epoch whose test set was evaluated (epoch 0: none)
-  std::int64_t epoch_reached = -1;       // first epoch with test accuracy >= the threshold; -1: never
-  bool diverged = false;                 // training stopped: a loss or gradient not finite
-  std::string divergence;                // the DivergenceError's message
-  std::vector<Scalar> weights;           // parameters at the end (last good ones when diverged), if kept
+  index_t member = 0;                 // its index in the ensemble
+  std::vector<EpochMetrics> history;  // every epoch (when kept)
+  EpochMetrics last;                  // the last epoch trained
+  EpochMetrics last_tested;           // the last epoch whose test set was evaluated (epoch 0: none)
+  std::int64_t epoch_reached = -1;    // first epoch with test accuracy >= the threshold; -1: never
+  bool diverged = false;              // training stopped: a loss or gradient not finite
+  std::string divergence;             // the DivergenceError's message
+  std::vector<Scalar> weights;        // parameters at the end (last good ones when diverged), if kept
 };
 
 template <class Network>

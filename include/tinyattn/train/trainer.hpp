@@ -60,10 +60,10 @@ class DivergenceError : public Error {
 };
 
 struct TrainerOptions {
-  AdamWConfig adamw{};            // torch.optim.AdamW's defaults; set every value an experiment needs
-  index_t batch_size = 0;         // samples per step; 0 (or >= the training set): full batch
-  std::uint64_t shuffle_seed = 0; // PythonRandom seed of the minibatch order (the peer's --seed)
-  std::int64_t eval_every = 1;    // evaluate the test set after every k-th epoch (k >= 1)
+  AdamWConfig adamw{};             // torch.optim.AdamW's defaults; set every value an experiment needs
+  index_t batch_size = 0;          // samples per step; 0 (or >= the training set): full batch
+  std::uint64_t shuffle_seed = 0;  // PythonRandom seed of the minibatch order (the peer's --seed)
+  std::int64_t eval_every = 1;     // evaluate the test set after every k-th epoch (k >= 1)
   Engine engine = Engine::automatic;
   LogitPath logit_path = LogitPath::automatic;  // table engine: chosen at compile time from the shape
   ScorePath score_path = ScorePath::automatic;  // table engine: chosen from the data
