@@ -243,6 +243,11 @@ SweepSpec parse_sweep_spec(const std::map<std::string, std::string>& values, boo
     if (t.size() != 1) throw UsageError("--threshold takes one number, found '" + *v + "'");
     s.threshold = t[0];
   }
+  // A row reports the last evaluated epoch's test numbers: they must be the last epoch's.
+  if (s.epochs % s.eval_every != 0)
+    throw UsageError("--epochs " + std::to_string(s.epochs) + " is not a multiple of --eval-every " +
+                     std::to_string(s.eval_every) + ": the last epoch would not be evaluated; expected epochs = k * " +
+                     std::to_string(s.eval_every));
   s.keep_weights = keep_weights;
   check_fractions(s, static_cast<double>(S::samples));
   choose_axes(s, get("--axes"));

@@ -88,8 +88,8 @@ train (defaults: the peer's --preset grokking):
 sweep (runs = every combination of the lists; LIST: 1e-3,2e-3 or, for seeds, 0-63 and 0,4,9-12):
   --seeds LIST          initial weights (0); every run uses the data seed 598's split
   --lr LIST (1e-3)  --weight-decay LIST (1.0)  --train-fraction LIST (0.3)
-  --epochs N (8000)  --eval-every K (100: the row's test numbers are the last evaluated epoch's, so keep N a
-                        multiple of K)  --threshold X: the test accuracy whose first epoch is recorded (0.99)
+  --epochs N (8000)  --eval-every K (100; N a multiple of K)  --threshold X: the test accuracy whose first
+                        epoch is recorded (0.99)
   --axes X,Y            the phase diagram's axes among lr, weight-decay, train-fraction (default: the
                         first two varied of weight-decay, train-fraction, lr), averaged over the rest
   --keep-weights        DIR/weights/run-NNNNNN.safetensors for every run

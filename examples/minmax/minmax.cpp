@@ -98,7 +98,8 @@ train (defaults = the original experiment):
 sweep (runs = every combination of the lists; LIST: 1e-3,2e-3 or, for seeds, 0-63 and 0,4,9-12):
   --seeds LIST          initial weights and split seeds (0)       --lr LIST             (2e-3)
   --weight-decay LIST   (1.0)                                     --train-fraction LIST (1/3)
-  --epochs N (750)  --eval-every K (1)  --threshold X: the test accuracy whose first epoch is recorded (0.99)
+  --epochs N (750)  --eval-every K (1; N a multiple of K)  --threshold X: the test accuracy whose first epoch
+                        is recorded (0.99)
   --axes X,Y            the phase diagram's axes among lr, weight-decay, train-fraction (default: the
                         first two varied of weight-decay, train-fraction, lr), averaged over the rest
   --keep-weights        DIR/weights/run-NNNNNN.safetensors for every run

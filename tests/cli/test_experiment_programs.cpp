@@ -279,6 +279,10 @@ TEST_CASE("grokking sweep: each row equals a grokking train run of its settings,
   const Outcome axes = run_program(kGrokking, {"sweep", "--axes", "lr,depth", "--out", dir.file("bad")});
   CHECK_EXIT_STATUS(axes, 2);
   CHECK_STDERR_HAS(axes, "unknown axis 'depth'");
+  const Outcome last_epoch = run_program(kGrokking, {"sweep", "--epochs", "250", "--out", dir.file("bad")});
+  CHECK_EXIT_STATUS(last_epoch, 2);
+  CHECK_STDERR_HAS(last_epoch,
+                   "--epochs 250 is not a multiple of --eval-every 100: the last epoch would not be evaluated");
   CHECK(!fs::exists(dir.file("bad")));
   CHECK_STDOUT_HAS(run_program(kGrokking, {"--help"}), " sweep");
   const Outcome none = run_program(kInduction, {"sweep"});
