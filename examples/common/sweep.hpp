@@ -51,6 +51,9 @@
 #include <thread>
 #include <vector>
 
+#include <signal.h>
+#include <unistd.h>
+
 #if defined(_OPENMP)
 #include <omp.h>
 #endif
@@ -474,6 +477,48 @@ class RunProgress {
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
 };
 
+// ---- Ctrl-C ----------------------------------------------------------------------------------------
+// SIGINT or SIGTERM during a sweep: the finished runs are on disk already (each row is written as its
+// run ends), so the process says how to continue and then ends as the signal's default action would
+// (the shell and mpirun see the signal). The message is made before the handler is installed: the
+// handler itself only calls async-signal-safe functions. A signal the process ignores (a background
+// job's SIGINT) stays ignored.
+class SweepInterruptNotice {
+ public:
+  explicit SweepInterruptNotice(const std::string& text) {
+    std::snprintf(message(), kSize, "%s", text.c_str());
+    struct sigaction action {};
+    action.sa_handler = &SweepInterruptNotice::on_signal;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_RESETHAND;
+    for (int i = 0; i < 2; ++i) {
+      ::sigaction(kSignals[i], nullptr, &previous_[i]);
+      if (previous_[i].sa_handler != SIG_IGN) ::sigaction(kSignals[i], &action, nullptr);
+    }
+  }
+  ~SweepInterruptNotice() {
+    for (int i = 0; i < 2; ++i) ::sigaction(kSignals[i], &previous_[i], nullptr);
+  }
+  SweepInterruptNotice(const SweepInterruptNotice&) = delete;
+  SweepInterruptNotice& operator=(const SweepInterruptNotice&) = delete;
+
+ private:
+  static constexpr std::size_t kSize = 4096;
+  static constexpr int kSignals[2] = {SIGINT, SIGTERM};
+  static char* message() {
+    static char text[kSize];
+    return text;
+  }
+  static void on_signal(int signal) {
+    const char* text = message();
+    if (::write(STDERR_FILENO, text, std::strlen(text)) < 0) {
+      // Nothing more can be done from a signal handler.
+    }
+    ::raise(signal);  // SA_RESETHAND restored the default action: delivered when this handler returns
+  }
+  struct sigaction previous_[2]{};
+};
+
 // ---- the command -----------------------------------------------------------------------------------
 struct SweepCommand {
   SweepSpec spec;
@@ -517,6 +562,10 @@ int run_sweep(const SweepCommand& command, const Ranks& ranks) {
                 ranks.size() > 1 ? "s" : "", tinyattn::cpu_threads(), tinyattn::cpu_threads() > 1 ? "s" : "",
                 dir.c_str());
   std::fflush(stdout);
+  std::optional<SweepInterruptNotice> notice;
+  if (ranks.root())
+    notice.emplace(std::string("\n") + S::program + " sweep: interrupted; the finished runs are kept in " +
+                   join(dir, "runs") + "/: continue with " + S::program + " sweep --resume " + dir + "\n");
 
   // Each member's data is made when a worker takes it: only the runs in flight hold theirs.
   const auto member = [&](tinyattn::index_t i) {

@@ -180,6 +180,23 @@ TEST_CASE("sweep: killed mid-sweep, --resume keeps the finished runs and ends wi
   CHECK_STDERR_HAS(mixed, "run-000001.csv does not belong to this sweep");
 }
 
+TEST_CASE("sweep: Ctrl-C (SIGINT) says how to continue and ends as the signal does") {
+  Scratch dir;
+  const std::string out = dir.file("interrupted");
+  Child child(kMinmax, {"sweep", "--seeds", "0-3", "--epochs", "200", "--threads", "1", "--no-plot", "--out", out});
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (child.running() && finished_runs(out) < 1 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(2ms);
+  REQUIRE_MESSAGE(child.running(), "the sweep ended before it could be interrupted");
+  child.send(SIGINT);
+  const Outcome o = child.wait();
+  CHECK(o.signal == SIGINT);
+  CHECK_STDERR_HAS(o, "minmax sweep: interrupted; the finished runs are kept in " + out +
+                          "/runs/: continue with minmax sweep --resume " + out);
+  CHECK(finished_runs(out) >= 1);
+  CHECK(!fs::exists(out + "/sweep.csv"));
+}
+
 TEST_CASE("sweep: a diverging run is recorded as diverged and the sweep goes on") {
   Scratch dir;
   const std::string out = dir.file("sweep");
