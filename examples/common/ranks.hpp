@@ -29,6 +29,13 @@ inline int mpirun_world_size() {
   return 0;
 }
 
+// This process's rank among them, or 0 when mpirun did not start us (read before MPI starts).
+inline int mpirun_world_rank() {
+  for (const char* name : {"OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK"})
+    if (const char* value = std::getenv(name)) return std::atoi(value);
+  return 0;
+}
+
 // The number of those processes on this machine (1 when unknown).
 inline int mpirun_local_size() {
   for (const char* name : {"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "PMIX_LOCAL_SIZE"})

@@ -636,10 +636,7 @@ int run_sweep(const SweepCommand& command, const Ranks& ranks) {
 // `PROGRAM sweep`: the settings from the flags (or, with --resume, from DIR/sweep-spec.txt), then the
 // processes: parsing comes first, so that a usage error ends every rank alike before MPI starts.
 template <class S>
-int sweep_command(const std::vector<std::string>& words) {
-  std::set<std::string> value_flags = sweep_setting_flags();
-  value_flags.insert({"--out", "--resume", "--threads"});
-  const Arguments args(words, value_flags, {"--keep-weights", "--no-plot"});
+SweepCommand parse_sweep_command(const Arguments& args) {
   if (!args.positional().empty())
     throw UsageError("sweep takes no positional argument, found '" + args.positional()[0] + "'");
   SweepCommand c;
@@ -662,6 +659,12 @@ int sweep_command(const std::vector<std::string>& words) {
     c.spec = parse_sweep_spec<S>(values, args.has("--keep-weights"));
     c.out = args.text("--out").value_or(std::string(S::program) + "-sweep");
   }
+  return c;
+}
+
+// The processes: MPI started (when built with it), each rank's threads chosen, the sweep run.
+template <class S>
+int run_sweep_command(const SweepCommand& c, const Arguments& args) {
   const Ranks ranks;
   if (const auto threads = args.integer("--threads", 1, 4096)) {
     tinyattn::set_cpu_threads(static_cast<int>(*threads));
@@ -691,6 +694,26 @@ int sweep_command(const std::vector<std::string>& words) {
     std::fprintf(stderr, "%s (rank %d): %s%s\n", S::program, ranks.rank(), usage ? "" : "error: ", e.what());
     ranks.abort_all(usage ? 2 : 1);
   }
+}
+
+// Under mpirun every rank parses the same command line and reads the same sweep-spec.txt, so every rank
+// meets the same mistake: it is said once, by rank 0, and the other ranks end with the same status
+// without a word.
+template <class S>
+int sweep_command(const std::vector<std::string>& words) {
+  std::set<std::string> value_flags = sweep_setting_flags();
+  value_flags.insert({"--out", "--resume", "--threads"});
+  std::optional<Arguments> parsed;
+  SweepCommand c;
+  try {
+    parsed.emplace(words, value_flags, std::set<std::string>{"--keep-weights", "--no-plot"});
+    c = parse_sweep_command<S>(*parsed);
+    parsed->integer("--threads", 1, 4096);
+  } catch (const std::exception& e) {
+    if (mpirun_world_rank() > 0) std::exit(dynamic_cast<const UsageError*>(&e) != nullptr ? 2 : 1);
+    throw;
+  }
+  return run_sweep_command<S>(c, *parsed);
 }
 
 }  // namespace programs

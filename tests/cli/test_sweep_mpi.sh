@@ -28,6 +28,15 @@ for n in 1 2 3; do
   echo "ok: mpirun -np $n gives the plain run's files"
 done
 
+# A usage error is said once, by rank 0, not once per rank; every rank ends with status 2.
+status=0
+"$mpirun" -np 3 "$minmax" sweep --epochs 0 --out "$work/bad" >"$work/bad.log" 2>&1 || status=$?
+((status == 2)) || { echo "FAIL: a usage error under mpirun exited $status, expected 2"; cat "$work/bad.log"; exit 1; }
+said=$(grep -c -- "--epochs must be in" "$work/bad.log" || true)
+((said == 1)) || { echo "FAIL: the usage error was printed $said times, expected once"; cat "$work/bad.log"; exit 1; }
+[[ ! -e "$work/bad" ]] || { echo "FAIL: a refused sweep created its directory"; exit 1; }
+echo "ok: a usage error under mpirun -np 3 is said once, status 2"
+
 # Kill one rank of a 2-rank sweep once two runs are finished; mpirun then ends the other.
 long=(--seeds 0-3 --weight-decay 0.3,1 --epochs 150 --no-plot)
 "$minmax" sweep "${long[@]}" --out "$work/whole" >/dev/null
