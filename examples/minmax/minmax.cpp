@@ -258,10 +258,13 @@ int train(const TrainSettings& settings) {
   if (first > settings.epochs + 1)
     throw RunError("the checkpoint is at epoch " + std::to_string(first - 1) + ", past --epochs " +
                    std::to_string(settings.epochs));
-  std::printf("training %s on %s: %d train / %d test samples, epochs %lld..%lld, lr %g, weight decay %g, seed %llu\n",
-              "Shape<131, 32, 2, 4>", tinyattn::Primitives<Backend>::name(), task.train().size(), task.test().size(),
-              static_cast<long long>(first), static_cast<long long>(settings.epochs), settings.adamw.lr,
-              settings.adamw.weight_decay, static_cast<unsigned long long>(settings.seed));
+  std::printf(
+      "training Shape<%d, %d, %d, %d> on %s: %d train / %d test samples, epochs %lld..%lld, lr %g, weight decay %g, "
+      "seed %llu\n",
+      static_cast<int>(Shape::vocab), static_cast<int>(Shape::d_model), static_cast<int>(Shape::heads),
+      static_cast<int>(Shape::context), tinyattn::Primitives<Backend>::name(), task.train().size(), task.test().size(),
+      static_cast<long long>(first), static_cast<long long>(settings.epochs), settings.adamw.lr,
+      settings.adamw.weight_decay, static_cast<unsigned long long>(settings.seed));
 
   const std::string checkpoint = join(dir, "checkpoint.safetensors"), curves = join(dir, "curves.csv");
   // The curves first: a crash between the two writes leaves curves ahead of the checkpoint, which
