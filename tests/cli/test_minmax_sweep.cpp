@@ -62,6 +62,16 @@ std::size_t finished_runs(const std::string& dir) {
   return n;
 }
 
+// Waits (at most a minute) until the sweep `child` writes into `dir` has finished `runs` runs, then sends
+// it `signal` while it is still running.
+void signal_after_finished_runs(Child& child, const std::string& dir, std::size_t runs, int signal) {
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (child.running() && finished_runs(dir) < runs && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(2ms);
+  REQUIRE_MESSAGE(child.running(), "the sweep ended before signal " << signal << " could be sent");
+  child.send(signal);
+}
+
 void check_same_tensors(const std::string& expected_path, const std::string& actual_path) {
   const auto expected = tinyattn::io::SafetensorsFile::load(expected_path);
   const auto actual = tinyattn::io::SafetensorsFile::load(actual_path);
@@ -149,11 +159,7 @@ TEST_CASE("sweep: killed mid-sweep, --resume keeps the finished runs and ends wi
   REQUIRE_EXIT_STATUS(run_minmax(with_out(whole)), 0);
 
   Child child(kMinmax, with_out(killed));
-  const auto deadline = std::chrono::steady_clock::now() + 60s;
-  while (child.running() && finished_runs(killed) < 2 && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(2ms);
-  REQUIRE_MESSAGE(child.running(), "the sweep ended before it could be killed");
-  child.send(SIGKILL);
+  signal_after_finished_runs(child, killed, 2, SIGKILL);
   const Outcome dead = child.wait();
   CHECK(dead.signal == SIGKILL);
   const std::size_t kept = finished_runs(killed);
@@ -184,11 +190,7 @@ TEST_CASE("sweep: Ctrl-C (SIGINT) says how to continue and ends as the signal do
   Scratch dir;
   const std::string out = dir.file("interrupted");
   Child child(kMinmax, {"sweep", "--seeds", "0-3", "--epochs", "200", "--threads", "1", "--no-plot", "--out", out});
-  const auto deadline = std::chrono::steady_clock::now() + 60s;
-  while (child.running() && finished_runs(out) < 1 && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(2ms);
-  REQUIRE_MESSAGE(child.running(), "the sweep ended before it could be interrupted");
-  child.send(SIGINT);
+  signal_after_finished_runs(child, out, 1, SIGINT);
   const Outcome o = child.wait();
   CHECK(o.signal == SIGINT);
   CHECK_STDERR_HAS(o, "minmax sweep: interrupted; the finished runs are kept in " + out +
