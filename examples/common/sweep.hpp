@@ -525,6 +525,7 @@ struct SweepCommand {
   std::string out;
   bool resume = false;
   bool plot = true;
+  std::optional<int> threads;  // --threads; unset: the machine's cores shared among the ranks on it
 };
 
 // Runs the sweep's unfinished runs dealt over the ranks; rank 0 then writes sweep.csv and the
@@ -659,15 +660,16 @@ SweepCommand parse_sweep_command(const Arguments& args) {
     c.spec = parse_sweep_spec<S>(values, args.has("--keep-weights"));
     c.out = args.text("--out").value_or(std::string(S::program) + "-sweep");
   }
+  if (const auto threads = args.integer("--threads", 1, 4096)) c.threads = static_cast<int>(*threads);
   return c;
 }
 
 // The processes: MPI started (when built with it), each rank's threads chosen, the sweep run.
 template <class S>
-int run_sweep_command(const SweepCommand& c, const Arguments& args) {
+int run_sweep_command(const SweepCommand& c) {
   const Ranks ranks;
-  if (const auto threads = args.integer("--threads", 1, 4096)) {
-    tinyattn::set_cpu_threads(static_cast<int>(*threads));
+  if (c.threads) {
+    tinyattn::set_cpu_threads(*c.threads);
   } else if (mpirun_world_size() > 0 && !std::getenv("OMP_NUM_THREADS")) {
     // The ranks on one machine share its cores. Open MPI binds each of 1 or 2 ranks to a single core by
     // default, which would leave the other cores idle: say so (omp_get_num_procs: the cores this
@@ -703,17 +705,14 @@ template <class S>
 int sweep_command(const std::vector<std::string>& words) {
   std::set<std::string> value_flags = sweep_setting_flags();
   value_flags.insert({"--out", "--resume", "--threads"});
-  std::optional<Arguments> parsed;
   SweepCommand c;
   try {
-    parsed.emplace(words, value_flags, std::set<std::string>{"--keep-weights", "--no-plot"});
-    c = parse_sweep_command<S>(*parsed);
-    parsed->integer("--threads", 1, 4096);
+    c = parse_sweep_command<S>(Arguments(words, value_flags, {"--keep-weights", "--no-plot"}));
   } catch (const std::exception& e) {
     if (mpirun_world_rank() > 0) std::exit(dynamic_cast<const UsageError*>(&e) != nullptr ? 2 : 1);
     throw;
   }
-  return run_sweep_command<S>(c, *parsed);
+  return run_sweep_command<S>(c);
 }
 
 }  // namespace programs

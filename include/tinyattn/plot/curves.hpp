@@ -182,7 +182,7 @@ inline void write_curves_script_file(const Curves& curves, const std::string& sc
                                      const PlotStyle& style = {}) {
   detail::require_plain_path(script_path, "script path");
   detail::require_parent_directory(script_path, "script path");
-  detail::write_text_file(script_path, curves_script(curves, detail::absolute_path(png_path), style));
+  io::write_file_atomically(script_path, curves_script(curves, detail::absolute_path(png_path), style));
 }
 
 // Draws `curves` into `png_path` through gnuplot-iostream (the script with `gp << ...`, each curve

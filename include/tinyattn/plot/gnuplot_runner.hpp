@@ -213,11 +213,6 @@ inline std::string read_tail(const std::string& path, std::size_t max_chars = 40
   return text.empty() ? std::string("(none)") : text;
 }
 
-// Writes a script or data file for users through the io module's atomic writer.
-inline void write_text_file(const std::string& path, const std::string& text) {
-  io::write_file_atomically(path, text.data(), text.size());
-}
-
 // A fresh directory under the system temporary directory, removed with its contents at scope exit.
 class TemporaryDirectory {
  public:

@@ -83,9 +83,16 @@ inline void write_heatmap_animation_gif(const HeatmapAnimation& a, const std::st
   require(a.cell_titles.empty() || a.cell_titles.size() == static_cast<std::size_t>(a.rows) * a.cols,
           "tinyattn::plot: animation '", a.title, "' has ", a.cell_titles.size(), " cell titles, expected ",
           a.rows * a.cols);
+  // A scratch file in a private directory, read by gnuplot and removed with it: no need for the atomic
+  // writer's fsync of what can be many megabytes.
   const detail::TemporaryDirectory data_directory;
   const std::string data = data_directory.file("frames.u8");
-  io::write_file_atomically(data, a.values.data(), a.values.size());
+  {
+    std::ofstream out(data, std::ios::binary);
+    out.write(reinterpret_cast<const char*>(a.values.data()), static_cast<std::streamsize>(a.values.size()));
+    out.close();
+    require(!out.fail(), "tinyattn::plot: cannot write the animation's frames to '", data, "'");
+  }
   const int frames = static_cast<int>(a.labels.size());
   const int width = a.cols * a.cell_px + 40, height = a.rows * a.cell_px + 70;
   detail::draw_file(

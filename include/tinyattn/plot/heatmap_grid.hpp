@@ -307,8 +307,8 @@ inline std::string write_heatmap_grid_script_files(const HeatmapGrid& grid, cons
   require(data != std::filesystem::path(detail::absolute_path(script_path)), "tinyattn::plot: script path '",
           script_path, "' ends in '.bin', the data file's name; expected another extension such as '.gp'");
   write_heatmap_grid_data(grid, data.string());
-  detail::write_text_file(script_path,
-                          heatmap_grid_script(grid, detail::absolute_path(png_path), data.string(), style));
+  io::write_file_atomically(script_path,
+                            heatmap_grid_script(grid, detail::absolute_path(png_path), data.string(), style));
   return data.string();
 }
 
