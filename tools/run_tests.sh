@@ -5,7 +5,8 @@
 #      packaging and compile-fail tests); with a GPU (nvidia-smi sees one) the CUDA test suite too
 #   2. the test suite again under AddressSanitizer + UndefinedBehaviorSanitizer (Debug -O1, g++), less
 #      the 750-epoch runs (labelled slow) and the numerical-agreement suites (parity with PyTorch, finite
-#      differences, peer weights): the same engine code runs in the remaining tests and the programs
+#      differences, peer weights): the same engine code runs in the remaining tests and the programs;
+#      the model's tests over the CPU backend, the Thrust backend's through its primitives' tests
 #   3. the engine, training and primitives tests under ThreadSanitizer (clang, LLVM OpenMP with its
 #      Archer race checker)
 #   4. the safetensors reader under libFuzzer for FUZZ_SECONDS (default 60)

@@ -179,7 +179,7 @@ TEST_CASE_TEMPLATE("slow: the reference experiment reaches 100% train and >= 98.
 }  // namespace
 }  // namespace tinyattn::test
 
-#if defined(TINYATTN_HAVE_THRUST)
+#if defined(TINYATTN_TEST_THRUST_BACKEND)
 namespace tinyattn::test {
 namespace {
 // The two backends differ only in primitives (summation order, the CPU's vectorized exp), so after 50

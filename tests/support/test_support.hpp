@@ -16,8 +16,11 @@
 #include "tinyattn/backend/thrust.hpp"
 #endif
 
-// Every backend-independent property is checked over this list (TEST_CASE_TEMPLATE).
-#if defined(TINYATTN_HAVE_THRUST)
+// Every backend-independent property is checked over this list (TEST_CASE_TEMPLATE): the Thrust backend
+// too where it is built, unless this build checks the model code over the CPU backend only
+// (TINYATTN_TEST_CPU_BACKEND_ONLY: the sanitizer builds, tests/CMakeLists.txt's TINYATTN_TEST_THRUST).
+#if defined(TINYATTN_HAVE_THRUST) && !defined(TINYATTN_TEST_CPU_BACKEND_ONLY)
+#define TINYATTN_TEST_THRUST_BACKEND 1
 #define TINYATTN_TEST_BACKENDS tinyattn::backend::cpu, tinyattn::backend::thrust
 #else
 #define TINYATTN_TEST_BACKENDS tinyattn::backend::cpu
