@@ -47,13 +47,15 @@ struct HeadsToColumns {
   }
 };
 template <class Scalar>
-struct AddColumnsToHeads {
-  Scalar* w;           // (H, D, dh)
-  const Scalar* cols;  // (D, H dh)
+struct AddColumnsToHeads {  // run once per chunk and block: a row of dh values per item, not one value
+  Scalar* w;                // (H, D, dh)
+  const Scalar* cols;       // (D, H dh)
   index_t H, D, dh;
-  TINYATTN_HD void operator()(index_t i) const {  // i = (h, d, e), row-major
-    const index_t e = i % dh, d = (i / dh) % D, h = i / (dh * D);
-    w[i] += cols[(static_cast<std::ptrdiff_t>(d) * H + h) * dh + e];
+  TINYATTN_HD void operator()(index_t row) const {  // row = (h, d)
+    const index_t d = row % D, h = row / D;
+    Scalar* out = w + static_cast<std::ptrdiff_t>(row) * dh;
+    const Scalar* in = cols + (static_cast<std::ptrdiff_t>(d) * H + h) * dh;
+    for (index_t e = 0; e < dh; ++e) out[e] += in[e];
   }
 };
 // cols (D, H dh) from W (H, D, dh).
@@ -64,7 +66,7 @@ void heads_to_columns(Scalar* cols, const Scalar* w, index_t H, index_t D, index
 // W (H, D, dh) += cols (D, H dh).
 template <class Backend, class Scalar>
 void add_columns_to_heads(Scalar* w, const Scalar* cols, index_t H, index_t D, index_t dh) {
-  Primitives<Backend>::for_each(H * D * dh, AddColumnsToHeads<Scalar>{w, cols, H, D, dh});
+  Primitives<Backend>::for_each(H * D, AddColumnsToHeads<Scalar>{w, cols, H, D, dh});
 }
 
 // q (B, Tq, H, dh) = x_query (B Tq, D) W_Q + b_Q;  k, v (B, T, H, dh) from x (B T, D).
@@ -110,6 +112,21 @@ void qkv_backward(Scalar* dx, Scalar* dx_query, Scalar* dw_q, Scalar* dw_k, Scal
 // The context T and d_head are compile-time constants here (the engine's shape): a head's keys and
 // values are copied into small local arrays, keys transposed, so that every loop runs over T keys or
 // dh features with a fixed trip count and vectorizes. Masked keys get score -inf, weight exactly 0.
+//
+// Queries are taken R at a time. Under a causal mask a block of queries that sits in the first half of
+// the context sees only the first half of the keys: its loops over keys run over T/2 (again a fixed
+// count) and leave out keys of weight exactly 0, which would add exact zeros. Inspection, which keeps
+// every raw score, runs over all T.
+template <index_t T>
+struct CausalKeys {
+  // The keys of a block whose queries end at `queries_end`: T/2 or T (T/2 only where it is a whole
+  // number of 16-float vectors).
+  static constexpr index_t kHalf = T % 32 == 0 ? T / 2 : T;
+  TINYATTN_HD static bool first_half(const AttentionDims& a, index_t queries_end, bool all_keys) {
+    return kHalf < T && a.causal && !all_keys && a.T - a.Tq + queries_end <= kHalf;
+  }
+};
+
 template <class Scalar, index_t T, index_t Dh>
 struct AttendSampleHead {
   static constexpr index_t R = 4;  // queries per block: their score and output rows stay in registers
@@ -133,55 +150,65 @@ struct AttendSampleHead {
     }
     for (index_t i0 = 0; i0 < a.Tq; i0 += R) {
       const index_t rows = a.Tq - i0 < R ? a.Tq - i0 : R;  // queries in this block
-      Scalar qs[R][Dh], s[R][T], zs[R][Dh];
-      for (index_t r = 0; r < R; ++r)
-        for (index_t e = 0; e < Dh; ++e)
-          qs[r][e] = r < rows ? q[((static_cast<std::ptrdiff_t>(b) * a.Tq + i0 + r) * H + h) * Dh + e] : Scalar(0);
-      // s[r][j] = q_r . k_j, one key per vector lane
-      for (index_t r = 0; r < R; ++r)
-        for (index_t j = 0; j < T; ++j) s[r][j] = 0;
+      if (CausalKeys<T>::first_half(a, i0 + rows, scores != nullptr))
+        query_block<CausalKeys<T>::kHalf>(b, h, i0, rows, kt, vs);
+      else
+        query_block<T>(b, h, i0, rows, kt, vs);
+    }
+  }
+  // Queries i0 .. i0 + rows - 1 against keys 0 .. K - 1 (the keys from K on have weight 0).
+  template <index_t K>
+  TINYATTN_HD void query_block(index_t b, index_t h, index_t i0, index_t rows, const Scalar (&kt)[Dh][T],
+                               const Scalar (&vs)[T][Dh]) const {
+    const index_t H = a.H;
+    Scalar qs[R][Dh], s[R][T], zs[R][Dh];
+    for (index_t r = 0; r < R; ++r)
       for (index_t e = 0; e < Dh; ++e)
-        for (index_t r = 0; r < R; ++r) {
-          const Scalar qe = qs[r][e];
-          TINYATTN_SIMD
-          for (index_t j = 0; j < T; ++j) s[r][j] += qe * kt[e][j];
-        }
-      for (index_t r = 0; r < rows; ++r) {
-        const index_t i = i0 + r;
-        const index_t keys = a.causal ? T - a.Tq + i + 1 : T;  // keys this query may see
-        const std::ptrdiff_t at = ((static_cast<std::ptrdiff_t>(b) * H + h) * a.Tq + i) * T;
-        if (scores)
-          for (index_t j = 0; j < T; ++j) scores[at + j] = s[r][j];
-        // Softmax over the visible keys, in separate loops so that each vectorizes (the maximum and the
-        // sum are reductions in a fixed lane order: deterministic, as every loop here); the mask is a
-        // product with 0 or 1 (GCC vectorizes that, not a select).
-        Scalar top = s[r][0] / sqrt_dh;
-        TINYATTN_SIMD_MAX(top)
-        for (index_t j = 0; j < T; ++j) top = j < keys && s[r][j] / sqrt_dh > top ? s[r][j] / sqrt_dh : top;
+        qs[r][e] = r < rows ? q[((static_cast<std::ptrdiff_t>(b) * a.Tq + i0 + r) * H + h) * Dh + e] : Scalar(0);
+    // s[r][j] = q_r . k_j, one key per vector lane
+    for (index_t r = 0; r < R; ++r)
+      for (index_t j = 0; j < T; ++j) s[r][j] = 0;
+    for (index_t e = 0; e < Dh; ++e)
+      for (index_t r = 0; r < R; ++r) {
+        const Scalar qe = qs[r][e];
         TINYATTN_SIMD
-        for (index_t j = 0; j < T; ++j) s[r][j] = math::exp(s[r][j] / sqrt_dh - top) * static_cast<Scalar>(j < keys);
-        Scalar total = 0;
-        TINYATTN_SIMD_SUM(total)
-        for (index_t j = 0; j < T; ++j) total += s[r][j];
+        for (index_t j = 0; j < K; ++j) s[r][j] += qe * kt[e][j];
+      }
+    for (index_t r = 0; r < rows; ++r) {
+      const index_t i = i0 + r;
+      const index_t keys = a.causal ? T - a.Tq + i + 1 : T;  // keys this query may see
+      const std::ptrdiff_t at = ((static_cast<std::ptrdiff_t>(b) * H + h) * a.Tq + i) * T;
+      if (scores)
+        for (index_t j = 0; j < T; ++j) scores[at + j] = s[r][j];
+      // Softmax over the visible keys, in separate loops so that each vectorizes (the maximum and the
+      // sum are reductions in a fixed lane order: deterministic, as every loop here); the mask is a
+      // product with 0 or 1 (GCC vectorizes that, not a select).
+      Scalar top = s[r][0] / sqrt_dh;
+      TINYATTN_SIMD_MAX(top)
+      for (index_t j = 0; j < K; ++j) top = j < keys && s[r][j] / sqrt_dh > top ? s[r][j] / sqrt_dh : top;
+      TINYATTN_SIMD
+      for (index_t j = 0; j < K; ++j) s[r][j] = math::exp(s[r][j] / sqrt_dh - top) * static_cast<Scalar>(j < keys);
+      Scalar total = 0;
+      TINYATTN_SIMD_SUM(total)
+      for (index_t j = 0; j < K; ++j) total += s[r][j];
+      TINYATTN_SIMD
+      for (index_t j = 0; j < K; ++j) s[r][j] = s[r][j] / total;
+      for (index_t j = 0; j < T; ++j) pattern[at + j] = s[r][j];  // 0 from K on
+    }
+    for (index_t r = rows; r < R; ++r)
+      for (index_t j = 0; j < K; ++j) s[r][j] = 0;
+    // zs[r] = sum_j p[r][j] v_j, one feature per vector lane
+    for (index_t r = 0; r < R; ++r)
+      for (index_t e = 0; e < Dh; ++e) zs[r][e] = 0;
+    for (index_t j = 0; j < K; ++j)
+      for (index_t r = 0; r < R; ++r) {
+        const Scalar p = s[r][j];
         TINYATTN_SIMD
-        for (index_t j = 0; j < T; ++j) s[r][j] = s[r][j] / total;
-        for (index_t j = 0; j < T; ++j) pattern[at + j] = s[r][j];
+        for (index_t e = 0; e < Dh; ++e) zs[r][e] += p * vs[j][e];
       }
-      for (index_t r = rows; r < R; ++r)
-        for (index_t j = 0; j < T; ++j) s[r][j] = 0;
-      // zs[r] = sum_j p[r][j] v_j, one feature per vector lane
-      for (index_t r = 0; r < R; ++r)
-        for (index_t e = 0; e < Dh; ++e) zs[r][e] = 0;
-      for (index_t j = 0; j < T; ++j)
-        for (index_t r = 0; r < R; ++r) {
-          const Scalar p = s[r][j];
-          TINYATTN_SIMD
-          for (index_t e = 0; e < Dh; ++e) zs[r][e] += p * vs[j][e];
-        }
-      for (index_t r = 0; r < rows; ++r) {
-        Scalar* out = z + ((static_cast<std::ptrdiff_t>(b) * a.Tq + i0 + r) * H + h) * Dh;
-        for (index_t e = 0; e < Dh; ++e) out[e] = zs[r][e];
-      }
+    for (index_t r = 0; r < rows; ++r) {
+      Scalar* out = z + ((static_cast<std::ptrdiff_t>(b) * a.Tq + i0 + r) * H + h) * Dh;
+      for (index_t e = 0; e < Dh; ++e) out[e] = zs[r][e];
     }
   }
 };
@@ -223,49 +250,10 @@ struct AttendSampleHeadBackward {
     }
     for (index_t i0 = 0; i0 < a.Tq; i0 += R) {
       const index_t rows = a.Tq - i0 < R ? a.Tq - i0 : R;
-      Scalar qs[R][Dh], dzs[R][Dh], p[R][T], ds[R][T], dqs[R][Dh];
-      for (index_t r = 0; r < R; ++r) {
-        const std::ptrdiff_t query = ((static_cast<std::ptrdiff_t>(b) * a.Tq + i0 + r) * H + h) * Dh;
-        const std::ptrdiff_t at = ((static_cast<std::ptrdiff_t>(b) * H + h) * a.Tq + i0 + r) * T;
-        for (index_t e = 0; e < Dh; ++e) {
-          qs[r][e] = r < rows ? q[query + e] : Scalar(0);
-          dzs[r][e] = r < rows ? dz[query + e] : Scalar(0);
-        }
-        for (index_t j = 0; j < T; ++j) p[r][j] = r < rows ? pattern[at + j] : Scalar(0);  // masked keys: 0
-      }
-      // dp[r][j] = dz_r . v_j (in ds), one key per lane
-      for (index_t r = 0; r < R; ++r)
-        for (index_t j = 0; j < T; ++j) ds[r][j] = 0;
-      for (index_t e = 0; e < Dh; ++e)
-        for (index_t r = 0; r < R; ++r) {
-          const Scalar g = dzs[r][e];
-          TINYATTN_SIMD
-          for (index_t j = 0; j < T; ++j) ds[r][j] += g * vt[e][j];
-        }
-      for (index_t r = 0; r < R; ++r) {
-        Scalar inner = 0;
-        TINYATTN_SIMD_SUM(inner)
-        for (index_t j = 0; j < T; ++j) inner += p[r][j] * ds[r][j];
-        TINYATTN_SIMD
-        for (index_t j = 0; j < T; ++j) ds[r][j] = p[r][j] * (ds[r][j] - inner) / sqrt_dh;
-      }
-      // dq_r = sum_j ds[r][j] k_j;  dv_j += sum_r p[r][j] dz_r;  dk_j += sum_r ds[r][j] q_r
-      for (index_t r = 0; r < R; ++r)
-        for (index_t e = 0; e < Dh; ++e) dqs[r][e] = 0;
-      for (index_t j = 0; j < T; ++j)
-        for (index_t r = 0; r < R; ++r) {
-          const Scalar pj = p[r][j], dsj = ds[r][j];
-          TINYATTN_SIMD
-          for (index_t e = 0; e < Dh; ++e) {
-            dqs[r][e] += dsj * ks[j][e];
-            dvs[j][e] += pj * dzs[r][e];
-            dks[j][e] += dsj * qs[r][e];
-          }
-        }
-      for (index_t r = 0; r < rows; ++r) {
-        Scalar* out = dq + ((static_cast<std::ptrdiff_t>(b) * a.Tq + i0 + r) * H + h) * Dh;
-        for (index_t e = 0; e < Dh; ++e) out[e] = dqs[r][e];
-      }
+      if (CausalKeys<T>::first_half(a, i0 + rows, false))
+        query_block<CausalKeys<T>::kHalf>(b, h, i0, rows, ks, vt, dks, dvs);
+      else
+        query_block<T>(b, h, i0, rows, ks, vt, dks, dvs);
     }
     for (index_t j = 0; j < T; ++j) {
       const std::ptrdiff_t row = ((static_cast<std::ptrdiff_t>(b) * T + j) * H + h) * Dh;
@@ -273,6 +261,55 @@ struct AttendSampleHeadBackward {
         dk[row + e] = dks[j][e];
         dv[row + e] = dvs[j][e];
       }
+    }
+  }
+  // Queries i0 .. i0 + rows - 1 against keys 0 .. K - 1 (the keys from K on have weight 0).
+  template <index_t K>
+  TINYATTN_HD void query_block(index_t b, index_t h, index_t i0, index_t rows, const Scalar (&ks)[T][Dh],
+                               const Scalar (&vt)[Dh][T], Scalar (&dks)[T][Dh], Scalar (&dvs)[T][Dh]) const {
+    const index_t H = a.H;
+    Scalar qs[R][Dh], dzs[R][Dh], p[R][T], ds[R][T], dqs[R][Dh];
+    for (index_t r = 0; r < R; ++r) {
+      const std::ptrdiff_t query = ((static_cast<std::ptrdiff_t>(b) * a.Tq + i0 + r) * H + h) * Dh;
+      const std::ptrdiff_t at = ((static_cast<std::ptrdiff_t>(b) * H + h) * a.Tq + i0 + r) * T;
+      for (index_t e = 0; e < Dh; ++e) {
+        qs[r][e] = r < rows ? q[query + e] : Scalar(0);
+        dzs[r][e] = r < rows ? dz[query + e] : Scalar(0);
+      }
+      for (index_t j = 0; j < K; ++j) p[r][j] = r < rows ? pattern[at + j] : Scalar(0);  // masked keys: 0
+    }
+    // dp[r][j] = dz_r . v_j (in ds), one key per lane
+    for (index_t r = 0; r < R; ++r)
+      for (index_t j = 0; j < K; ++j) ds[r][j] = 0;
+    for (index_t e = 0; e < Dh; ++e)
+      for (index_t r = 0; r < R; ++r) {
+        const Scalar g = dzs[r][e];
+        TINYATTN_SIMD
+        for (index_t j = 0; j < K; ++j) ds[r][j] += g * vt[e][j];
+      }
+    for (index_t r = 0; r < R; ++r) {
+      Scalar inner = 0;
+      TINYATTN_SIMD_SUM(inner)
+      for (index_t j = 0; j < K; ++j) inner += p[r][j] * ds[r][j];
+      TINYATTN_SIMD
+      for (index_t j = 0; j < K; ++j) ds[r][j] = p[r][j] * (ds[r][j] - inner) / sqrt_dh;
+    }
+    // dq_r = sum_j ds[r][j] k_j;  dv_j += sum_r p[r][j] dz_r;  dk_j += sum_r ds[r][j] q_r
+    for (index_t r = 0; r < R; ++r)
+      for (index_t e = 0; e < Dh; ++e) dqs[r][e] = 0;
+    for (index_t j = 0; j < K; ++j)
+      for (index_t r = 0; r < R; ++r) {
+        const Scalar pj = p[r][j], dsj = ds[r][j];
+        TINYATTN_SIMD
+        for (index_t e = 0; e < Dh; ++e) {
+          dqs[r][e] += dsj * ks[j][e];
+          dvs[j][e] += pj * dzs[r][e];
+          dks[j][e] += dsj * qs[r][e];
+        }
+      }
+    for (index_t r = 0; r < rows; ++r) {
+      Scalar* out = dq + ((static_cast<std::ptrdiff_t>(b) * a.Tq + i0 + r) * H + h) * Dh;
+      for (index_t e = 0; e < Dh; ++e) out[e] = dqs[r][e];
     }
   }
 };

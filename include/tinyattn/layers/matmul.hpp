@@ -89,9 +89,17 @@ struct SumColumns {
     const index_t c0 = block * kBlock, width = n - c0 < kBlock ? n - c0 : kBlock;
     Scalar acc[kBlock];
     for (index_t c = 0; c < kBlock; ++c) acc[c] = 0;
-    for (index_t r = 0; r < rows; ++r) {
-      const Scalar* row = in + static_cast<std::ptrdiff_t>(r) * ld + c0;
-      for (index_t c = 0; c < width; ++c) acc[c] += row[c];
+    if (width == kBlock) {  // a fixed trip count: the column loop vectorizes
+      for (index_t r = 0; r < rows; ++r) {
+        const Scalar* row = in + static_cast<std::ptrdiff_t>(r) * ld + c0;
+        TINYATTN_SIMD
+        for (index_t c = 0; c < kBlock; ++c) acc[c] += row[c];
+      }
+    } else {
+      for (index_t r = 0; r < rows; ++r) {
+        const Scalar* row = in + static_cast<std::ptrdiff_t>(r) * ld + c0;
+        for (index_t c = 0; c < width; ++c) acc[c] += row[c];
+      }
     }
     for (index_t c = 0; c < width; ++c) out[c0 + c] += acc[c];
   }
