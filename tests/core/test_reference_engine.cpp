@@ -69,6 +69,8 @@ TEST_CASE_TEMPLATE(
     "loss at every position)",
     Backend, TINYATTN_TEST_BACKENDS) {
   using Net = Transformer<Shape<11, 12, 3, 5>, AllOptions, Backend, double>;
+  static_assert(!ReferenceEngine<Shape<11, 12, 3, 5>, AllOptions, Backend, double>::kProjectionTables,
+                "block 0's products through the plain path (after ln1)");
   check_gradients<Net>(random_sequences(11, 7, 5, 120, 31, /*every_position=*/true), 31);
 }
 
@@ -98,8 +100,10 @@ TEST_CASE_TEMPLATE("finite differences: LayerNorm, no biases, tied, loss at ever
 
 TEST_CASE_TEMPLATE("finite differences: 3 attention-only causal layers with biases, loss at the last position", Backend,
                    TINYATTN_TEST_BACKENDS) {
-  using Net =
-      Transformer<Shape<13, 8, 2, 4>, Architecture<n_layers<3>, causal_mask, trainable_biases>, Backend, double>;
+  using Arch = Architecture<n_layers<3>, causal_mask, trainable_biases>;
+  using Net = Transformer<Shape<13, 8, 2, 4>, Arch, Backend, double>;
+  static_assert(ReferenceEngine<Shape<13, 8, 2, 4>, Arch, Backend, double>::kProjectionTables,
+                "block 0's q, k, v from the projection tables");
   check_gradients<Net>(random_sequences(13, 13, 4, 100, 34, false), 34);
 }
 

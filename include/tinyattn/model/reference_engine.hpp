@@ -10,7 +10,9 @@
 //   loss = mean cross-entropy over the scored positions: the last one, or every one with a target
 // (without LayerNorm, ln1, ln2 and ln_final are identities). The last block computes its queries, MLP
 // and logits only at the positions the loss reads, its last Tq (the last one, or from the first scored
-// position on): nothing at an earlier query position of the last block reaches the loss.
+// position on): nothing at an earlier query position of the last block reaches the loss. Without
+// LayerNorm, block 0 of a model of several blocks reads q, k, v from per-token and per-position tables
+// (layers/embedding_projection.hpp: the same products, summed in another order) where V + T is small.
 //
 // Batches are cut into chunks of samples (model/device_batch.hpp). A chunk is one task: its forward and
 // backward run on one thread (the CPU runs chunks on different cores at once; a GPU takes a whole batch
@@ -29,6 +31,7 @@
 #include "tinyattn/layers/attention.hpp"
 #include "tinyattn/layers/cross_entropy.hpp"
 #include "tinyattn/layers/embedding.hpp"
+#include "tinyattn/layers/embedding_projection.hpp"
 #include "tinyattn/layers/layer_norm.hpp"
 #include "tinyattn/layers/mlp.hpp"
 #include "tinyattn/layers/unembedding.hpp"
@@ -138,6 +141,12 @@ class ReferenceEngine {
   static constexpr bool kNorm = Layout::kNorm, kMlp = Layout::kMlp;
 
  public:
+  // Whether block 0 reads q, k, v from projection tables (layers/embedding_projection.hpp): its input
+  // must be the embeddings themselves (no ln1), and it must not be the last block (whose queries may be
+  // at the last positions only); the tables' V + T rows then replace the rows of every batch, made once
+  // per pass (and summed into once per chunk in the backward).
+  static constexpr bool kProjectionTables = !kNorm && L >= 2 && V + T <= 512;
+
   // Samples per chunk: about Primitives<B>::kSampleTile rows of T positions (a GPU's is the whole batch).
   static index_t chunk_samples(index_t capacity) {
     const index_t per_tile = std::max<index_t>(1, P::kSampleTile / T);
@@ -153,6 +162,7 @@ class ReferenceEngine {
     acts_.resize(static_cast<std::size_t>(workers_));
     for (auto& a : acts_) a.allocate(chunk_);
     P::allocate(packed_, static_cast<std::size_t>(L) * 3 * D * H * dh);
+    if (kProjectionTables) P::allocate(tables_, static_cast<std::size_t>(3) * (V + T) * H * dh);
     P::allocate(loss_, static_cast<std::size_t>(capacity_) * T);
     P::allocate(correct_, static_cast<std::size_t>(capacity_) * T);
     if (gradient_capacity > 0) {
@@ -208,6 +218,12 @@ class ReferenceEngine {
       layers::heads_to_columns<Backend>(packed(l, 0), w.w_q, H, D, dh);
       layers::heads_to_columns<Backend>(packed(l, 1), w.w_k, H, D, dh);
       layers::heads_to_columns<Backend>(packed(l, 2), w.w_v, H, D, dh);
+    }
+    if constexpr (kProjectionTables) {
+      const ModelTensors<const Scalar> m = Ptr::model(params);
+      for (index_t p = 0; p < 3; ++p)
+        layers::projection_tables<Backend>(token_table(p), position_table(p), m.w_e, m.w_pos, packed(0, p), V, T, D,
+                                           H * dh);
     }
   }
 
@@ -438,6 +454,7 @@ class ReferenceEngine {
     buffer<Scalar> dmlp;                        // (C, T, M)
     buffer<Scalar> dh_last;                     // (C, T, D)
     buffer<Scalar> dw_cols;                     // (3, D, H dh)
+    buffer<Scalar> table_sums;                  // (V + T, H dh): S_tok, S_pos   [projection tables]
 
     void allocate(index_t chunk) {
       C = chunk;
@@ -471,6 +488,7 @@ class ReferenceEngine {
       P::allocate(h_last, btd);
       P::allocate(dh_last, btd);
       P::allocate(dw_cols, 3 * static_cast<std::size_t>(D) * H * dh);
+      if (kProjectionTables) P::allocate(table_sums, static_cast<std::size_t>(V + T) * H * dh);
       P::allocate(logits, rows * V_out);
       for (auto* b : {&dresid, &dresid_last, &dnorm}) P::allocate(*b, btd);
       for (auto* b : {&dq, &dk, &dv, &dz}) P::allocate(*b, heads);
@@ -510,8 +528,17 @@ class ReferenceEngine {
         x_query = P::data(a.x_last), h_query = P::data(a.h_last);
       }
       Scalar *q = a.at(a.q, l, H * dh), *k = a.at(a.k, l, H * dh), *v = a.at(a.v, l, H * dh), *z = a.at(a.z, l, H * dh);
-      layers::qkv_forward<Backend>(q, k, v, h, h_query, packed(l, 0), packed(l, 1), packed(l, 2), w.b_q, w.b_k, w.b_v,
-                                   dims, D);
+      if (tables_at(l)) {  // block 0: q, k, v from the tables made in pack_projections (Tq = T here)
+        layers::projection_from_tables_forward<Backend>(q, token_table(0), position_table(0), w.b_q, tokens, B, T,
+                                                        H * dh);
+        layers::projection_from_tables_forward<Backend>(k, token_table(1), position_table(1), w.b_k, tokens, B, T,
+                                                        H * dh);
+        layers::projection_from_tables_forward<Backend>(v, token_table(2), position_table(2), w.b_v, tokens, B, T,
+                                                        H * dh);
+      } else {
+        layers::qkv_forward<Backend>(q, k, v, h, h_query, packed(l, 0), packed(l, 1), packed(l, 2), w.b_q, w.b_k, w.b_v,
+                                     dims, D);
+      }
       layers::attention_forward<Backend, T, dh>(z, a.at(a.pattern, l, H * T),
                                                 keep_scores ? a.at(a.scores, l, H * T) : nullptr, q, k, v,
                                                 dims);     // z (B, Tq, H, dh), pattern (B, H, Tq, T)
@@ -617,9 +644,21 @@ class ReferenceEngine {
       const std::size_t cols = static_cast<std::size_t>(D) * H * dh;
       Scalar* dw_cols = P::data(a.dw_cols);  // (3, D, H dh): this chunk's dW_Q, dW_K, dW_V as columns
       P::fill(dw_cols, 3 * cols, Scalar(0));
-      layers::qkv_backward<Backend>(d_attn_in, d_attn_in_query, dw_cols, dw_cols + cols, dw_cols + 2 * cols, dw.b_q,
-                                    dw.b_k, dw.b_v, P::data(a.dq), P::data(a.dk), P::data(a.dv), h, h_query,
-                                    packed(l, 0), packed(l, 1), packed(l, 2), dims, D);
+      if (tables_at(l)) {
+        // Block 0 from tables: the input gradient through q, k, v goes to W_E and W_pos directly; dx keeps
+        // the skip path, which embedding_backward adds below.
+        const Scalar* d[3] = {P::data(a.dq), P::data(a.dk), P::data(a.dv)};
+        Scalar* db[3] = {dw.b_q, dw.b_k, dw.b_v};
+        Scalar* sums = P::data(a.table_sums);
+        for (index_t p = 0; p < 3; ++p)
+          layers::projection_from_tables_backward<Backend>(
+              dm.w_e, dm.w_pos, dw_cols + p * cols, db[p], sums, sums + static_cast<std::ptrdiff_t>(V) * H * dh, d[p],
+              m.w_e, m.w_pos, packed(0, p), token_begin, token_row, B, T, V, D, H * dh);
+      } else {
+        layers::qkv_backward<Backend>(d_attn_in, d_attn_in_query, dw_cols, dw_cols + cols, dw_cols + 2 * cols, dw.b_q,
+                                      dw.b_k, dw.b_v, P::data(a.dq), P::data(a.dk), P::data(a.dv), h, h_query,
+                                      packed(l, 0), packed(l, 1), packed(l, 2), dims, D);
+      }
       layers::add_columns_to_heads<Backend>(dw.w_q, dw_cols, H, D, dh);
       layers::add_columns_to_heads<Backend>(dw.w_k, dw_cols + cols, H, D, dh);
       layers::add_columns_to_heads<Backend>(dw.w_v, dw_cols + 2 * cols, H, D, dh);
@@ -636,6 +675,22 @@ class ReferenceEngine {
     P::allocate(to, from.size());
     P::copy_from_host(from.data(), P::data(to), from.size());
   }
+
+  // Whether block l computes q, k, v from the projection tables: block 0, unless a residual patch
+  // changes its input (interventions apply to forward passes only).
+  bool tables_at(index_t l) const {
+    if (!kProjectionTables || l != 0) return false;
+    for (const DeviceIntervention& iv : interventions_)
+      if (iv.kind == 3 && iv.layer == 0) return false;
+    return true;
+  }
+  // Projection p's (0 q, 1 k, 2 v) tables: (V, H dh) by token, then (T, H dh) by position.
+  Scalar* token_table(index_t p) { return P::data(tables_) + static_cast<std::ptrdiff_t>(p) * (V + T) * H * dh; }
+  const Scalar* token_table(index_t p) const {
+    return P::data(tables_) + static_cast<std::ptrdiff_t>(p) * (V + T) * H * dh;
+  }
+  Scalar* position_table(index_t p) { return token_table(p) + static_cast<std::ptrdiff_t>(V) * H * dh; }
+  const Scalar* position_table(index_t p) const { return token_table(p) + static_cast<std::ptrdiff_t>(V) * H * dh; }
 
   Scalar* packed(index_t l, index_t m) {
     return P::data(packed_) + (static_cast<std::ptrdiff_t>(l) * 3 + m) * D * H * dh;
@@ -654,6 +709,7 @@ class ReferenceEngine {
   std::vector<Activations> acts_;
   std::vector<DeviceIntervention> interventions_;
   buffer<Scalar> packed_;  // (L, 3, D, H dh): W_Q, W_K, W_V of each block as columns
+  buffer<Scalar> tables_;  // (3, V + T, H dh): block 0's projection tables        [projection tables]
   buffer<Scalar> loss_, partials_;
   buffer<index_t> correct_;
 };
