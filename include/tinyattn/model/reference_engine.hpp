@@ -679,10 +679,15 @@ class ReferenceEngine {
   // Whether block l computes q, k, v from the projection tables: block 0, unless a residual patch
   // changes its input (interventions apply to forward passes only).
   bool tables_at(index_t l) const {
-    if (!kProjectionTables || l != 0) return false;
-    for (const DeviceIntervention& iv : interventions_)
-      if (iv.kind == 3 && iv.layer == 0) return false;
-    return true;
+    if constexpr (kProjectionTables) {
+      if (l != 0) return false;
+      for (const DeviceIntervention& iv : interventions_)
+        if (iv.kind == 3 && iv.layer == 0) return false;
+      return true;
+    } else {
+      static_cast<void>(l);
+      return false;
+    }
   }
   // Projection p's (0 q, 1 k, 2 v) tables: (V, H dh) by token, then (T, H dh) by position.
   Scalar* token_table(index_t p) { return P::data(tables_) + static_cast<std::ptrdiff_t>(p) * (V + T) * H * dh; }
