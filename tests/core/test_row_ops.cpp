@@ -114,6 +114,56 @@ TEST_CASE("CpuRowOps::cross_entropy: loss, first argmax and gradient as a double
   check_cross_entropy<5, 5>(5);  // not a whole vector: the portable loops
 }
 
+// The reference engine's and the MLP head's cross-entropy (layers/cross_entropy.hpp): rows of any
+// width, the first argmax on ties, rows without a target.
+TEST_CASE("layers::cross_entropy_forward_backward: loss, first argmax, gradient, unscored rows") {
+  for (const index_t V : {5, 64, 113}) {
+    SplitMix64 rng(static_cast<std::uint64_t>(V));
+    NormalGenerator normal(static_cast<std::uint64_t>(V) + 1);
+    const index_t rows = 300;
+    std::vector<float> logits(static_cast<std::size_t>(rows) * V);
+    std::vector<index_t> targets(rows);
+    for (index_t r = 0; r < rows; ++r) {
+      float* l = logits.data() + static_cast<std::ptrdiff_t>(r) * V;
+      for (index_t c = 0; c < V; ++c) l[c] = (r % 4 == 0 ? 30.0f : 3.0f) * static_cast<float>(normal.next());
+      targets[r] = r % 7 == 6 ? -1 : static_cast<index_t>(rng.next() % V);
+      if (r % 3 == 0) {  // ties for the maximum
+        const index_t a = static_cast<index_t>(rng.next() % V), b = static_cast<index_t>(rng.next() % V);
+        l[a] = l[b] = 100.0f;
+        if (targets[r] >= 0) targets[r] = r % 2 ? a : b;
+      }
+    }
+    std::vector<float> grads = logits, loss(rows, -1.0f), eval_loss(rows, -1.0f);
+    std::vector<index_t> correct(rows, -1), eval_correct(rows, -1);
+    layers::cross_entropy_forward_backward<backend::cpu>(grads.data(), targets.data(), loss.data(), correct.data(),
+                                                         rows, V, 0.25f, /*gradient=*/true);
+    std::vector<float> kept = logits;
+    layers::cross_entropy_forward_backward<backend::cpu>(kept.data(), targets.data(), eval_loss.data(),
+                                                         eval_correct.data(), rows, V, 0.25f, /*gradient=*/false);
+    CHECK(kept == logits);  // evaluation leaves the logits as they were
+    for (index_t r = 0; r < rows; ++r) {
+      INFO("V " << V << " row " << r);
+      CHECK(eval_loss[r] == loss[r]);
+      CHECK(eval_correct[r] == correct[r]);
+      if (targets[r] < 0) {
+        CHECK(loss[r] == 0.0f);
+        CHECK(correct[r] == 0);
+        for (index_t c = 0; c < V; ++c) CHECK(grads[static_cast<std::size_t>(r) * V + c] == 0.0f);
+        continue;
+      }
+      const std::vector<float> row(logits.begin() + static_cast<std::ptrdiff_t>(r) * V,
+                                   logits.begin() + static_cast<std::ptrdiff_t>(r + 1) * V);
+      const Reference want = reference_cross_entropy(row, V, targets[r], 0.25);
+      CHECK(std::abs(loss[r] - want.loss) <= 1e-5 + 1e-6 * std::abs(want.loss));
+      CHECK(correct[r] == (want.argmax == targets[r] ? 1 : 0));
+      double worst = 0;
+      for (index_t c = 0; c < V; ++c)
+        worst = std::max(worst, std::abs(grads[static_cast<std::size_t>(r) * V + c] - want.grad[c]));
+      CHECK(worst <= 1e-7);
+    }
+  }
+}
+
 template <index_t Width, index_t J>
 void check_mix_and_dots(std::uint64_t seed) {
   NormalGenerator normal(seed);

@@ -31,14 +31,24 @@ struct CrossEntropyRow {
         for (index_t c = 0; c < V_out; ++c) l[c] = 0;
       return;
     }
+    // The maximum as a vectorized reduction, then the first index that holds it (torch.argmax's
+    // choice): a running argmax is one long chain of dependent compares. NaNs never win either way.
+    Scalar top = l[0];
+    TINYATTN_SIMD_MAX(top)
+    for (index_t c = 0; c < V_out; ++c) top = l[c] > top ? l[c] : top;
     index_t best = 0;
-    for (index_t c = 1; c < V_out; ++c) best = l[c] > l[best] ? c : best;
-    const Scalar top = l[best];
-    Scalar total = 0;
+    for (index_t c = 0; c < V_out; ++c)
+      if (l[c] == top) {
+        best = c;
+        break;
+      }
+    Scalar total = 0;  // a reduction in a fixed lane order, vectorized (math::exp is branch-free)
+    TINYATTN_SIMD_SUM(total)
     for (index_t c = 0; c < V_out; ++c) total += math::exp(l[c] - top);
     loss[r] = math::log(total) - (l[y] - top);
     correct[r] = best == y ? 1 : 0;
     if (!gradient) return;
+    TINYATTN_SIMD
     for (index_t c = 0; c < V_out; ++c) l[c] = math::exp(l[c] - top) / total * grad_scale;
     l[y] -= grad_scale;
   }

@@ -25,22 +25,22 @@ TINYATTN_HD TINYATTN_FORCEINLINE Scalar gelu_derivative(Scalar x) {
   return cdf + x * pdf;
 }
 
-template <class Scalar>
+// The activation is a template argument, so that the vectorized loop over elements holds one of them
+// (with a runtime choice inside, the vectorizer computes both and selects).
+template <class Scalar, Activation act>
 struct Activate {
   Scalar* post;
   const Scalar* pre;
-  Activation act;
   TINYATTN_HD void operator()(index_t i) const {
     const Scalar x = pre[i];
     post[i] = act == Activation::relu ? (x > Scalar(0) ? x : Scalar(0)) : gelu(x);
   }
 };
 
-template <class Scalar>
+template <class Scalar, Activation act>
 struct ActivateBackward {
   Scalar* dpre;  // in: d post; out: d pre (in place)
   const Scalar* pre;
-  Activation act;
   TINYATTN_HD void operator()(index_t i) const {
     const Scalar x = pre[i];
     dpre[i] *= act == Activation::relu ? (x > Scalar(0) ? Scalar(1) : Scalar(0)) : gelu_derivative(x);
@@ -53,7 +53,10 @@ void mlp_forward(Scalar* out, Scalar* pre, Scalar* post, const Scalar* x, const 
                  const Scalar* w_out, const Scalar* b_out, Activation act, index_t rows, index_t D, index_t M) {
   matmul_forward<Backend>(pre, M, x, D, w_in, M, rows, D, M);
   if (b_in) bias_forward<Backend>(pre, M, b_in, rows, M);
-  Primitives<Backend>::for_each(rows * M, Activate<Scalar>{post, pre, act});
+  if (act == Activation::relu)
+    Primitives<Backend>::for_each_simd(rows * M, Activate<Scalar, Activation::relu>{post, pre});
+  else
+    Primitives<Backend>::for_each_simd(rows * M, Activate<Scalar, Activation::gelu>{post, pre});
   matmul_forward<Backend>(out, D, post, M, w_out, D, rows, M, D);
   if (b_out) bias_forward<Backend>(out, D, b_out, rows, D);
 }
@@ -67,7 +70,10 @@ void mlp_backward(Scalar* dx, Scalar* dw_in, Scalar* db_in, Scalar* dw_out, Scal
   if (db_out) bias_backward<Backend>(db_out, dout, D, rows, D);
   Scalar* dpre = dpost_scratch;
   matmul_backward_input<Backend>(dpre, M, dout, D, w_out, D, rows, M, D, false);  // d post
-  Primitives<Backend>::for_each(rows * M, ActivateBackward<Scalar>{dpre, pre, act});
+  if (act == Activation::relu)
+    Primitives<Backend>::for_each_simd(rows * M, ActivateBackward<Scalar, Activation::relu>{dpre, pre});
+  else
+    Primitives<Backend>::for_each_simd(rows * M, ActivateBackward<Scalar, Activation::gelu>{dpre, pre});
   matmul_backward_weight<Backend>(dw_in, M, x, D, dpre, M, rows, D, M);
   if (db_in) bias_backward<Backend>(db_in, dpre, M, rows, M);
   matmul_backward_input<Backend>(dx, D, dpre, M, w_in, M, rows, D, M, true);
