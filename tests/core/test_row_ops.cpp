@@ -159,7 +159,9 @@ TEST_CASE("layers::cross_entropy_forward_backward: loss, first argmax, gradient,
       double worst = 0;
       for (index_t c = 0; c < V; ++c)
         worst = std::max(worst, std::abs(grads[static_cast<std::size_t>(r) * V + c] - want.grad[c]));
-      CHECK(worst <= 1e-7);
+      // A few float ulps of the scale 0.25 (3e-8 each): math::exp is within 2 ulp, and the sum, the
+      // division and the scale round again (1.3e-7 measured in the -O1 sanitizer build).
+      CHECK(worst <= 3e-7);
     }
   }
 }
