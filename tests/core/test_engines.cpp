@@ -9,24 +9,27 @@ namespace tinyattn::test {
 namespace {
 
 template <class Net>
-TrainerOptions options_for(Engine engine, LogitPath path, ScorePath scores) {
+TrainerOptions options_for(Engine engine, LogitPath path, ScorePath scores,
+                           MlpInputPath mlp_input = MlpInputPath::automatic) {
   TrainerOptions o = reference_options();
   o.engine = engine;
   o.logit_path = path;
   o.score_path = scores;
+  o.mlp_input = mlp_input;
   return o;
 }
 
 template <class Shape, class Arch, class Backend>
 void check_engines_agree(const TokenBatch& train, const TokenBatch& test, std::uint64_t seed, LogitPath path,
-                         ScorePath scores) {
+                         ScorePath scores, MlpInputPath mlp_input = MlpInputPath::automatic) {
   using Net = Transformer<Shape, Arch, Backend, double>;
   static_assert(Net::has_table_engine);
   Net table_net(seed), reference_net(seed);
-  Trainer<Net> table(table_net, train, test, options_for<Net>(Engine::table, path, scores));
+  Trainer<Net> table(table_net, train, test, options_for<Net>(Engine::table, path, scores, mlp_input));
   Trainer<Net> reference(reference_net, train, test, options_for<Net>(Engine::reference, path, scores));
   REQUIRE(table.engine() == Engine::table);
   REQUIRE(reference.engine() == Engine::reference);
+  if (mlp_input != MlpInputPath::automatic) REQUIRE(table.mlp_input_path() == mlp_input);
 
   // Evaluation: the loss is a smooth function of every logit, so agreement to 1e-12 in double means
   // the logits agree; the hits are counted exactly.
@@ -92,7 +95,17 @@ TEST_CASE_TEMPLATE("table engine = reference engine: one block with an MLP and/o
     TokenBatch tr = train, te = test;
     for (TokenBatch* b : {&tr, &te})
       for (index_t& y : b->targets) y %= 11;
-    check_engines_agree<Shape<12, 16, 4, 3>, A, Backend>(tr, te, 9, LogitPath::automatic, ScorePath::automatic);
+    // The MLP's input mixed from per-row products (J = 13 rows of 16 < D) and by one product.
+    for (MlpInputPath mlp_input : {MlpInputPath::table, MlpInputPath::direct}) {
+      INFO(to_string(mlp_input));
+      check_engines_agree<Shape<12, 16, 4, 3>, A, Backend>(tr, te, 9, LogitPath::automatic, ScorePath::automatic,
+                                                           mlp_input);
+    }
+  }
+  SUBCASE("GELU MLP, the MLP input from per-row products, several query tokens and tiles") {
+    check_engines_agree<Shape<13, 24, 2, 4>, Architecture<mlp<36, Activation::gelu>, no_biases>, Backend>(
+        random_sequences(13, 13, 4, 2600, 87, false), random_sequences(13, 13, 4, 200, 88, false), 12,
+        LogitPath::automatic, ScorePath::automatic, MlpInputPath::table);
   }
   SUBCASE("GELU MLP, tied, several query tokens, several tiles") {
     check_engines_agree<Shape<13, 12, 3, 4>, Architecture<mlp<20, Activation::gelu>, no_biases>, Backend>(
@@ -166,6 +179,19 @@ TEST_CASE("the engine is chosen from the architecture and the training setup") {
   static_assert(Mlp::has_table_engine);
   Mlp mlp_net(1);
   CHECK(Trainer<Mlp>(mlp_net, random_sequences(9, 9, 3, 20, 1, false), TokenBatch{}).engine() == Engine::table);
+  // The MLP input path: J = H T + 1 = 7 rows mixed instead of a product of width D = 8 pays only with
+  // many samples per table row; a model without an MLP has no such table.
+  CHECK(Trainer<Mlp>(mlp_net, random_sequences(9, 9, 3, 20, 1, false), TokenBatch{}).mlp_input_path() ==
+        MlpInputPath::direct);
+  using Grokking = Transformer<Shape<12, 16, 4, 3>, Architecture<mlp<24>, untied_unembedding, output_vocab<11>>>;
+  Grokking grokking(1);
+  TokenBatch few = few_query_batch(12, 3, 1500, 81, 1);
+  for (index_t& y : few.targets) y %= 11;
+  CHECK(Trainer<Grokking>(grokking, few, TokenBatch{}).mlp_input_path() == MlpInputPath::table);
+  TrainerOptions table_input;
+  table_input.mlp_input = MlpInputPath::table;
+  CHECK_THROWS_WITH_AS(Trainer<Net>(net, train, TokenBatch{}, table_input),
+                       "table engine: the MLP input table needs a model with an MLP", Error);
   using Deep = Transformer<Shape<9, 8, 2, 3>, Architecture<n_layers<2>>>;
   static_assert(!Deep::has_table_engine);
   using Normed = Transformer<Shape<9, 8, 2, 3>, Architecture<layer_norm>>;

@@ -47,18 +47,26 @@ struct ActivateBackward {
   }
 };
 
-// pre, post (rows, M) and out (rows, D) from x (rows, D). Biases may be null.
+// The forward after the input product: post (rows, M) and out (rows, D) from pre = x W_in + b_in,
+// however pre was computed (the table engine mixes it from per-row products: model/table_heads.hpp).
 template <class Backend, class Scalar>
-void mlp_forward(Scalar* out, Scalar* pre, Scalar* post, const Scalar* x, const Scalar* w_in, const Scalar* b_in,
-                 const Scalar* w_out, const Scalar* b_out, Activation act, index_t rows, index_t D, index_t M) {
-  matmul_forward<Backend>(pre, M, x, D, w_in, M, rows, D, M);
-  if (b_in) bias_forward<Backend>(pre, M, b_in, rows, M);
+void mlp_forward_from_pre(Scalar* out, const Scalar* pre, Scalar* post, const Scalar* w_out, const Scalar* b_out,
+                          Activation act, index_t rows, index_t D, index_t M) {
   if (act == Activation::relu)
     Primitives<Backend>::for_each_simd(rows * M, Activate<Scalar, Activation::relu>{post, pre});
   else
     Primitives<Backend>::for_each_simd(rows * M, Activate<Scalar, Activation::gelu>{post, pre});
   matmul_forward<Backend>(out, D, post, M, w_out, D, rows, M, D);
   if (b_out) bias_forward<Backend>(out, D, b_out, rows, D);
+}
+
+// pre, post (rows, M) and out (rows, D) from x (rows, D). Biases may be null.
+template <class Backend, class Scalar>
+void mlp_forward(Scalar* out, Scalar* pre, Scalar* post, const Scalar* x, const Scalar* w_in, const Scalar* b_in,
+                 const Scalar* w_out, const Scalar* b_out, Activation act, index_t rows, index_t D, index_t M) {
+  matmul_forward<Backend>(pre, M, x, D, w_in, M, rows, D, M);
+  if (b_in) bias_forward<Backend>(pre, M, b_in, rows, M);
+  mlp_forward_from_pre<Backend>(out, pre, post, w_out, b_out, act, rows, D, M);
 }
 
 // dx (rows, D) += the input gradient; parameter gradients +=; dpost_scratch (rows, M) is overwritten.

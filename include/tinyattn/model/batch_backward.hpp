@@ -145,8 +145,10 @@ class BatchGradient {
 
   // Writes d(mean loss)/d(parameters) into grads (Layout order) and returns the batch totals (with
   // `finite` telling whether every gradient is finite).
-  // requires: tables computed from params (with a logit table on the logit_table path), same space.
-  BatchTotals compute(const Scalar* params, const RowTables<Shape, Backend, Scalar>& tables, Scalar* grads) {
+  // requires: tables and head_tables computed from params (with a logit table on the logit_table path),
+  // same space.
+  BatchTotals compute(const Scalar* params, const RowTables<Shape, Backend, Scalar>& tables,
+                      const typename Head::Tables& head_tables, Scalar* grads) {
     require(tables.rows() == rows_, "BatchGradient: tables have ", tables.rows(), " rows, the plan expects ", rows_);
     require(tables.has_score_table() == (scores_ == ScorePath::table),
             "BatchGradient: the tables' score path does not match the plan's");
@@ -191,8 +193,10 @@ class BatchGradient {
             count, kernels::offset_by(kernels::AttendAndMixRows<Shape, Scalar, RowOps>{in, tables.z(), s.mix_w, s.q,
                                                                                        P::data(resid_), first},
                                       first));
-        head_->train(params, P::data(resid_), count, in.targets, first, grad_scale, P::data(loss_), P::data(correct_),
-                     P::data(dresid_), grads, accumulate);
+        kernels::SampleInputs<Shape, Scalar> weighted = in;  // the head reads the weights just stored
+        weighted.weights = s.mix_w;
+        head_->train(params, head_tables, weighted, P::data(resid_), count, in.targets, first, grad_scale,
+                     P::data(loss_), P::data(correct_), P::data(dresid_), grads, accumulate);
         P::for_each_team(count, kernels::offset_by(
                                     kernels::AttendAndMixRowsBackward<Shape, Scalar, RowOps>{
                                         in, tables.z(), P::data(dresid_), s, first},

@@ -138,8 +138,10 @@ class BatchEvaluator {
     if (path_ == LogitPath::direct) P::allocate(resid_, static_cast<std::size_t>(tile_) * D);
   }
 
-  // requires: tables computed from `params`, with a logit table when the path is logit_table.
-  BatchTotals evaluate(const Scalar* params, const RowTables<Shape, Backend, Scalar>& tables) {
+  // requires: tables and head_tables computed from `params`, with a logit table when the path is
+  // logit_table.
+  BatchTotals evaluate(const Scalar* params, const RowTables<Shape, Backend, Scalar>& tables,
+                       const typename Head::Tables& head_tables) {
     auto in = plan_.inputs(tables);
     const index_t n = plan_.samples();
     if constexpr (P::kAttendFirst) attend_first<Shape, Backend>(in, n, P::data(mix_w_), static_cast<Scalar*>(nullptr));
@@ -153,7 +155,8 @@ class BatchEvaluator {
             count, kernels::offset_by(kernels::AttendAndMixRows<Shape, Scalar, RowOps>{in, tables.z(), P::data(mix_w_),
                                                                                        nullptr, P::data(resid_), first},
                                       first));
-        head_.evaluate(params, P::data(resid_), count, in.targets, first, P::data(loss_), P::data(correct_));
+        head_.evaluate(params, head_tables, with_weights(in), P::data(resid_), count, in.targets, first, P::data(loss_),
+                       P::data(correct_));
       }
     }
     return P::sum_metrics(P::data(loss_), P::data(correct_), n);
@@ -163,6 +166,12 @@ class BatchEvaluator {
   LogitPath path() const { return path_; }
 
  private:
+  // The inputs as the head reads them: with the mixing weights the attention stored.
+  kernels::SampleInputs<Shape, Scalar> with_weights(kernels::SampleInputs<Shape, Scalar> in) const {
+    in.weights = P::data(mix_w_);
+    return in;
+  }
+
   BatchPlan<Shape, Backend, Scalar> plan_;
   LogitPath path_;
   index_t tile_ = 0;  // direct path: samples per tile

@@ -335,6 +335,28 @@ struct AttendAndMixRows {
   }
 };
 
+// Direct path, a table of another width: the sample's mix of the rows of a table derived linearly from
+// the per-row residual terms (an MLP's input product, model/table_heads.hpp), with the weights the
+// attention already stored (in.weights): out = sum_j w_j table[row_j].
+template <class Shape, class Scalar, index_t Width, class RowOps>
+struct MixRows {
+  SampleInputs<Shape, Scalar> in;  // in.weights: (N, J)
+  const Scalar* table;             // ((H+1) R, Width)
+  Scalar* out;                     // (tile, Width): rows of samples first, first + 1, ...
+  index_t first;
+  TINYATTN_HD void operator()(index_t b, Team team) const {
+    Scalar w[mix_slots<Shape>];
+    Scalar* row = out + static_cast<std::ptrdiff_t>(b - first) * Width;
+    if constexpr (RowOps::team_size == 1) {  // the share is the whole row: mix in place
+      attend_and_mix<Shape, Scalar, Width, RowOps>(in, table, nullptr, b, w, nullptr, row, team);
+    } else {
+      Scalar share[RowOps::template share<Width>];
+      attend_and_mix<Shape, Scalar, Width, RowOps>(in, table, nullptr, b, w, nullptr, share, team);
+      RowOps::template store_share<Width>(share, row, team);
+    }
+  }
+};
+
 // Cross-entropy of one sample's logits row; with dlogits non-null also its gradient.
 template <class Shape, class Scalar, class RowOps>
 struct CrossEntropyRows {

@@ -62,11 +62,13 @@ class TableEngine {
  public:
   // requires: both validated with every sample scored at the last position; either may be empty (no
   // gradients, or no evaluation, then).
-  TableEngine(const TokenBatch& train, const TokenBatch& test, LogitPath logits, ScorePath scores)
+  TableEngine(const TokenBatch& train, const TokenBatch& test, LogitPath logits, ScorePath scores,
+              MlpInputPath mlp_input = MlpInputPath::automatic)
       : path_(Head::has_logit_table ? resolve<Shape>(logits) : LogitPath::direct),
         space_(Shape::vocab, Shape::context, {std::cref(train), std::cref(test)}),
         scores_(resolve(scores, space_, std::int64_t{train.size()} + test.size())),
-        tables_(space_, path_ == LogitPath::logit_table, scores_ == ScorePath::table) {
+        tables_(space_, path_ == LogitPath::logit_table, scores_ == ScorePath::table),
+        head_tables_(space_, std::int64_t{train.size()} + test.size(), mlp_input) {
     if (train.size() > 0) gradient_.emplace(train, space_, path_, scores_);
     if (test.size() > 0) evaluator_.emplace(test, space_, path_);
   }
@@ -75,14 +77,14 @@ class TableEngine {
   // requires: a training set.
   BatchTotals gradient(const Scalar* params, std::uint64_t version, Scalar* grads) {
     refresh(params, version);
-    BatchTotals totals = gradient_->compute(params, tables_, grads);
+    BatchTotals totals = gradient_->compute(params, tables_, head_tables_, grads);
     totals.scored = gradient_->samples();
     return totals;
   }
   // Loss and accuracy of the test set. requires: a test set.
   BatchTotals evaluate_test(const Scalar* params, std::uint64_t version) {
     refresh(params, version);
-    BatchTotals totals = evaluator_->evaluate(params, tables_);
+    BatchTotals totals = evaluator_->evaluate(params, tables_, head_tables_);
     totals.scored = evaluator_->samples();
     return totals;
   }
@@ -90,6 +92,7 @@ class TableEngine {
   bool has_test() const { return evaluator_.has_value(); }
   LogitPath logit_path() const { return path_; }
   ScorePath score_path() const { return scores_; }
+  MlpInputPath mlp_input_path() const { return head_tables_.mlp_input_path(); }
   const RowSpace& row_space() const { return space_; }
   const RowTables<Shape, Backend, Scalar>& tables() const { return tables_; }
 
@@ -99,6 +102,7 @@ class TableEngine {
   void refresh(const Scalar* params, std::uint64_t version) {
     if (version_ == version) return;
     tables_.compute(params);
+    head_tables_.compute(params, tables_);
     version_ = version;
   }
 
@@ -106,6 +110,7 @@ class TableEngine {
   RowSpace space_;
   ScorePath scores_;
   RowTables<Shape, Backend, Scalar> tables_;
+  typename Head::Tables head_tables_;
   std::optional<std::uint64_t> version_;
   std::optional<BatchGradient<Shape, Backend, Scalar, Head>> gradient_;
   std::optional<BatchEvaluator<Shape, Backend, Scalar, Head>> evaluator_;

@@ -10,7 +10,10 @@
 //                         resid' = resid + act(resid W_in) W_out;  logits = resid' W_U (or W_E^T)
 //
 // A head's train() writes its own tensors' gradients at the first tile (accumulate = false) and adds at
-// the others; it reads targets and writes loss and hits for samples [first, first + count).
+// the others; it reads targets and writes loss and hits for samples [first, first + count). A head may
+// keep per-row tables of its own (Head::Tables, computed with the RowTables once per parameter
+// version): the MLP's input product of every table row (MlpInputTable), so that a sample's MLP input
+// is mixed from the same rows as its residual stream.
 #pragma once
 
 #include "tinyattn/layers/cross_entropy.hpp"
@@ -18,8 +21,86 @@
 #include "tinyattn/layers/unembedding.hpp"
 #include "tinyattn/model/layers.hpp"
 #include "tinyattn/model/parameter_layout.hpp"
+#include "tinyattn/model/row_tables.hpp"
+#include "tinyattn/model/sample_kernels.hpp"
 
 namespace tinyattn {
+
+// How the direct path computes a sample's MLP input pre = resid W_in (both exact re-associations):
+//   table   resid is the mix sum_j w_j z[row_j] of J = H T + 1 table rows (model/row_tables.hpp), so pre
+//           is the same mix of the rows' products z W_in, made once per pass (H R + Rq rows of d_mlp):
+//           J d_mlp multiply-adds per sample instead of D d_mlp. Pays when J < D and a pass has many
+//           samples per table row (grokking: J = 13, D = 128, 12,769 samples on 909 rows).
+//   direct  one (samples, D) x (D, d_mlp) product.
+enum class MlpInputPath { automatic, table, direct };
+
+inline const char* to_string(MlpInputPath path) {
+  switch (path) {
+    case MlpInputPath::automatic:
+      return "automatic";
+    case MlpInputPath::table:
+      return "table";
+    case MlpInputPath::direct:
+      return "direct";
+  }
+  return "?";
+}
+
+// The table costs (H R + Rq) D d_mlp multiply-adds per pass; mixing saves (D - J) d_mlp per sample.
+template <class Shape>
+MlpInputPath resolve(MlpInputPath path, const RowSpace& space, std::int64_t samples_per_pass) {
+  if (path != MlpInputPath::automatic) return path;
+  constexpr std::int64_t D = Shape::d_model, J = kernels::mix_slots<Shape>;
+  if (J >= D) return MlpInputPath::direct;
+  const std::int64_t table_rows = std::int64_t{Shape::heads} * space.size() + space.query_rows();
+  return table_rows * D < samples_per_pass * (D - J) ? MlpInputPath::table : MlpInputPath::direct;
+}
+
+// The per-row tables of a head without any.
+template <class Shape, class Backend, class Scalar>
+struct NoHeadTables {
+  NoHeadTables(const RowSpace&, std::int64_t, MlpInputPath path) {
+    require(path != MlpInputPath::table, "table engine: the MLP input table needs a model with an MLP");
+  }
+  void compute(const Scalar*, const RowTables<Shape, Backend, Scalar>&) {}
+  MlpInputPath mlp_input_path() const { return MlpInputPath::direct; }
+};
+
+// The MLP's input product of every row a sample mixes (model/row_tables.hpp): u_h W_in for every head
+// and row, then x W_in for the query rows ((H R + Rq, d_mlp), the rows of z in their order), when the
+// path is the table; nothing otherwise.
+template <class Shape, class Arch, class Backend, class Scalar>
+class MlpInputTable {
+  using P = Primitives<Backend>;
+  using Layout = ParameterLayout<Shape, Arch>;
+  static constexpr index_t D = Layout::D, M = Layout::M;
+
+ public:
+  MlpInputTable(const RowSpace& space, std::int64_t samples_per_pass, MlpInputPath path)
+      : path_(Arch::has_mlp ? resolve<Shape>(path, space, samples_per_pass) : MlpInputPath::direct),
+        rows_(Shape::heads * space.size() + space.query_rows()) {
+    require(Arch::has_mlp || path != MlpInputPath::table,
+            "table engine: the MLP input table needs a model with an MLP");
+    if (path_ == MlpInputPath::table) P::allocate(table_, static_cast<std::size_t>(rows_) * M);
+  }
+
+  void compute(const Scalar* params, const RowTables<Shape, Backend, Scalar>& tables) {
+    if constexpr (Arch::has_mlp) {
+      if (path_ != MlpInputPath::table) return;
+      layers::matmul_forward<Backend>(P::data(table_), M, tables.z(), D,
+                                      params + Layout::block(0) + Layout::Block::W_in, M, rows_, D, M);
+    }
+  }
+
+  MlpInputPath mlp_input_path() const { return path_; }
+  // (H R + Rq, d_mlp), or null on the direct path
+  const Scalar* input() const { return path_ == MlpInputPath::table ? P::data(table_) : nullptr; }
+
+ private:
+  MlpInputPath path_;
+  index_t rows_;
+  typename P::template buffer<Scalar> table_;
+};
 
 template <class Shape, class Backend, class Scalar>
 class TiedUnembeddingHead {
@@ -31,14 +112,16 @@ class TiedUnembeddingHead {
  public:
   static constexpr bool has_logit_table = true;
   static constexpr std::size_t parameter_count = ParameterLayout<Shape>::count;
+  using Tables = NoHeadTables<Shape, Backend, Scalar>;
+  using Inputs = kernels::SampleInputs<Shape, Scalar>;
 
   explicit TiedUnembeddingHead(index_t tile) {
     P::allocate(logits_, static_cast<std::size_t>(tile) * Vp);
     P::allocate(dlogits_, static_cast<std::size_t>(tile) * Vp);
   }
 
-  void evaluate(const Scalar* params, const Scalar* resid, index_t count, const index_t* targets, index_t first,
-                Scalar* loss, index_t* correct) {
+  void evaluate(const Scalar* params, const Tables&, const Inputs&, const Scalar* resid, index_t count,
+                const index_t* targets, index_t first, Scalar* loss, index_t* correct) {
     Ly::unembedding_forward(params, resid, count, P::data(logits_));
     P::for_each_team(
         count, kernels::offset_by(kernels::CrossEntropyRows<Shape, Scalar, RowOps>{P::data(logits_), targets, Scalar(0),
@@ -46,8 +129,9 @@ class TiedUnembeddingHead {
                                   first));
   }
 
-  void train(const Scalar* params, const Scalar* resid, index_t count, const index_t* targets, index_t first,
-             Scalar grad_scale, Scalar* loss, index_t* correct, Scalar* dresid, Scalar* grads, bool accumulate) {
+  void train(const Scalar* params, const Tables&, const Inputs&, const Scalar* resid, index_t count,
+             const index_t* targets, index_t first, Scalar grad_scale, Scalar* loss, index_t* correct, Scalar* dresid,
+             Scalar* grads, bool accumulate) {
     Ly::unembedding_forward(params, resid, count, P::data(logits_));
     P::for_each_team(count, kernels::offset_by(
                                 kernels::CrossEntropyRows<Shape, Scalar, RowOps>{
@@ -75,6 +159,9 @@ class MlpUnembeddingHead {
  public:
   static constexpr bool has_logit_table = false;
   static constexpr std::size_t parameter_count = Layout::count;
+  using Tables = MlpInputTable<Shape, Arch, Backend, Scalar>;
+  // The batch's inputs with in.weights set: the mixing weights of the tile's samples (for Tables).
+  using Inputs = kernels::SampleInputs<Shape, Scalar>;
 
   explicit MlpUnembeddingHead(index_t tile) {
     const auto rows = static_cast<std::size_t>(tile);
@@ -88,17 +175,18 @@ class MlpUnembeddingHead {
     P::allocate(logits_, rows * V_out);
   }
 
-  void evaluate(const Scalar* params, const Scalar* resid, index_t count, const index_t* targets, index_t first,
-                Scalar* loss, index_t* correct) {
-    forward(params, resid, count);
+  void evaluate(const Scalar* params, const Tables& tables, const Inputs& in, const Scalar* resid, index_t count,
+                const index_t* targets, index_t first, Scalar* loss, index_t* correct) {
+    forward(params, tables, in, resid, count, first);
     layers::cross_entropy_forward_backward<Backend>(P::data(logits_), targets + first, loss + first, correct + first,
                                                     count, V_out, Scalar(0), /*gradient=*/false);
   }
 
-  void train(const Scalar* params, const Scalar* resid, index_t count, const index_t* targets, index_t first,
-             Scalar grad_scale, Scalar* loss, index_t* correct, Scalar* dresid, Scalar* grads, bool accumulate) {
+  void train(const Scalar* params, const Tables& tables, const Inputs& in, const Scalar* resid, index_t count,
+             const index_t* targets, index_t first, Scalar grad_scale, Scalar* loss, index_t* correct, Scalar* dresid,
+             Scalar* grads, bool accumulate) {
     if (!accumulate) zero_own_gradients(grads);
-    const Scalar* x = forward(params, resid, count);  // the unembedding's input
+    const Scalar* x = forward(params, tables, in, resid, count, first);  // the unembedding's input
     layers::cross_entropy_forward_backward<Backend>(P::data(logits_), targets + first, loss + first, correct + first,
                                                     count, V_out, grad_scale, /*gradient=*/true);
     // d resid' (written), then, through the MLP, d resid = d resid' + the MLP's input gradient.
@@ -123,13 +211,24 @@ class MlpUnembeddingHead {
     return Arch::tied ? nullptr : flat + Layout::unembed_W_U;
   }
   // resid (count, D) -> logits (count, V_out); returns the rows the unembedding read.
-  const Scalar* forward(const Scalar* params, const Scalar* resid, index_t count) {
+  const Scalar* forward(const Scalar* params, const Tables& tables, const Inputs& in, const Scalar* resid,
+                        index_t count, index_t first) {
     const Scalar* x = resid;
     if constexpr (kMlp) {
       const std::size_t b = Layout::block(0);
-      layers::mlp_forward<Backend>(P::data(mlp_out_), P::data(pre_), P::data(post_), resid,
-                                   params + b + Layout::Block::W_in, kNoBias, params + b + Layout::Block::W_out,
-                                   kNoBias, Arch::activation, count, D, M);
+      if (const Scalar* input = tables.input()) {  // pre mixed from the rows' products
+        P::for_each_team(
+            count,
+            kernels::offset_by(kernels::MixRows<Shape, Scalar, M, typename P::row_ops>{in, input, P::data(pre_), first},
+                               first));
+        layers::mlp_forward_from_pre<Backend>(P::data(mlp_out_), P::data(pre_), P::data(post_),
+                                              params + b + Layout::Block::W_out, kNoBias, Arch::activation, count, D,
+                                              M);
+      } else {
+        layers::mlp_forward<Backend>(P::data(mlp_out_), P::data(pre_), P::data(post_), resid,
+                                     params + b + Layout::Block::W_in, kNoBias, params + b + Layout::Block::W_out,
+                                     kNoBias, Arch::activation, count, D, M);
+      }
       layers::residual_forward<Backend>(P::data(resid_post_), resid, P::data(mlp_out_), count, D);
       x = P::data(resid_post_);
     }

@@ -65,8 +65,9 @@ struct TrainerOptions {
   std::uint64_t shuffle_seed = 0;  // PythonRandom seed of the minibatch order (the peer's --seed)
   std::int64_t eval_every = 1;     // evaluate the test set after every k-th epoch (k >= 1)
   Engine engine = Engine::automatic;
-  LogitPath logit_path = LogitPath::automatic;  // table engine: chosen at compile time from the shape
-  ScorePath score_path = ScorePath::automatic;  // table engine: chosen from the data
+  LogitPath logit_path = LogitPath::automatic;       // table engine: chosen at compile time from the shape
+  ScorePath score_path = ScorePath::automatic;       // table engine: chosen from the data
+  MlpInputPath mlp_input = MlpInputPath::automatic;  // table engine with an MLP: chosen from the data
 };
 
 namespace detail {
@@ -229,6 +230,12 @@ class Trainer {
     }
     return ScorePath::per_sample;
   }
+  MlpInputPath mlp_input_path() const {
+    if constexpr (Network::has_table_engine) {
+      if (table_) return table_->mlp_input_path();
+    }
+    return MlpInputPath::direct;
+  }
   Network& network() { return net_; }
   const Network& network() const { return net_; }
 
@@ -258,7 +265,7 @@ class Trainer {
     const bool full_batch = batch_ == train.size();
     if constexpr (Network::has_table_engine) {
       if (full_batch && last_positions_scored(train) && last_positions_scored(test)) {
-        table_.emplace(train, test, options_.logit_path, options_.score_path);
+        table_.emplace(train, test, options_.logit_path, options_.score_path, options_.mlp_input);
         return;
       }
     }
