@@ -13,13 +13,13 @@ namespace {
 
 constexpr Team kOne{0, 1};
 
+#if TINYATTN_HOST_SIMD
 // Relative error in units of the float spacing at the reference value.
 double ulps(float got, double want) {
   const double spacing = std::ldexp(1.0, std::ilogb(static_cast<float>(want)) - 23);
   return std::abs(static_cast<double>(got) - want) / spacing;
 }
 
-#if TINYATTN_HOST_SIMD
 // The exp of the cross-entropy rows (16 lanes).
 void simd_exp(const float* x, float* y) { simd::store(y, simd::exp(simd::load(x))); }
 
@@ -98,7 +98,9 @@ void check_cross_entropy(std::uint64_t seed) {
     CHECK(std::abs(generic.loss - got.loss) <= 1e-6 + 1e-6 * std::abs(want.loss));
     double worst = 0;
     for (index_t c = 0; c < V; ++c) worst = std::max(worst, std::abs(grad[c] - want.grad[c]));
-    CHECK(worst <= 1e-7);
+    // A few float ulps of the scale 0.25 (3e-8 each), as below: 1.2e-7 measured where the portable
+    // loops run (x86 without AVX-512).
+    CHECK(worst <= 3e-7);
   }
   // A NaN anywhere makes the loss NaN.
   std::vector<float> logits(Vp, 0.0f);
