@@ -200,6 +200,14 @@ struct CpuRowOps : GenericRowOps<1> {
       return simd::sum(acc);
     }
 #endif
+    if constexpr (N % 8 == 0) {
+      // Eight partial sums, column c into sum c mod 8: one vector register the compiler can keep (a
+      // single running sum is a chain of dependent adds that no vectorizer may reorder).
+      Scalar acc[8] = {};
+      for (index_t c = 0; c < N; c += 8)
+        for (index_t l = 0; l < 8; ++l) acc[l] += a[c + l] * b[c + l];
+      return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    }
     return GenericRowOps<1>::dot<N>(a, b);
   }
 

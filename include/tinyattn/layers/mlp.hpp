@@ -69,22 +69,35 @@ void mlp_forward(Scalar* out, Scalar* pre, Scalar* post, const Scalar* x, const 
   mlp_forward_from_pre<Backend>(out, pre, post, w_out, b_out, act, rows, D, M);
 }
 
-// dx (rows, D) += the input gradient; parameter gradients +=; dpost_scratch (rows, M) is overwritten.
+// The backward down to the input product: d W_out (and d b_out) +=, dpre (rows, M) = d pre.
 template <class Backend, class Scalar>
-void mlp_backward(Scalar* dx, Scalar* dw_in, Scalar* db_in, Scalar* dw_out, Scalar* db_out, Scalar* dpost_scratch,
-                  const Scalar* dout, const Scalar* x, const Scalar* pre, const Scalar* post, const Scalar* w_in,
-                  const Scalar* w_out, Activation act, index_t rows, index_t D, index_t M) {
+void mlp_backward_to_pre(Scalar* dpre, Scalar* dw_out, Scalar* db_out, const Scalar* dout, const Scalar* pre,
+                         const Scalar* post, const Scalar* w_out, Activation act, index_t rows, index_t D, index_t M) {
   matmul_backward_weight<Backend>(dw_out, D, post, M, dout, D, rows, M, D);
   if (db_out) bias_backward<Backend>(db_out, dout, D, rows, D);
-  Scalar* dpre = dpost_scratch;
   matmul_backward_input<Backend>(dpre, M, dout, D, w_out, D, rows, M, D, false);  // d post
   if (act == Activation::relu)
     Primitives<Backend>::for_each_simd(rows * M, ActivateBackward<Scalar, Activation::relu>{dpre, pre});
   else
     Primitives<Backend>::for_each_simd(rows * M, ActivateBackward<Scalar, Activation::gelu>{dpre, pre});
+}
+
+// The input product's backward: d W_in (and d b_in) +=, dx (rows, D) += dpre W_in^T.
+template <class Backend, class Scalar>
+void mlp_input_backward(Scalar* dx, Scalar* dw_in, Scalar* db_in, const Scalar* dpre, const Scalar* x,
+                        const Scalar* w_in, index_t rows, index_t D, index_t M) {
   matmul_backward_weight<Backend>(dw_in, M, x, D, dpre, M, rows, D, M);
   if (db_in) bias_backward<Backend>(db_in, dpre, M, rows, M);
   matmul_backward_input<Backend>(dx, D, dpre, M, w_in, M, rows, D, M, true);
+}
+
+// dx (rows, D) += the input gradient; parameter gradients +=; dpost_scratch (rows, M) is overwritten.
+template <class Backend, class Scalar>
+void mlp_backward(Scalar* dx, Scalar* dw_in, Scalar* db_in, Scalar* dw_out, Scalar* db_out, Scalar* dpost_scratch,
+                  const Scalar* dout, const Scalar* x, const Scalar* pre, const Scalar* post, const Scalar* w_in,
+                  const Scalar* w_out, Activation act, index_t rows, index_t D, index_t M) {
+  mlp_backward_to_pre<Backend>(dpost_scratch, dw_out, db_out, dout, pre, post, w_out, act, rows, D, M);
+  mlp_input_backward<Backend>(dx, dw_in, db_in, dpost_scratch, x, w_in, rows, D, M);
 }
 
 }  // namespace tinyattn::layers

@@ -35,16 +35,21 @@ class BatchGradient {
 
  public:
   // requires: batch validated; every (token, position) of it in `space`; `scores` resolved (not
-  // automatic) and matching the tables compute() will get.
-  BatchGradient(const TokenBatch& batch, const RowSpace& space, LogitPath logits, ScorePath scores)
+  // automatic) and matching the tables compute() will get; `input_table`: the head tables compute()
+  // will get hold an input table (Head::Tables::input(), the MLP's input from per-row products).
+  BatchGradient(const TokenBatch& batch, const RowSpace& space, LogitPath logits, ScorePath scores,
+                bool input_table = false)
       : plan_(batch, space),
         path_(Head::has_logit_table ? resolve<Shape>(logits) : LogitPath::direct),
         scores_(scores),
         rows_(space.size()),
         query_rows_(space.query_rows()),
         rebased_(path_ == LogitPath::logit_table && rebase_logits<Shape, Backend>(space)),
-        scatter_rows_(rebased_ ? kernels::rebased_table_rows<Shape>(rows_, query_rows_) : (H + 1) * rows_) {
+        scatter_rows_(rebased_ ? kernels::rebased_table_rows<Shape>(rows_, query_rows_) : (H + 1) * rows_),
+        input_table_(input_table) {
     require(scores != ScorePath::automatic, "BatchGradient: the score path must be resolved");
+    require(!input_table || (Head::input_width > 0 && path_ == LogitPath::direct),
+            "BatchGradient: an input table needs a head with one (an MLP) on the direct path");
     const index_t n = plan_.samples(), R = rows_, Rq = query_rows_;
     const index_t width = path_ == LogitPath::logit_table ? Vp : D;
     const auto N = static_cast<std::size_t>(n);
@@ -71,6 +76,7 @@ class BatchGradient {
         }
       }
       mix_plans_.emplace_back(mix, width);
+      if (input_table_) input_plans_.emplace_back(mix, Head::input_width);  // d pre onto the input table's rows
       if (scores_ == ScorePath::table) {
         // d score[h, query row, key row] += dscores[b, h, k]: one scalar per entry (width 1).
         ScatterPattern cells{count, H * T, H * Rq * R, {}};
@@ -140,6 +146,7 @@ class BatchGradient {
       if (rebased_) P::allocate(drebased_, static_cast<std::size_t>(scatter_rows_) * Vp);
     }
     P::allocate(dz_, static_cast<std::size_t>(H + 1) * R * D);
+    if (input_table_) P::allocate(dinput_, static_cast<std::size_t>(H + 1) * R * Head::input_width);
     P::allocate(dqkv_, static_cast<std::size_t>(3) * H * R * dh);  // zero: score-table Q rows past Rq stay 0
   }
 
@@ -197,10 +204,22 @@ class BatchGradient {
         weighted.weights = s.mix_w;
         head_->train(params, head_tables, weighted, P::data(resid_), count, in.targets, first, grad_scale,
                      P::data(loss_), P::data(correct_), P::data(dresid_), grads, accumulate);
-        P::for_each_team(count, kernels::offset_by(
-                                    kernels::AttendAndMixRowsBackward<Shape, Scalar, RowOps>{
-                                        in, tables.z(), P::data(dresid_), s, first},
-                                    first));
+        if constexpr (Head::input_width > 0) {
+          if (input_table_) {  // d pre through the input table's rows too (model/table_heads.hpp)
+            const Scalar* dinput = head_->input_gradient();
+            P::for_each_team(count,
+                             kernels::offset_by(
+                                 kernels::AttendAndMixRowsBackwardWithInput<Shape, Scalar, Head::input_width, RowOps>{
+                                     in, tables.z(), head_tables.input(), P::data(dresid_), dinput, s, first},
+                                 first));
+            input_plans_[t].apply(mix_w, dinput, Head::input_width, P::data(dinput_), accumulate);
+          }
+        }
+        if (!input_table_)
+          P::for_each_team(count, kernels::offset_by(
+                                      kernels::AttendAndMixRowsBackward<Shape, Scalar, RowOps>{
+                                          in, tables.z(), P::data(dresid_), s, first},
+                                      first));
         mix_plans_[t].apply(mix_w, P::data(dresid_), D, P::data(dz_), accumulate);
       }
       Scalar* dscores = P::data(dscores_) + static_cast<std::ptrdiff_t>(first) * H * T;
@@ -222,6 +241,10 @@ class BatchGradient {
       Ly::unembedding_backward(params, tables.z(), P::data(dlogit_table_), m, grads, P::data(dz_));
       P::fill(P::data(dz_) + static_cast<std::ptrdiff_t>(m) * D, static_cast<std::size_t>((H + 1) * R - m) * D,
               Scalar(0));
+    }
+    if constexpr (Head::input_width > 0) {  // d W_in, and the input table rows' share of dz
+      if (input_table_)
+        head_->table_input_backward(params, head_tables, tables.z(), P::data(dinput_), grads, P::data(dz_));
     }
     if (scores_ == ScorePath::table)
       Ly::scores_backward(tables.qkv(), P::data(dscore_table_), R, query_rows_, dqkv);  // dQ, dK blocks
@@ -247,7 +270,9 @@ class BatchGradient {
   index_t tile_ = 0;         // samples per tile
   bool tile_tasks_ = false;  // tiles run as tasks (Primitives::kTileTasks), into per-tile partial tables
   index_t workers_ = 1;      // tiles in flight at once: dlogits_ holds one tile per worker
+  bool input_table_;         // the head's input table (the MLP's input) is mixed, and its gradient scattered
   std::vector<Plan> mix_plans_, key_plans_, query_plans_, score_plans_;  // one per tile
+  std::vector<Plan> input_plans_;  // one per tile, input table only: as mix_plans_, Head::input_width wide
   Plan token_plan_, position_plan_;
   Plan logit_sum_, score_sum_;             // tile tasks: partial tables -> tables, in tile order
   buffer<Scalar> mix_w_, dscores_, loss_;  // per sample
@@ -257,6 +282,7 @@ class BatchGradient {
   std::optional<Head> head_;               // direct path only
   buffer<index_t> correct_;
   buffer<Scalar> dlogit_table_, dz_, dqkv_;               // per row
+  buffer<Scalar> dinput_;                                 // per row of z, input table only
   buffer<Scalar> drebased_;                               // per rebased row, rebased tables only
   buffer<Scalar> tile_dlogit_table_, tile_dscore_table_;  // per tile and row, tile tasks only
   buffer<Scalar> dscore_table_, one_;                     // score table path only

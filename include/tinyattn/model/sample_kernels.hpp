@@ -254,6 +254,22 @@ TINYATTN_HD TINYATTN_FORCEINLINE void attend_and_mix(const SampleInputs<Shape, S
   RowOps::template mix<Width, J>(rows, w, out, team);
 }
 
+// From d pattern (H, T) of sample b, complete on every member, through the softmax to the scores and
+// the query. Member 0 writes dscores (H, T) and dq (H, dh, null with a score table).
+template <class Shape, class Scalar>
+TINYATTN_HD TINYATTN_FORCEINLINE void pattern_backward(const SampleInputs<Shape, Scalar>& in, index_t b,
+                                                       const Scalar* w, const Scalar* dpattern, Scalar* dscores,
+                                                       Scalar* dq, Team team) {
+  constexpr index_t H = Shape::heads, T = Shape::context, HT = H * T, dh = Shape::head_dim;
+  Scalar ds[HT], dq_local[H * dh];
+  attend_last_query_backward<Shape>(in.qkv, in.kv_row + static_cast<std::ptrdiff_t>(b) * T, w, dpattern, ds,
+                                    dq ? dq_local : nullptr);
+  if (team.lane != 0) return;
+  for (index_t i = 0; i < HT; ++i) dscores[i] = ds[i];
+  if (dq)
+    for (index_t i = 0; i < H * dh; ++i) dq[i] = dq_local[i];
+}
+
 // Backward of attend_and_mix for sample b, given the member's share of g = d loss / d out: the
 // attention weights' gradient through the table rows (d pattern[h, k] = g . row of slot (h, k); when
 // rebased, g . rebased row for k < T-1 and 0 for the query slot: the same up to a constant per head,
@@ -265,8 +281,8 @@ TINYATTN_HD TINYATTN_FORCEINLINE void attend_and_mix_backward(const SampleInputs
                                                               const Scalar* table, const Scalar* rebased, index_t b,
                                                               const Scalar* w, const Scalar* g, Scalar* dscores,
                                                               Scalar* dq, Team team) {
-  constexpr index_t H = Shape::heads, T = Shape::context, J = mix_slots<Shape>, HT = J - 1, dh = Shape::head_dim;
-  Scalar dpattern[HT], ds[HT], dq_local[H * dh];
+  constexpr index_t H = Shape::heads, T = Shape::context, J = mix_slots<Shape>, HT = J - 1;
+  Scalar dpattern[HT];
   if (rebased) {
     constexpr index_t J2 = rebased_slots<Shape>, K = J2 - 1;
     const Scalar* rows[J2];
@@ -280,12 +296,7 @@ TINYATTN_HD TINYATTN_FORCEINLINE void attend_and_mix_backward(const SampleInputs
     table_rows<Width, J>(table, in.mix_row + static_cast<std::ptrdiff_t>(b) * J, rows);
     RowOps::template dots<Width, HT>(g, rows, dpattern, team);
   }
-  attend_last_query_backward<Shape>(in.qkv, in.kv_row + static_cast<std::ptrdiff_t>(b) * T, w, dpattern, ds,
-                                    dq ? dq_local : nullptr);
-  if (team.lane != 0) return;
-  for (index_t i = 0; i < HT; ++i) dscores[i] = ds[i];
-  if (dq)
-    for (index_t i = 0; i < H * dh; ++i) dq[i] = dq_local[i];
+  pattern_backward<Shape>(in, b, w, dpattern, dscores, dq, team);
 }
 
 // Per-sample buffers of a training batch, row pointers for sample b.
@@ -394,6 +405,34 @@ struct AttendAndMixRowsBackward {
     RowOps::template load_share<D>(dresid + static_cast<std::ptrdiff_t>(b - first) * D, g, team);
     attend_and_mix_backward<Shape, Scalar, D, RowOps>(in, table, nullptr, b, s.w(b), g, s.dscores_of(b), s.dq_of(b),
                                                       team);
+  }
+};
+
+// The same when a second table was mixed from the same weights (MixRows: the MLP's input, Width M):
+// d pattern[h, k] = dresid . table[row] + dinput . input_table[row].
+template <class Shape, class Scalar, index_t M, class RowOps>
+struct AttendAndMixRowsBackwardWithInput {
+  SampleInputs<Shape, Scalar> in;
+  const Scalar* table;        // ((H+1) R, D)
+  const Scalar* input_table;  // ((H+1) R, M), rows as table's (the x rows of query rows only)
+  const Scalar* dresid;       // (tile, D): rows of samples first, first + 1, ...
+  const Scalar* dinput;       // (tile, M)
+  SampleGradients<Shape, Scalar> s;
+  index_t first;
+  TINYATTN_HD void operator()(index_t b, Team team) const {
+    constexpr index_t D = Shape::d_model, J = mix_slots<Shape>, HT = J - 1;
+    const std::ptrdiff_t tile_row = b - first;
+    const index_t* slots = in.mix_row + static_cast<std::ptrdiff_t>(b) * J;
+    Scalar g[RowOps::template share<D>], gi[RowOps::template share<M>], dpattern[HT], dinput_pattern[HT];
+    RowOps::template load_share<D>(dresid + tile_row * D, g, team);
+    RowOps::template load_share<M>(dinput + tile_row * M, gi, team);
+    const Scalar* rows[J];
+    table_rows<D, J>(table, slots, rows);
+    RowOps::template dots<D, HT>(g, rows, dpattern, team);
+    table_rows<M, J>(input_table, slots, rows);
+    RowOps::template dots<M, HT>(gi, rows, dinput_pattern, team);
+    for (index_t j = 0; j < HT; ++j) dpattern[j] += dinput_pattern[j];
+    pattern_backward<Shape>(in, b, s.w(b), dpattern, s.dscores_of(b), s.dq_of(b), team);
   }
 };
 

@@ -69,7 +69,8 @@ class TableEngine {
         scores_(resolve(scores, space_, std::int64_t{train.size()} + test.size())),
         tables_(space_, path_ == LogitPath::logit_table, scores_ == ScorePath::table),
         head_tables_(space_, std::int64_t{train.size()} + test.size(), mlp_input) {
-    if (train.size() > 0) gradient_.emplace(train, space_, path_, scores_);
+    if (train.size() > 0)
+      gradient_.emplace(train, space_, path_, scores_, head_tables_.mlp_input_path() == MlpInputPath::table);
     if (test.size() > 0) evaluator_.emplace(test, space_, path_);
   }
 

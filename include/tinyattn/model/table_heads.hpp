@@ -64,6 +64,7 @@ struct NoHeadTables {
   }
   void compute(const Scalar*, const RowTables<Shape, Backend, Scalar>&) {}
   MlpInputPath mlp_input_path() const { return MlpInputPath::direct; }
+  const Scalar* input() const { return nullptr; }
 };
 
 // The MLP's input product of every row a sample mixes (model/row_tables.hpp): u_h W_in for every head
@@ -93,6 +94,7 @@ class MlpInputTable {
   }
 
   MlpInputPath mlp_input_path() const { return path_; }
+  index_t rows() const { return rows_; }  // H R + Rq
   // (H R + Rq, d_mlp), or null on the direct path
   const Scalar* input() const { return path_ == MlpInputPath::table ? P::data(table_) : nullptr; }
 
@@ -113,6 +115,7 @@ class TiedUnembeddingHead {
   static constexpr bool has_logit_table = true;
   static constexpr std::size_t parameter_count = ParameterLayout<Shape>::count;
   using Tables = NoHeadTables<Shape, Backend, Scalar>;
+  static constexpr index_t input_width = 0;  // no input table
   using Inputs = kernels::SampleInputs<Shape, Scalar>;
 
   explicit TiedUnembeddingHead(index_t tile) {
@@ -160,6 +163,7 @@ class MlpUnembeddingHead {
   static constexpr bool has_logit_table = false;
   static constexpr std::size_t parameter_count = Layout::count;
   using Tables = MlpInputTable<Shape, Arch, Backend, Scalar>;
+  static constexpr index_t input_width = kMlp ? M : 0;  // columns of the input table
   // The batch's inputs with in.weights set: the mixing weights of the tile's samples (for Tables).
   using Inputs = kernels::SampleInputs<Shape, Scalar>;
 
@@ -195,10 +199,29 @@ class MlpUnembeddingHead {
                                           Arch::tied, count, D, V_out);
     if constexpr (kMlp) {
       const std::size_t b = Layout::block(0);
-      layers::mlp_backward<Backend>(dresid, grads + b + Layout::Block::W_in, kNoGradient,
-                                    grads + b + Layout::Block::W_out, kNoGradient, P::data(dpost_), dresid, resid,
-                                    P::data(pre_), P::data(post_), params + b + Layout::Block::W_in,
-                                    params + b + Layout::Block::W_out, Arch::activation, count, D, M);
+      layers::mlp_backward_to_pre<Backend>(P::data(dpost_), grads + b + Layout::Block::W_out, kNoGradient, dresid,
+                                           P::data(pre_), P::data(post_), params + b + Layout::Block::W_out,
+                                           Arch::activation, count, D, M);
+      // With the input table, d pre goes back through the table's rows (input_gradient(), then
+      // table_input_backward once per pass); otherwise through the product here.
+      if (!tables.input())
+        layers::mlp_input_backward<Backend>(dresid, grads + b + Layout::Block::W_in, kNoGradient, P::data(dpost_),
+                                            resid, params + b + Layout::Block::W_in, count, D, M);
+    }
+  }
+
+  // After train() on the table path: d pre of the tile's samples (count, M), to be mixed back onto the
+  // input table's rows (as the residual rows' gradient onto z's).
+  const Scalar* input_gradient() const { return P::data(dpost_); }
+
+  // Once per pass, from the gradient of the input table's rows dinput (H R + Rq rows of M, in z's row
+  // order): d W_in += z^T dinput, and dz += dinput W_in^T (the rows' own input gradient).
+  void table_input_backward(const Scalar* params, const Tables& tables, const Scalar* z, const Scalar* dinput,
+                            Scalar* grads, Scalar* dz) {
+    if constexpr (kMlp) {
+      const std::size_t b = Layout::block(0);
+      layers::mlp_input_backward<Backend>(dz, grads + b + Layout::Block::W_in, kNoGradient, dinput, z,
+                                          params + b + Layout::Block::W_in, tables.rows(), D, M);
     }
   }
 
