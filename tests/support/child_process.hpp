@@ -133,8 +133,10 @@ class Child {
 
   std::string stdout_so_far() const { return read_text(out_path_); }
 
-  // Waits for the end (killing the process after `limit`, a failure), then returns what it did.
-  Outcome wait(std::chrono::seconds limit = 90s) {
+  // Waits for the end (killing the process after `limit`, a failure), then returns what it did. The
+  // limit only catches a hung child: the sanitizer builds on a 2-core machine without AVX-512 need
+  // about 135 s of CPU for the 200-epoch runs of these tests (90 s was too short there).
+  Outcome wait(std::chrono::seconds limit = 600s) {
     const auto deadline = std::chrono::steady_clock::now() + limit;
     while (running()) {
       if (std::chrono::steady_clock::now() > deadline) {
