@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Everything CI checks, from a fresh Debian 12 machine (no GPU needed), in one command:
 #   0. the layout of every C++ file against .clang-format (tools/check_format.sh; seconds)
-#   1. Release build, the whole ctest suite (incl. the slow 750-epoch runs on every backend, the CLI,
-#      packaging and compile-fail tests); with a GPU (nvidia-smi sees one) the CUDA test suite too
-#   2. the test suite again under AddressSanitizer + UndefinedBehaviorSanitizer (Debug -O1, g++), less
-#      the 750-epoch runs (labelled slow) and the numerical-agreement suites (parity with PyTorch, finite
-#      differences, peer weights): the same engine code runs in the remaining tests and the programs;
-#      the model's tests over the CPU backend, the Thrust backend's through its primitives' tests
+#   1. Release build, the whole ctest suite (incl. the slow 750-epoch runs, the programs and their CLI,
+#      packaging and compile-fail tests); with a GPU (nvidia-smi sees one) the CUDA test suite too. The
+#      benchmarks (bench/) are not built here: CI's time goes to tests (bench/run_*.sh build them)
+#   2. the library's tests again under AddressSanitizer + UndefinedBehaviorSanitizer (Debug -O1, g++):
+#      core, IO and plot, less the 750-epoch runs (labelled slow) and the numerical-agreement suites
+#      (parity with PyTorch, finite differences, peer weights), and without the example programs, whose
+#      CLI tests run whole trainings (minutes each there) of the engine code these tests run; the model's
+#      tests over the CPU backend, the Thrust backend's through its primitives' tests
 #   3. the engine, training and primitives tests under ThreadSanitizer (clang, LLVM OpenMP with its
-#      Archer race checker)
+#      Archer race checker), over the CPU backend and the Thrust backend's primitives, as in step 2
 #   4. the safetensors reader under libFuzzer for FUZZ_SECONDS (default 60)
 # On request (not by default, to keep CI within its time): cuda-compile — without a GPU, nvcc compiles
 # the CUDA flavour of minmax (tools/gpu_check.sh builds and runs the CUDA suite on a GPU machine).
@@ -30,7 +32,7 @@ for step in "${steps[@]}"; do
       tools/check_format.sh
       ;;
     release)
-      cmake --preset release -DTINYATTN_CUDA=$gpu
+      cmake --preset release -DTINYATTN_CUDA=$gpu -DTINYATTN_BUILD_BENCH=OFF
       cmake --build --preset release -j "$jobs"
       ctest --preset release -j "$jobs"
       ;;

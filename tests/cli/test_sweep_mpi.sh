@@ -9,7 +9,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/tinyattn-sweep-mpi-XXXXXX")
 trap 'rm -rf "$work"' EXIT
 # Root may run mpirun in CI containers; more processes than cores are allowed on a 2-core machine.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-spec=(--seeds 0-2 --weight-decay 0.3,1 --epochs 40 --no-plot)
+spec=(--seeds 0-2 --weight-decay 0.3,1 --epochs 10 --no-plot)
 
 same_files() {  # same_files DIR_A DIR_B: sweep.csv, phase.csv and every row file equal
   local a=$1 b=$2 f
@@ -38,7 +38,7 @@ said=$(grep -c -- "--epochs must be in" "$work/bad.log" || true)
 echo "ok: a usage error under mpirun -np 3 is said once, status 2"
 
 # Kill one rank of a 2-rank sweep once two runs are finished; mpirun then ends the other.
-long=(--seeds 0-3 --weight-decay 0.3,1 --epochs 150 --no-plot)
+long=(--seeds 0-3 --weight-decay 0.3,1 --epochs 40 --no-plot)
 "$minmax" sweep "${long[@]}" --out "$work/whole" >/dev/null
 "$mpirun" -np 2 "$minmax" sweep "${long[@]}" --out "$work/killed" >"$work/killed.log" 2>&1 &
 launcher=$!
