@@ -33,6 +33,14 @@ def main():
     p.add_argument("--build", default=os.path.join(ROOT, "build", "release"))
     a = p.parse_args()
     bench = os.path.join(a.build, "bench", "bench_transformer")
+    if not os.access(bench, os.X_OK):
+        sys.exit(f"run_transformer_bench: {bench} not found: build it with\n"
+                 f"  cmake --preset release -DTINYATTN_BUILD_BENCH=ON && "
+                 f"cmake --build --preset release --target bench_transformer\n"
+                 f"(or pass --build DIR of a build that has it)")
+    for preset in a.presets.split(","):
+        if preset not in DEFAULT_EPOCHS:
+            sys.exit(f"run_transformer_bench: unknown preset '{preset}'; expected one of {', '.join(DEFAULT_EPOCHS)}")
     cores = os.cpu_count() or 1
     print(f"machine: {machine()}")
     print(f"date: {time.strftime('%Y-%m-%d %H:%M:%S')}\n")

@@ -1,6 +1,6 @@
 // Looking inside (include/tinyattn/inspect/): circuits agree with the activations and the logits, direct
 // logit attributions add up to the logits, the failure atlas marks exactly the wrong inputs, and the
-// induction-head scores read a hand-built pattern right.
+// induction-head scores read a hand-built pattern and a network right.
 #include "../support/test_support.hpp"
 
 #include "tinyattn/inspect/attribution.hpp"
@@ -220,6 +220,36 @@ TEST_CASE("induction-head scores on a hand-built pattern") {
   CHECK(copying_score(identity, 4) == doctest::Approx(1.0));
   CHECK(copying_score(negative, 4) == doctest::Approx(-1.0));
   CHECK_THROWS_AS(attention_scores_of_repeats(previous.data(), N, 7, prev, prefix), Error);
+}
+
+TEST_CASE("induction-head scores of a network: each head's pattern scores and its OV circuit's copying score") {
+  using Net = Transformer<Shape<6, 8, 2, 8>, Architecture<n_layers<2>, causal_mask, loss_at_every_position>,
+                          backend::cpu, double>;
+  const Net net(3);
+  const InductionTask task(6, 8, 5, 0, 11);
+  const TokenBatch batch = task.train();
+  const std::vector<HeadScores> scores = induction_head_scores(net, batch);
+  REQUIRE(scores.size() == 4);
+  for (std::size_t i = 0; i < scores.size(); ++i) {
+    const HeadScores& s = scores[i];
+    CHECK(s.layer == static_cast<index_t>(i) / 2);
+    CHECK(s.head == static_cast<index_t>(i) % 2);
+    CHECK(s.copying == copying_score(ov_circuit(net, s.layer, s.head), 6));
+    CHECK(s.copying >= -1.0);
+    CHECK(s.copying <= 1.0);
+    // The pattern scores from the head's own hook_pattern, read here by hand (n = 4: the position
+    // after the current token's earlier copy is t - 3).
+    const std::string name = "blocks." + std::to_string(s.layer) + ".attn.hook_pattern";
+    const auto cache = net.inspect(batch, {name});
+    double previous = 0, prefix = 0;
+    for (index_t n = 0; n < batch.size(); ++n)
+      for (index_t t = 4; t < 8; ++t) {
+        previous += cache[name].values[((static_cast<std::size_t>(n) * 2 + s.head) * 8 + t) * 8 + (t - 1)];
+        prefix += cache[name].values[((static_cast<std::size_t>(n) * 2 + s.head) * 8 + t) * 8 + (t - 3)];
+      }
+    CHECK(s.previous_token == doctest::Approx(previous / (5 * 4)));
+    CHECK(s.prefix_matching == doctest::Approx(prefix / (5 * 4)));
+  }
 }
 
 TEST_CASE("Fourier norms: a pure frequency has all its weight there — squared norms add up to the whole") {
