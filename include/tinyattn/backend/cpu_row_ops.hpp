@@ -16,8 +16,17 @@
 #include "tinyattn/core/math.hpp"
 #include "tinyattn/ops/row_ops.hpp"
 
-#if TINYATTN_HOST_SIMD && defined(__AVX512F__)
+#if TINYATTN_HOST_SIMD && (defined(__AVX512F__) || defined(__AVX2__))
 #include <immintrin.h>
+#endif
+
+#if TINYATTN_HOST_SIMD && !defined(__AVX512F__)
+// With AVX2 only, GCC warns once per translation unit that a 64-byte vector returned by value would
+// travel differently with AVX-512 (-Wpsabi). These functions are always inlined, never called across
+// objects built with other flags. The warning is given at the end of the unit, where a push/pop pair
+// around this header no longer holds: it stays off for the rest of the unit. (They take vectors by
+// const reference: a 64-byte parameter by value draws a note that no pragma silences.)
+#pragma GCC diagnostic ignored "-Wpsabi"
 #endif
 
 namespace tinyattn {
@@ -27,14 +36,34 @@ namespace simd {
 using f32x16 = float __attribute__((vector_size(64)));
 using i32x16 = std::int32_t __attribute__((vector_size(64)));
 
-inline f32x16 load(const float* p) {
+TINYATTN_FORCEINLINE f32x16 load(const float* p) {
   f32x16 v;
   std::memcpy(&v, p, sizeof v);
   return v;
 }
-inline void store(float* p, f32x16 v) { std::memcpy(p, &v, sizeof v); }
-inline f32x16 splat(float x) { return f32x16{} + x; }
-inline i32x16 lane_index() { return i32x16{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}; }
+TINYATTN_FORCEINLINE void store(float* p, const f32x16& v) { std::memcpy(p, &v, sizeof v); }
+TINYATTN_FORCEINLINE f32x16 splat(float x) { return f32x16{} + x; }
+TINYATTN_FORCEINLINE i32x16 lane_index() { return i32x16{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}; }
+
+#if defined(__AVX2__) && !defined(__AVX512F__)
+// The lanes of a 16-entry table picked by the low 4 bits of k's lanes, in 8-lane halves: vpermps picks
+// by the low 3 bits within each half of the table and bit 3 chooses the half (GCC does a variable
+// __builtin_shuffle of 16 lanes lane by lane without AVX-512).
+TINYATTN_FORCEINLINE f32x16 lookup16(const f32x16& table, const i32x16& k) {
+  __m256 half_table[2], out[2];
+  __m256i index[2];
+  std::memcpy(half_table, &table, sizeof half_table);
+  std::memcpy(index, &k, sizeof index);
+  for (int h = 0; h < 2; ++h) {
+    const __m256 low = _mm256_permutevar8x32_ps(half_table[0], index[h]);
+    const __m256 high = _mm256_permutevar8x32_ps(half_table[1], index[h]);
+    out[h] = _mm256_blendv_ps(low, high, _mm256_castsi256_ps(_mm256_slli_epi32(index[h], 28)));  // bit 3 -> sign
+  }
+  f32x16 result;
+  std::memcpy(&result, out, sizeof result);
+  return result;
+}
+#endif
 
 // exp on 16 lanes, table-based (1.7x faster than a degree-5 polynomial here): with
 // k = round(x 16/ln2) and u = x - k ln2/16 (|u| <= ln2/32), exp(x) = 2^(k>>4) 2^((k&15)/16) exp(u),
@@ -45,7 +74,7 @@ inline i32x16 lane_index() { return i32x16{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11,
 // exp(x) below 2^-126 is the right subnormal down to x = -104, zero below. Elsewhere the exponent
 // bits are added directly, after clamping x to -87 (about 2^-125 below it); infinities give NaN.
 // (The masked forms of the intrinsics: the unmasked ones trip GCC 12's -Wuninitialized.)
-inline f32x16 exp(f32x16 x) {
+TINYATTN_FORCEINLINE f32x16 exp(const f32x16& x) {
   const f32x16 table = {1.0f,
                         1.04427378242741384f,
                         1.09050773266525766f,
@@ -89,6 +118,8 @@ inline f32x16 exp(f32x16 x) {
 #if defined(__clang__)  // clang has no variable __builtin_shuffle; this lane loop is correct, slower
   f32x16 two_j16;
   for (int l = 0; l < 16; ++l) two_j16[l] = table[k[l] & 15];
+#elif defined(__AVX2__)
+  const f32x16 two_j16 = lookup16(table, k);
 #else
   const f32x16 two_j16 = __builtin_shuffle(table, k & 15);
 #endif
@@ -103,9 +134,15 @@ inline f32x16 exp(f32x16 x) {
 }
 
 // Bit l set where lane l of a equals b.
-inline std::uint32_t equal_mask(f32x16 a, f32x16 b) {
+TINYATTN_FORCEINLINE std::uint32_t equal_mask(const f32x16& a, const f32x16& b) {
 #if defined(__AVX512F__)
   return _mm512_cmpeq_ps_mask((__m512)a, (__m512)b);
+#elif defined(__AVX2__) && !defined(__clang__)
+  __m256 x[2], y[2];
+  std::memcpy(x, &a, sizeof x);
+  std::memcpy(y, &b, sizeof y);
+  return static_cast<std::uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(x[0], y[0], _CMP_EQ_OQ))) |
+         static_cast<std::uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(x[1], y[1], _CMP_EQ_OQ))) << 8;
 #else
   const i32x16 equal = a == b;
   std::uint32_t mask = 0;
@@ -121,32 +158,51 @@ inline std::uint32_t equal_mask(f32x16 a, f32x16 b) {
 #else
 #define TINYATTN_SHUFFLE(v, ...) __builtin_shuffle(v, i32x16{__VA_ARGS__})
 #endif
-inline f32x16 swap8(f32x16 v) { return TINYATTN_SHUFFLE(v, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7); }
-inline f32x16 swap4(f32x16 v) { return TINYATTN_SHUFFLE(v, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11); }
-inline f32x16 swap2(f32x16 v) { return TINYATTN_SHUFFLE(v, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13); }
-inline f32x16 swap1(f32x16 v) { return TINYATTN_SHUFFLE(v, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14); }
-inline i32x16 swap8(i32x16 v) { return TINYATTN_SHUFFLE(v, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7); }
-inline i32x16 swap4(i32x16 v) { return TINYATTN_SHUFFLE(v, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11); }
-inline i32x16 swap2(i32x16 v) { return TINYATTN_SHUFFLE(v, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13); }
-inline i32x16 swap1(i32x16 v) { return TINYATTN_SHUFFLE(v, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14); }
+TINYATTN_FORCEINLINE f32x16 swap8(const f32x16& v) {
+  return TINYATTN_SHUFFLE(v, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7);
+}
+TINYATTN_FORCEINLINE f32x16 swap4(const f32x16& v) {
+  return TINYATTN_SHUFFLE(v, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+}
+TINYATTN_FORCEINLINE f32x16 swap2(const f32x16& v) {
+  return TINYATTN_SHUFFLE(v, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+}
+TINYATTN_FORCEINLINE f32x16 swap1(const f32x16& v) {
+  return TINYATTN_SHUFFLE(v, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+}
+TINYATTN_FORCEINLINE i32x16 swap8(const i32x16& v) {
+  return TINYATTN_SHUFFLE(v, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7);
+}
+TINYATTN_FORCEINLINE i32x16 swap4(const i32x16& v) {
+  return TINYATTN_SHUFFLE(v, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+}
+TINYATTN_FORCEINLINE i32x16 swap2(const i32x16& v) {
+  return TINYATTN_SHUFFLE(v, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+}
+TINYATTN_FORCEINLINE i32x16 swap1(const i32x16& v) {
+  return TINYATTN_SHUFFLE(v, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+}
 #undef TINYATTN_SHUFFLE
-inline i32x16 min(i32x16 a, i32x16 b) { return a < b ? a : b; }
-inline std::int32_t min(i32x16 v) {
+TINYATTN_FORCEINLINE i32x16 min(const i32x16& a, const i32x16& b) { return a < b ? a : b; }
+TINYATTN_FORCEINLINE std::int32_t min(const i32x16& lanes) {
+  i32x16 v = lanes;
   v = min(v, swap8(v));
   v = min(v, swap4(v));
   v = min(v, swap2(v));
   v = min(v, swap1(v));
   return v[0];
 }
-inline float sum(f32x16 v) {
+TINYATTN_FORCEINLINE float sum(const f32x16& lanes) {
+  f32x16 v = lanes;
   v += swap8(v);
   v += swap4(v);
   v += swap2(v);
   v += swap1(v);
   return v[0];
 }
-inline f32x16 max(f32x16 a, f32x16 b) { return a > b ? a : b; }
-inline float max(f32x16 v) {
+TINYATTN_FORCEINLINE f32x16 max(const f32x16& a, const f32x16& b) { return a > b ? a : b; }
+TINYATTN_FORCEINLINE float max(const f32x16& lanes) {
+  f32x16 v = lanes;
   v = max(v, swap8(v));
   v = max(v, swap4(v));
   v = max(v, swap2(v));
@@ -156,11 +212,11 @@ inline float max(f32x16 v) {
 // out[j] = sum of the lanes of v[j], j < 8: pairs of vectors are folded into one (each half-width
 // lane group now holding a partial sum of one of them) until one vector holds all eight sums.
 #if !defined(__clang__)  // clang has no two-vector variable __builtin_shuffle: store8_sums loops there
-inline f32x16 fold(f32x16 a, f32x16 b, i32x16 low_half, i32x16 high_half) {
+TINYATTN_FORCEINLINE f32x16 fold(const f32x16& a, const f32x16& b, const i32x16& low_half, const i32x16& high_half) {
   return __builtin_shuffle(a, b, low_half) + __builtin_shuffle(a, b, high_half);
 }
 #endif
-inline void store8_sums(const f32x16* v, float* out) {
+TINYATTN_FORCEINLINE void store8_sums(const f32x16* v, float* out) {
 #if defined(__clang__)
   for (int j = 0; j < 8; ++j) out[j] = sum(v[j]);
 #else

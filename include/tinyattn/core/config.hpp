@@ -25,11 +25,12 @@
 #endif
 
 // Explicit 64-byte vectors (GCC/clang vector extensions) for the CPU backend's hot loops. Off in
-// translation units compiled by nvcc (its front end rejects them) and on x86 without AVX-512 (there
-// GCC warns in every including file that passing such vectors changes the ABI, -Wpsabi, and they
-// would be split in halves anyway): the CPU backend then uses its portable loops, same results up to
-// rounding.
-#if defined(__GNUC__) && !defined(__CUDACC__) && (defined(__AVX512F__) || !(defined(__x86_64__) || defined(__i386__)))
+// translation units compiled by nvcc (its front end rejects them) and on x86 with neither AVX-512 nor
+// AVX2 with FMA (there such vectors would be split in four): the CPU backend then uses its portable
+// loops, same results up to rounding. With AVX2 a vector is two 256-bit halves
+// (backend/cpu_row_ops.hpp has what differs).
+#if defined(__GNUC__) && !defined(__CUDACC__) && \
+    (defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__)) || !(defined(__x86_64__) || defined(__i386__)))
 #define TINYATTN_HOST_SIMD 1
 #else
 #define TINYATTN_HOST_SIMD 0
