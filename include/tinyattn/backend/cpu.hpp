@@ -199,16 +199,18 @@ struct Primitives<backend::cpu> {
     }
   }
 
-  // One segment per task. Float rows of 16..256 columns (multiples of 16) are summed in vector
-  // registers, one load and one FMA per 16 columns of an entry. Width 1 is a scalar sum, vectorized
-  // (a fixed lane order) when all entries share one source value, as the score-table gradients do
-  // (the weights are then summed first), or when the entries are a contiguous run.
+  // One segment per task. Float rows of whole vectors (simd::kLanes columns each) are summed in
+  // vector registers, one load and one FMA per vector of an entry, at most simd::kAccumulators
+  // vectors of columns at a time (each such group walks the entries again; every column's sum keeps
+  // the entries' order). Width 1 is a scalar sum, vectorized (a fixed lane order) when all entries
+  // share one source value, as the score-table gradients do (the weights are then summed first), or
+  // when the entries are a contiguous run.
   template <class T>
   static void gather_sum_rows(const GatherSumArgs<T>& g) {
 #if TINYATTN_HOST_SIMD
     if constexpr (std::is_same_v<T, float>) {
-      if (g.width % 16 == 0 && g.width >= 16 && g.width <= 256) {
-        dispatch_blocks(g, std::make_integer_sequence<int, 16>{});
+      if (g.width % simd::kLanes == 0 && g.width > 0) {
+        gather_sum_vectors(g);
         return;
       }
     }
@@ -267,25 +269,37 @@ struct Primitives<backend::cpu> {
 
  private:
 #if TINYATTN_HOST_SIMD
-  template <int... B>
-  static void dispatch_blocks(const GatherSumArgs<float>& g, std::integer_sequence<int, B...>) {
-    ((g.width == 16 * (B + 1) ? gather_sum_blocks<B + 1>(g) : void()), ...);
-  }
-  template <int Blocks>
-  static void gather_sum_blocks(const GatherSumArgs<float>& g) {
+  // The columns in groups of equal size (as far as they divide), each no wider than the registers.
+  static void gather_sum_vectors(const GatherSumArgs<float>& g) {
+    const index_t vectors = g.width / simd::kLanes;
+    const index_t groups = (vectors + simd::kAccumulators - 1) / simd::kAccumulators;
+    const index_t per_group = (vectors + groups - 1) / groups;
 #pragma omp parallel for schedule(dynamic, 8) if (g.segments >= 16 && work(g) >= kParallelWork)
-    for (index_t s = 0; s < g.segments; ++s) {
-      float* out = g.out + static_cast<std::ptrdiff_t>(g.segment_out ? g.segment_out[s] : s) * g.width;
-      simd::f32x16 acc[Blocks];
-      for (int k = 0; k < Blocks; ++k) acc[k] = g.accumulate ? simd::load(out + 16 * k) : simd::splat(0);
-      for (index_t e = g.begin[s]; e < g.begin[s + 1]; ++e) {
-        const index_t item = g.entry_item ? g.entry_item[e] : e;
-        const float w = g.weight ? g.weight[g.entry_slot[e]] : 1.0f;
-        const float* src = g.src + static_cast<std::ptrdiff_t>(item) * g.src_ld;
-        for (int k = 0; k < Blocks; ++k) acc[k] += w * simd::load(src + 16 * k);
-      }
-      for (int k = 0; k < Blocks; ++k) simd::store(out + 16 * k, acc[k]);
+    for (index_t s = 0; s < g.segments; ++s)
+      for (index_t first = 0; first < vectors; first += per_group)
+        dispatch_group(g, s, first, std::min(per_group, vectors - first),
+                       std::make_integer_sequence<int, simd::kAccumulators>{});
+  }
+  template <int... B>
+  static void dispatch_group(const GatherSumArgs<float>& g, index_t s, index_t first, index_t count,
+                             std::integer_sequence<int, B...>) {
+    ((count == B + 1 ? gather_sum_group<B + 1>(g, s, first) : void()), ...);
+  }
+  // Segment s, vectors [first, first + Vectors) of its columns.
+  template <int Vectors>
+  static void gather_sum_group(const GatherSumArgs<float>& g, index_t s, index_t first) {
+    constexpr index_t L = simd::kLanes;
+    const index_t column = first * L;
+    float* out = g.out + static_cast<std::ptrdiff_t>(g.segment_out ? g.segment_out[s] : s) * g.width + column;
+    simd::f32v acc[Vectors];
+    for (int k = 0; k < Vectors; ++k) acc[k] = g.accumulate ? simd::load(out + L * k) : simd::splat(0);
+    for (index_t e = g.begin[s]; e < g.begin[s + 1]; ++e) {
+      const index_t item = g.entry_item ? g.entry_item[e] : e;
+      const float w = g.weight ? g.weight[g.entry_slot[e]] : 1.0f;
+      const float* src = g.src + static_cast<std::ptrdiff_t>(item) * g.src_ld + column;
+      for (int k = 0; k < Vectors; ++k) acc[k] += w * simd::load(src + L * k);
     }
+    for (int k = 0; k < Vectors; ++k) simd::store(out + L * k, acc[k]);
   }
 #endif
 
