@@ -64,7 +64,6 @@ TINYATTN_FORCEINLINE f32v load(const float* p) {
 }
 TINYATTN_FORCEINLINE void store(float* p, const f32v& v) { std::memcpy(p, &v, sizeof v); }
 TINYATTN_FORCEINLINE f32v splat(float x) { return f32v{} + x; }
-TINYATTN_FORCEINLINE i32v splat_int(std::int32_t x) { return i32v{} + x; }
 TINYATTN_FORCEINLINE i32v lane_index() {
 #if TINYATTN_SIMD_AVX2
   return i32v{0, 1, 2, 3, 4, 5, 6, 7};
@@ -73,7 +72,6 @@ TINYATTN_FORCEINLINE i32v lane_index() {
 #endif
 }
 TINYATTN_FORCEINLINE f32v max(const f32v& a, const f32v& b) { return a > b ? a : b; }
-TINYATTN_FORCEINLINE i32v min(const i32v& a, const i32v& b) { return a < b ? a : b; }
 
 // exp on a vector, table-based (1.7x faster than a degree-5 polynomial here): with
 // k = round(x 16/ln2) and u = x - k ln2/16 (|u| <= ln2/32), exp(x) = 2^(k>>4) 2^((k&15)/16) exp(u),
@@ -160,7 +158,7 @@ TINYATTN_FORCEINLINE std::uint32_t equal_mask(const f32v& a, const f32v& b) {
 #endif
 }
 
-// Horizontal sum, maximum and minimum as trees (log2 kLanes shuffle steps): a serial chain over the
+// Horizontal sum and maximum as trees (log2 kLanes shuffle steps): a serial chain over the
 // lanes at the end of every row would sit on the critical path of the per-sample kernels. swap<G>
 // exchanges neighbouring groups of G lanes, for float and integer lanes alike.
 #if defined(__clang__)
@@ -189,9 +187,6 @@ TINYATTN_FORCEINLINE V all_lanes(V v, Op op) {
   v = op(v, swap<4>(v));
   v = op(v, swap<2>(v));
   return op(v, swap<1>(v));
-}
-TINYATTN_FORCEINLINE std::int32_t min(const i32v& lanes) {
-  return all_lanes(lanes, [](const i32v& a, const i32v& b) { return min(a, b); })[0];
 }
 TINYATTN_FORCEINLINE float sum(const f32v& lanes) {
   return all_lanes(lanes, [](const f32v& a, const f32v& b) { return a + b; })[0];
