@@ -35,14 +35,22 @@ void embedding_forward(Scalar* x, const index_t* tokens, const Scalar* w_e, cons
 
 template <class Scalar>
 struct SumPositionColumn {  // dW_pos[t, c] += sum over b of dx[b, t, c]
+  // Columns in groups of kGroup with the samples outermost, so each sample's row is read as one
+  // contiguous run rather than once per column at a stride of T * D; every column still adds the
+  // samples in order b = 0, 1, ... (the same bits as a sum per column).
+  static constexpr index_t kGroup = 16;
   Scalar* dw_pos;
   const Scalar* dx;
   index_t B, T, D;
   TINYATTN_HD void operator()(index_t t, index_t c0, index_t c1) const {
-    for (index_t c = c0; c < c1; ++c) {
-      Scalar acc = 0;
-      for (index_t b = 0; b < B; ++b) acc += dx[(static_cast<std::ptrdiff_t>(b) * T + t) * D + c];
-      dw_pos[static_cast<std::ptrdiff_t>(t) * D + c] += acc;
+    for (index_t g0 = c0; g0 < c1; g0 += kGroup) {
+      const index_t n = c1 - g0 < kGroup ? c1 - g0 : kGroup;
+      Scalar acc[kGroup] = {};
+      for (index_t b = 0; b < B; ++b) {
+        const Scalar* row = dx + (static_cast<std::ptrdiff_t>(b) * T + t) * D + g0;
+        for (index_t j = 0; j < n; ++j) acc[j] += row[j];
+      }
+      for (index_t j = 0; j < n; ++j) dw_pos[static_cast<std::ptrdiff_t>(t) * D + g0 + j] += acc[j];
     }
   }
 };
