@@ -150,51 +150,38 @@ struct Primitives<backend::cpu> {
   }
 
   // ---- matrix products ---------------------------------------------------------------------------
-  // Output rows are cut into fixed blocks of kGemmRowBlock; each (batch, block) is one Eigen product
-  // computed by one thread, so the summation order does not depend on the thread count. Eigen must
-  // not start threads of its own (its GEMM threads synchronize by spinning, and a region of ours that
-  // runs on one thread would not stop it): each thread of the region sets its own thread count to 1
-  // (an ICV of the region's implicit task, gone with the region).
+  // Output rows are cut into fixed blocks of kGemmRowBlock; each (batch, block) is one product
+  // computed by one thread, so the summation order does not depend on the thread count. Each block
+  // calls Eigen's matrix-matrix kernel itself (product_block) rather than through a product
+  // expression: an expression also compiles Eigen's matrix-vector and coefficient-wise products and
+  // its own threading for every transpose combination, which cost each translation unit several
+  // seconds of compile time for products this backend never wants (one thread per block, always the
+  // blocked kernel, whatever the sizes).
   static constexpr index_t kGemmRowBlock = 64;
 
   template <class T>
   static void gemm(const GemmArgs<T>& g) {
-    using Matrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-    using ConstMap = Eigen::Map<const Matrix, Eigen::Unaligned, Eigen::OuterStride<>>;
-    using Map = Eigen::Map<Matrix, Eigen::Unaligned, Eigen::OuterStride<>>;
     if (g.m == 0 || g.n == 0) return;
     const index_t blocks = (g.m + kGemmRowBlock - 1) / kGemmRowBlock;
     const index_t outputs = g.sum_batches ? 1 : g.batch;
     const index_t tasks = outputs * blocks;
-#pragma omp parallel if (tasks > 1 && static_cast <long>(g.m) * g.n * g.k * g.batch >= kParallelWork)
-    {
-#if defined(_OPENMP)
-      omp_set_num_threads(1);
-#endif
-#pragma omp for schedule(dynamic, 1)
-      for (index_t task = 0; task < tasks; ++task) {
-        const index_t out = task / blocks, block = task % blocks;
-        const index_t row0 = block * kGemmRowBlock, rows = std::min(kGemmRowBlock, g.m - row0);
-        const index_t first = g.sum_batches ? 0 : out, last = g.sum_batches ? g.batch : out + 1;
-        Map c(g.c + (g.sum_batches ? 0 : out * g.stride_c) + static_cast<std::ptrdiff_t>(row0) * g.ldc, rows, g.n,
-              Eigen::OuterStride<>(g.ldc));
-        for (index_t bi = first; bi < last; ++bi) {
-          const bool add = g.accumulate || bi > first;
-          const T* a = g.a + bi * g.stride_a;
-          const T* b = g.b + bi * g.stride_b;
-          if (g.k == 0) {
-            if (!add) c.setZero();
-            continue;
-          }
-          const ConstMap bm(b, g.trans_b ? g.n : g.k, g.trans_b ? g.k : g.n, Eigen::OuterStride<>(g.ldb));
-          if (!g.trans_a) {
-            const ConstMap am(a + static_cast<std::ptrdiff_t>(row0) * g.lda, rows, g.k, Eigen::OuterStride<>(g.lda));
-            product(c, am, bm, g.trans_b, add);
-          } else {
-            const ConstMap at(a, g.k, g.m, Eigen::OuterStride<>(g.lda));
-            product(c, at.middleCols(row0, rows).transpose(), bm, g.trans_b, add);
-          }
-        }
+    const bool threads = tasks > 1 && static_cast<long>(g.m) * g.n * g.k * g.batch >= kParallelWork;
+#pragma omp parallel for schedule(dynamic, 1) if (threads)
+    for (index_t task = 0; task < tasks; ++task) {
+      const index_t out = task / blocks, block = task % blocks;
+      const index_t row0 = block * kGemmRowBlock, rows = std::min(kGemmRowBlock, g.m - row0);
+      const index_t first = g.sum_batches ? 0 : out, last = g.sum_batches ? g.batch : out + 1;
+      T* c = g.c + (g.sum_batches ? 0 : out * g.stride_c) + static_cast<std::ptrdiff_t>(row0) * g.ldc;
+      if (!g.accumulate || g.k == 0) {
+        if (!g.accumulate)
+          for (index_t r = 0; r < rows; ++r) std::fill_n(c + static_cast<std::ptrdiff_t>(r) * g.ldc, g.n, T(0));
+        if (g.k == 0) continue;
+      }
+      for (index_t bi = first; bi < last; ++bi) {
+        const T* a = g.a + bi * g.stride_a;
+        // The block's rows of op(A): rows of A, or columns of A stored (k, m) when transposed.
+        const T* a_rows = g.trans_a ? a + row0 : a + static_cast<std::ptrdiff_t>(row0) * g.lda;
+        product_block(c, g.ldc, a_rows, g.lda, g.trans_a, g.b + bi * g.stride_b, g.ldb, g.trans_b, rows, g.n, g.k);
       }
     }
   }
@@ -303,19 +290,28 @@ struct Primitives<backend::cpu> {
   }
 #endif
 
-  template <class C, class A, class B>
-  static void product(C& c, const A& a, const B& b, bool trans_b, bool add) {
-    if (trans_b) {
-      if (add)
-        c.noalias() += a * b.transpose();
-      else
-        c.noalias() = a * b.transpose();
-    } else {
-      if (add)
-        c.noalias() += a * b;
-      else
-        c.noalias() = a * b;
-    }
+  // c (rows, n; row-major, ldc) += op(A) (rows, k) op(B) (k, n), with A stored row-major (rows, k) or,
+  // transposed, (k, rows) (a column-major view), and B likewise (k, n) or (n, k). One thread: Eigen's
+  // blocked kernel with packing buffers of its own (on the stack for these sizes).
+  template <class T>
+  static void product_block(T* c, index_t ldc, const T* a, index_t lda, bool trans_a, const T* b, index_t ldb,
+                            bool trans_b, index_t rows, index_t n, index_t k) {
+    constexpr int kRow = Eigen::RowMajor, kCol = Eigen::ColMajor;
+    if (!trans_a)
+      trans_b ? product_block<kRow, kCol>(c, ldc, a, lda, b, ldb, rows, n, k)
+              : product_block<kRow, kRow>(c, ldc, a, lda, b, ldb, rows, n, k);
+    else
+      trans_b ? product_block<kCol, kCol>(c, ldc, a, lda, b, ldb, rows, n, k)
+              : product_block<kCol, kRow>(c, ldc, a, lda, b, ldb, rows, n, k);
+  }
+  template <int AOrder, int BOrder, class T>
+  static void product_block(T* c, index_t ldc, const T* a, index_t lda, const T* b, index_t ldb, index_t rows,
+                            index_t n, index_t k) {
+    using Index = Eigen::Index;
+    Eigen::internal::gemm_blocking_space<Eigen::RowMajor, T, T, Eigen::Dynamic, Eigen::Dynamic, Eigen::Dynamic>
+        blocking(rows, n, k, 1, true);
+    Eigen::internal::general_matrix_matrix_product<Index, T, AOrder, false, T, BOrder, false, Eigen::RowMajor, 1>::run(
+        rows, n, k, a, lda, b, ldb, c, 1, ldc, T(1), blocking, nullptr);
   }
 };
 
