@@ -204,40 +204,5 @@ TEST_CASE("CpuRowOps::mix and dots agree with double references and the portable
   check_mix_and_dots<5, 8>(15);  // not whole vectors: the portable loops
 }
 
-// The CPU's gather-sums of float rows (backend/cpu.hpp): rows of whole vectors are summed in vector
-// registers, a group of columns at a time when there are more vectors than registers; every width
-// against a double reference (tests/core/test_primitives.cpp covers the double rows).
-TEST_CASE("CPU gather_sum_rows on float rows: one group of vectors, several, uneven, and not whole vectors") {
-  using P = Primitives<backend::cpu>;
-  for (const index_t width : {8, 16, 48, 144, 200, 512, 13}) {
-    const index_t segments = 5, src_rows = 11, src_ld = width + 8;
-    const std::vector<index_t> begin{0, 4, 4, 9, 10, 17}, segment_out{3, 0, 4, 1, 2};
-    std::vector<index_t> item(17), slot(17);
-    for (index_t e = 0; e < 17; ++e) item[e] = (5 * e + 2) % src_rows, slot[e] = (3 * e + 1) % 7;
-    NormalGenerator normal(static_cast<std::uint64_t>(width));
-    std::vector<float> src(static_cast<std::size_t>(src_rows) * src_ld), weight(7),
-        out(static_cast<std::size_t>(segments) * width);
-    for (float& x : src) x = static_cast<float>(normal.next());
-    for (float& x : weight) x = static_cast<float>(normal.next());
-    for (float& x : out) x = static_cast<float>(normal.next());
-    std::vector<float> got = out;
-    GatherSumArgs<float> g;
-    g.segments = segments, g.width = width, g.begin = begin.data(), g.entry_item = item.data();
-    g.entry_slot = slot.data(), g.weight = weight.data(), g.src = src.data(), g.src_ld = src_ld;
-    g.out = got.data(), g.segment_out = segment_out.data(), g.accumulate = true;
-    P::gather_sum_rows(g);
-    double worst = 0;
-    for (index_t s = 0; s < segments; ++s)
-      for (index_t c = 0; c < width; ++c) {
-        const std::size_t at = static_cast<std::size_t>(segment_out[s]) * width + c;
-        double want = out[at];
-        for (index_t e = begin[s]; e < begin[s + 1]; ++e)
-          want += static_cast<double>(weight[slot[e]]) * src[static_cast<std::size_t>(item[e]) * src_ld + c];
-        worst = std::max(worst, std::abs(got[at] - want));
-      }
-    CHECK_MESSAGE(worst <= 1e-5, "width " << width << ": worst error " << worst);
-  }
-}
-
 }  // namespace
 }  // namespace tinyattn::test
