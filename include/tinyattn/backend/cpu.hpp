@@ -290,9 +290,29 @@ struct Primitives<backend::cpu> {
   }
 #endif
 
+  // Eigen's block sizes for a (rows, n, k) product with a row-major result (the same as its own
+  // gemm_blocking_space: the same bits), packing into this thread's workspace instead of buffers Eigen
+  // would make per call, on the heap for panels over its 128 KB stack limit (grokking's). The
+  // workspace grows to the largest product the thread has run; after that no product allocates.
+  template <class T>
+  class GemmPanels : public Eigen::internal::level3_blocking<T, T> {
+   public:
+    GemmPanels(index_t rows, index_t n, index_t k) {
+      // Eigen runs a product with a row-major result transposed: its rows (mc) are the n columns.
+      this->m_mc = n, this->m_nc = rows, this->m_kc = k;
+      Eigen::internal::computeProductBlockingSizes<T, T, 1>(this->m_kc, this->m_mc, this->m_nc, Eigen::Index{1});
+      constexpr std::size_t kAlign = 64 / sizeof(T);  // B's panel on a 64-byte boundary too
+      const std::size_t a = (static_cast<std::size_t>(this->m_mc * this->m_kc) + kAlign - 1) / kAlign * kAlign;
+      const std::size_t b = static_cast<std::size_t>(this->m_kc * this->m_nc);
+      thread_local buffer<T> workspace;
+      if (workspace.size() < a + b) workspace.resize(a + b);
+      this->m_blockA = workspace.data();
+      this->m_blockB = workspace.data() + a;
+    }
+  };
+
   // c (rows, n; row-major, ldc) += op(A) (rows, k) op(B) (k, n), with A stored row-major (rows, k) or,
-  // transposed, (k, rows) (a column-major view), and B likewise (k, n) or (n, k). One thread: Eigen's
-  // blocked kernel with packing buffers of its own (on the stack for these sizes).
+  // transposed, (k, rows) (a column-major view), and B likewise (k, n) or (n, k). On this thread.
   template <class T>
   static void product_block(T* c, index_t ldc, const T* a, index_t lda, bool trans_a, const T* b, index_t ldb,
                             bool trans_b, index_t rows, index_t n, index_t k) {
@@ -307,11 +327,10 @@ struct Primitives<backend::cpu> {
   template <int AOrder, int BOrder, class T>
   static void product_block(T* c, index_t ldc, const T* a, index_t lda, const T* b, index_t ldb, index_t rows,
                             index_t n, index_t k) {
-    using Index = Eigen::Index;
-    Eigen::internal::gemm_blocking_space<Eigen::RowMajor, T, T, Eigen::Dynamic, Eigen::Dynamic, Eigen::Dynamic>
-        blocking(rows, n, k, 1, true);
-    Eigen::internal::general_matrix_matrix_product<Index, T, AOrder, false, T, BOrder, false, Eigen::RowMajor, 1>::run(
-        rows, n, k, a, lda, b, ldb, c, 1, ldc, T(1), blocking, nullptr);
+    GemmPanels<T> panels(rows, n, k);
+    Eigen::internal::general_matrix_matrix_product<Eigen::Index, T, AOrder, false, T, BOrder, false, Eigen::RowMajor,
+                                                   1>::run(rows, n, k, a, lda, b, ldb, c, 1, ldc, T(1), panels,
+                                                           nullptr);
   }
 };
 
