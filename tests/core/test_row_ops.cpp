@@ -6,7 +6,6 @@
 #include <vector>
 
 #include "../support/test_support.hpp"
-#include "tinyattn/backend/cpu.hpp"
 #include "tinyattn/backend/cpu_row_ops.hpp"
 
 namespace tinyattn::test {

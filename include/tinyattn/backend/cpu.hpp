@@ -172,11 +172,9 @@ struct Primitives<backend::cpu> {
       const index_t row0 = block * kGemmRowBlock, rows = std::min(kGemmRowBlock, g.m - row0);
       const index_t first = g.sum_batches ? 0 : out, last = g.sum_batches ? g.batch : out + 1;
       T* c = g.c + (g.sum_batches ? 0 : out * g.stride_c) + static_cast<std::ptrdiff_t>(row0) * g.ldc;
-      if (!g.accumulate || g.k == 0) {
-        if (!g.accumulate)
-          for (index_t r = 0; r < rows; ++r) std::fill_n(c + static_cast<std::ptrdiff_t>(r) * g.ldc, g.n, T(0));
-        if (g.k == 0) continue;
-      }
+      if (!g.accumulate)  // Eigen's kernel adds to c
+        for (index_t r = 0; r < rows; ++r) std::fill_n(c + static_cast<std::ptrdiff_t>(r) * g.ldc, g.n, T(0));
+      if (g.k == 0) continue;
       for (index_t bi = first; bi < last; ++bi) {
         const T* a = g.a + bi * g.stride_a;
         // The block's rows of op(A): rows of A, or columns of A stored (k, m) when transposed.
